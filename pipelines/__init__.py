@@ -1,0 +1,1 @@
+"""Dask pipelines that write the store: import, rebuild."""

@@ -1,0 +1,177 @@
+"""Arrow schemas of the three import file kinds and of segment files, with
+their pydantic twins (one row as a model). ``tests/unit/test_schemas.py``
+checks that each pair agrees.
+
+Segment files (format version 1) hold, per row:
+
+- ``id``: string
+- ``values``: ``fixed_size_list<float32>[dimension]`` (dense and hybrid)
+- ``sparse_values``: ``struct<indices: list<uint32>, values: list<float32>>``
+  (sparse, and optional in hybrid)
+- ``metadata``: the record's metadata as a JSON object string (returned as is)
+- shredded metadata, one column per (field, kind), so filters evaluate
+  vectorised without parsing JSON: ``m.num.<field>`` float64,
+  ``m.str.<field>`` string, ``m.bool.<field>`` bool,
+  ``m.list.<field>`` list<string>. A row whose field is absent (or of another
+  kind) is null in that column.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+ImportKind = Literal["dense", "sparse", "hybrid"]
+
+SPARSE_TYPE = pa.struct(
+    [pa.field("indices", pa.list_(pa.uint32())), pa.field("values", pa.list_(pa.float32()))]
+)
+
+META_PREFIX = "m."
+META_KINDS: dict[str, pa.DataType] = {
+    "num": pa.float64(),
+    "str": pa.string(),
+    "bool": pa.bool_(),
+    "list": pa.list_(pa.string()),
+}
+
+
+def meta_column(field: str, kind: str) -> str:
+    """Segment column name of a shredded metadata field."""
+    return f"{META_PREFIX}{kind}.{field}"
+
+
+def parse_meta_column(name: str) -> tuple[str, str] | None:
+    """``m.num.year`` -> (``year``, ``num``); None for other columns."""
+    if not name.startswith(META_PREFIX):
+        return None
+    kind, _, field = name[len(META_PREFIX) :].partition(".")
+    if kind not in META_KINDS or not field:
+        return None
+    return field, kind
+
+
+def import_schema(kind: ImportKind) -> pa.Schema:
+    """The canonical schema of an import file of ``kind`` (others widen to it)."""
+    fields = [pa.field("id", pa.string(), nullable=False)]
+    if kind in ("dense", "hybrid"):
+        fields.append(pa.field("values", pa.list_(pa.float32()), nullable=False))
+    if kind == "sparse":
+        fields.append(pa.field("sparse_values", SPARSE_TYPE, nullable=False))
+    if kind == "hybrid":
+        fields.append(pa.field("sparse_values", SPARSE_TYPE, nullable=True))
+    fields.append(pa.field("metadata", pa.string(), nullable=True))
+    return pa.schema(fields)
+
+
+REQUIRED_COLUMNS: dict[ImportKind, tuple[str, ...]] = {
+    "dense": ("id", "values"),
+    "sparse": ("id", "sparse_values"),
+    "hybrid": ("id", "values"),
+}
+
+
+def segment_schema(
+    kind: ImportKind, dimension: int | None, meta_fields: dict[str, list[str]] | None = None
+) -> pa.Schema:
+    """Schema of a segment file; ``meta_fields`` maps field -> kinds present."""
+    fields = [pa.field("id", pa.string(), nullable=False)]
+    if kind in ("dense", "hybrid"):
+        if dimension is None:
+            raise ValueError("a dense segment needs a dimension")
+        fields.append(
+            pa.field("values", pa.list_(pa.field("item", pa.float32()), dimension), nullable=False)
+        )
+    if kind in ("sparse", "hybrid"):
+        fields.append(pa.field("sparse_values", SPARSE_TYPE, nullable=kind == "hybrid"))
+    fields.append(pa.field("metadata", pa.string(), nullable=True))
+    for name in sorted(meta_fields or {}):
+        fields.extend(
+            pa.field(meta_column(name, k), META_KINDS[k], nullable=True)
+            for k in sorted(meta_fields[name])  # type: ignore[index]
+        )
+    return pa.schema(fields)
+
+
+ID_INDEX_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("cluster", pa.int32(), nullable=False),
+        pa.field("row", pa.int32(), nullable=False),
+    ]
+)
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("namespace", pa.string(), nullable=False),
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("row", pa.int64(), nullable=False),
+        pa.field("code", pa.string(), nullable=False),
+        pa.field("message", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=True),
+    ]
+)
+
+
+# ------------------------------------------------------------ pydantic twins
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SparseRow(_Row):
+    indices: list[int]
+    values: list[float]
+
+
+class DenseImportRow(_Row):
+    id: str
+    values: list[float]
+    metadata: str | None = None
+
+
+class SparseImportRow(_Row):
+    id: str
+    sparse_values: SparseRow
+    metadata: str | None = None
+
+
+class HybridImportRow(_Row):
+    id: str
+    values: list[float]
+    sparse_values: SparseRow | None = None
+    metadata: str | None = None
+
+
+class SegmentRow(_Row):
+    """A segment row without shredded metadata columns (those are derived)."""
+
+    id: str
+    values: list[float] | None = None
+    sparse_values: SparseRow | None = None
+    metadata: str | None = None
+
+
+class IdIndexRow(_Row):
+    id: str
+    cluster: int
+    row: int
+
+
+class RejectRow(_Row):
+    namespace: str
+    file: str
+    row: int
+    code: str
+    message: str
+    id: str | None = None
+
+
+IMPORT_ROW_MODELS: dict[ImportKind, type[_Row]] = {
+    "dense": DenseImportRow,
+    "sparse": SparseImportRow,
+    "hybrid": HybridImportRow,
+}

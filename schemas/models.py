@@ -1,0 +1,263 @@
+"""Frozen pydantic models: the index spec, import job records, namespace
+manifests and the query / fetch / stats responses.
+
+Models are immutable; change them with ``model_copy(update=...)``. JSON field
+names are the Python names (snake_case); the REST layer maps them to
+Pinecone's camelCase.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FORMAT_VERSION = 1
+
+Metric = Literal["cosine", "euclidean", "dotproduct"]
+VectorType = Literal["dense", "sparse"]
+Cloud = Literal["aws", "gcp", "azure"]
+ImportStatus = Literal["Pending", "InProgress", "Completed", "Failed", "Cancelled"]
+ErrorMode = Literal["continue", "abort"]
+FINAL_STATUSES: frozenset[str] = frozenset({"Completed", "Failed", "Cancelled"})
+
+MetadataValue = str | bool | int | float | list[str]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------- index
+
+
+class IndexSpec(Frozen):
+    """``indexes/<name>/index.json``."""
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    dimension: int | None = None
+    metric: Metric = "cosine"
+    vector_type: VectorType = "dense"
+    cloud: Cloud = "aws"
+    region: str = "local"
+    created_at: datetime = Field(default_factory=utcnow)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def kind(self) -> Literal["dense", "sparse", "hybrid"]:
+        """Which import file layout the index takes."""
+        if self.vector_type == "sparse":
+            return "sparse"
+        return "hybrid" if self.metric == "dotproduct" else "dense"
+
+
+# ---------------------------------------------------------------------- jobs
+
+
+class NamespaceProgress(Frozen):
+    files: int = 0
+    bytes_total: int = 0
+    bytes_read: int = 0
+    records_read: int = 0
+    records_imported: int = 0
+    records_skipped: int = 0
+    status: Literal["Pending", "InProgress", "Committed", "Failed"] = "Pending"
+
+
+class ImportJob(Frozen):
+    """``indexes/<index>/imports/<id>.json``: one import job."""
+
+    format_version: int = FORMAT_VERSION
+    id: str
+    index: str
+    uri: str
+    status: ImportStatus = "Pending"
+    error_mode: ErrorMode = "continue"
+    integration_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    percent_complete: float = 0.0
+    records_imported: int = 0
+    error: str | None = None
+    # beyond Pinecone
+    phase: str = "pending"
+    bytes_total: int = 0
+    bytes_read: int = 0
+    records_skipped: dict[str, int] = Field(default_factory=dict)
+    namespaces: dict[str, NamespaceProgress] = Field(default_factory=dict)
+    rejects_uri: str | None = None
+    heartbeat_at: datetime | None = None
+    runner: str | None = None
+    attempt: int = 1
+    cancel_requested: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def records_skipped_total(self) -> int:
+        return sum(self.records_skipped.values())
+
+
+class StartImportResponse(Frozen):
+    id: str
+
+
+class Pagination(Frozen):
+    next: str
+
+
+class ImportPage(Frozen):
+    data: list[ImportJob]
+    pagination: Pagination | None = None
+
+
+# ------------------------------------------------------------------ manifest
+
+
+class FieldStats(Frozen):
+    """Statistics of one metadata field within one cluster.
+
+    ``count`` rows carry the field. Numbers: ``min``/``max``. Strings and
+    string lists: ``values`` is the exact set when it has at most
+    ``STATS_MAX_VALUES`` members, else None (unknown). Booleans: ``true`` /
+    ``false`` counts.
+    """
+
+    count: int = 0
+    num_count: int = 0
+    min: float | None = None
+    max: float | None = None
+    str_count: int = 0
+    values: list[str] | None = None
+    bool_true: int = 0
+    bool_false: int = 0
+    list_count: int = 0
+
+
+STATS_MAX_VALUES = 64
+
+
+class ClusterEntry(Frozen):
+    """One cluster of a namespace version: its segment file and statistics."""
+
+    id: int
+    segment: str  # path relative to the namespace directory
+    row_count: int
+    byte_size: int
+    stats: dict[str, FieldStats] = Field(default_factory=dict)
+
+
+class MetadataField(Frozen):
+    """A metadata field as stored in segment columns (kinds seen)."""
+
+    name: str
+    kinds: list[Literal["num", "str", "bool", "list"]]
+
+
+class Manifest(Frozen):
+    """``namespaces/<ns>/_manifests/<version:020d>.json``.
+
+    A namespace is visible when its newest manifest exists, is not
+    ``deleted``, and (if written by an import) that import's commit marker
+    exists.
+    """
+
+    format_version: int = FORMAT_VERSION
+    index: str
+    namespace: str
+    version: int
+    created_at: datetime = Field(default_factory=utcnow)
+    import_id: str | None = None
+    deleted: bool = False
+    vector_type: VectorType = "dense"
+    metric: Metric = "cosine"
+    dimension: int | None = None
+    record_count: int = 0
+    byte_size: int = 0
+    centroids: str | None = None  # relative path of the .centroids file (npy float32, k x d)
+    clusters: list[ClusterEntry] = Field(default_factory=list)
+    id_files: list[str] = Field(default_factory=list)  # id -> (cluster, row) lookup files
+    fields: list[MetadataField] = Field(default_factory=list)
+    parent_version: int | None = None
+
+    def files(self) -> list[str]:
+        """Every data file this version references (relative paths)."""
+        out = [c.segment for c in self.clusters] + list(self.id_files)
+        if self.centroids:
+            out.append(self.centroids)
+        return out
+
+
+# ----------------------------------------------------------- query responses
+
+
+class SparseValues(Frozen):
+    indices: list[int]
+    values: list[float]
+
+
+class ScoredVector(Frozen):
+    id: str
+    score: float
+    values: list[float] | None = None
+    sparse_values: SparseValues | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class Usage(Frozen):
+    read_units: int = 0
+
+
+class QueryResponse(Frozen):
+    matches: list[ScoredVector]
+    namespace: str
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Vector(Frozen):
+    id: str
+    values: list[float] | None = None
+    sparse_values: SparseValues | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class FetchResponse(Frozen):
+    vectors: dict[str, Vector]
+    namespace: str
+    usage: Usage = Field(default_factory=Usage)
+
+
+class NamespaceSummary(Frozen):
+    vector_count: int
+
+
+class IndexStats(Frozen):
+    namespaces: dict[str, NamespaceSummary]
+    dimension: int | None
+    index_fullness: float = 0.0
+    total_vector_count: int
+    metric: Metric
+    vector_type: VectorType
+
+
+class NamespaceDescription(Frozen):
+    name: str
+    record_count: int
+
+
+class ListItem(Frozen):
+    id: str
+
+
+class ListResponse(Frozen):
+    vectors: list[ListItem]
+    namespace: str
+    pagination: Pagination | None = None

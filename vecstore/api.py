@@ -1,0 +1,410 @@
+"""The public Python API: ``VecStore`` (control plane) and ``Index`` (data plane).
+
+Names follow Pinecone's Python SDK. ``start_import`` raises only for invalid
+arguments; every problem with the data or the import directory ends as a
+``Failed`` job whose ``error`` says why.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas import (
+    FINAL_STATUSES,
+    ImportJob,
+    ImportPage,
+    IndexSpec,
+    IndexStats,
+    NamespaceDescription,
+    NamespaceSummary,
+    StartImportResponse,
+)
+from vecstore import jobstate, layout, manifests
+from vecstore.cleanup import cleanup_import
+from vecstore.errors import (
+    AlreadyExistsError,
+    FormatError,
+    InvalidArgumentError,
+    NotFoundError,
+    WaitTimeoutError,
+)
+from vecstore.integrations import Integrations, anonymous_options, from_environment
+from vecstore.jobs import JobStore, heartbeat_age, new_job_id
+from vecstore.runners import get_runner
+from vecstore.storage import Store, scheme_of, translate_uri
+
+INDEX_NAME = re.compile(r"^[a-z0-9-]{1,45}$")
+MAX_DIMENSION = 20_000
+METRICS = ("cosine", "euclidean", "dotproduct")
+VECTOR_TYPES = ("dense", "sparse")
+CLOUDS = ("aws", "gcp", "azure")
+# A runner refreshes its heartbeat every few seconds; past this it is presumed dead.
+STALE_AFTER_SECONDS = 30.0
+
+
+def _enum_value(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def validate_index_args(
+    name: Any, dimension: Any, metric: Any, vector_type: Any, cloud: Any
+) -> tuple[str, int | None, str, str, str]:
+    """Check create_index arguments; return them normalised."""
+    if not isinstance(name, str) or not INDEX_NAME.match(name):
+        raise InvalidArgumentError(
+            f"Invalid index name {name!r}: expected 1-45 lowercase letters, digits or hyphens",
+            name=name,
+        )
+    vector_type = _enum_value(vector_type)
+    if vector_type not in VECTOR_TYPES:
+        raise InvalidArgumentError(
+            f"Invalid vector_type {vector_type!r}: expected 'dense' or 'sparse'"
+        )
+    metric = _enum_value(metric)
+    if metric is None:
+        metric = "dotproduct" if vector_type == "sparse" else "cosine"
+    if metric not in METRICS:
+        raise InvalidArgumentError(
+            f"Invalid metric {metric!r}: expected 'cosine', 'euclidean' or 'dotproduct'"
+        )
+    if vector_type == "sparse":
+        if metric != "dotproduct":
+            raise InvalidArgumentError(
+                f"Invalid metric {metric!r} for a sparse index: sparse indexes use 'dotproduct'"
+            )
+        if dimension is not None:
+            raise InvalidArgumentError(
+                f"A sparse index takes no dimension, got dimension={dimension!r}"
+            )
+    else:
+        if isinstance(dimension, bool) or not isinstance(dimension, int):
+            raise InvalidArgumentError(
+                f"A dense index needs an integer dimension from 1 to {MAX_DIMENSION}, "
+                f"got {dimension!r}"
+            )
+        if not 1 <= dimension <= MAX_DIMENSION:
+            raise InvalidArgumentError(
+                f"Invalid dimension {dimension}: expected 1 to {MAX_DIMENSION}"
+            )
+    cloud = _enum_value(cloud)
+    if cloud not in CLOUDS:
+        raise InvalidArgumentError(f"Invalid cloud {cloud!r}: expected 'aws', 'gcp' or 'azure'")
+    return name, dimension, metric, vector_type, cloud
+
+
+def validate_import_uri(uri: Any, spec: IndexSpec) -> str:
+    """Argument checks of an import URI (the cloud rules included)."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise InvalidArgumentError(f"An import uri is required, got {uri!r}")
+    translate_uri(uri)  # raises on unsupported forms
+    kind = scheme_of(uri)
+    if kind not in ("local", "memory", "s3", "gcs", "azure"):
+        raise InvalidArgumentError(
+            f'Unsupported import uri "{uri}": expected s3://, gs://, az://, '
+            "https://ACCOUNT.blob.core.windows.net/CONTAINER/DIR, memory:// or a local path"
+        )
+    if kind == "s3":
+        if spec.cloud in ("gcp", "azure"):
+            raise InvalidArgumentError(
+                f'Cannot import from Amazon S3 ("{uri}") into index "{spec.name}" hosted on '
+                f"{spec.cloud.upper() if spec.cloud == 'gcp' else 'Azure'}: an index on GCP or "
+                "Azure imports only from Google Cloud Storage or Azure Blob Storage"
+            )
+        bucket = uri.split("://", 1)[1].split("/", 1)[0]
+        if bucket.endswith("--x-s3"):
+            raise InvalidArgumentError(
+                f'Cannot import from S3 Express One Zone bucket "{bucket}": directory buckets '
+                "(names ending in --x-s3) are not supported; use a general purpose bucket"
+            )
+    return uri
+
+
+def validate_error_mode(error_mode: Any) -> str:
+    value = _enum_value(error_mode)
+    if isinstance(value, str) and value.lower() in ("continue", "abort"):
+        return value.lower()
+    raise InvalidArgumentError(f"Invalid error_mode {error_mode!r}: expected 'continue' or 'abort'")
+
+
+class VecStore:
+    """A vector store rooted at any fsspec URL (default: a local folder)."""
+
+    def __init__(
+        self,
+        uri: str = "./vecstore-data",
+        *,
+        storage_options: dict[str, Any] | None = None,
+        integrations: Mapping[str, dict[str, Any]] | None = None,
+        source_options: Mapping[str, dict[str, Any]] | None = None,
+        scheduler_address: str | None = None,
+        config_path: str | None = None,
+    ) -> None:
+        self.store = Store(uri, storage_options)
+        self.integrations = Integrations(integrations).merged(
+            dict(_items(from_environment(config_path)))
+        )
+        # non-secret per-kind options for sources, e.g. {"s3": {"endpoint_url": ...}}
+        self.source_options: dict[str, dict[str, Any]] = {
+            k: dict(v) for k, v in (source_options or {}).items()
+        }
+        self.scheduler_address = scheduler_address
+
+    def __repr__(self) -> str:
+        return f"VecStore({self.store.uri!r})"
+
+    # ------------------------------------------------------------ indexes
+    def create_index(
+        self,
+        name: str,
+        dimension: int | None = None,
+        metric: str | None = None,
+        vector_type: str = "dense",
+        cloud: str | None = None,
+        region: str | None = None,
+        spec: Any = None,
+        tags: dict[str, str] | None = None,
+        **_: Any,
+    ) -> IndexSpec:
+        if spec is not None:
+            cloud = cloud or _enum_value(_get(spec, "cloud"))
+            region = region or _get(spec, "region")
+        name, dimension, metric, vector_type, cloud = validate_index_args(
+            name, dimension, metric, vector_type, cloud or "aws"
+        )
+        index = IndexSpec(
+            name=name,
+            dimension=dimension,
+            metric=metric,
+            vector_type=vector_type,
+            cloud=cloud,
+            region=region or "local",
+            tags=dict(tags or {}),
+        )
+        try:
+            self.store.put_if_absent(
+                layout.index_spec_key(name), index.model_dump_json(indent=1).encode()
+            )
+        except AlreadyExistsError:
+            raise AlreadyExistsError(f'Index "{name}" already exists', index=name) from None
+        return index
+
+    def describe_index(self, name: str) -> IndexSpec:
+        if not isinstance(name, str) or not INDEX_NAME.match(name):
+            raise NotFoundError(f'Index "{name}" not found', index=name)
+        try:
+            raw = self.store.read_bytes(layout.index_spec_key(name))
+        except NotFoundError:
+            raise NotFoundError(f'Index "{name}" not found', index=name) from None
+        try:
+            return IndexSpec.model_validate_json(raw)
+        except ValueError as exc:
+            raise FormatError(f'index.json of "{name}" is not valid: {exc}') from exc
+
+    def has_index(self, name: str) -> bool:
+        try:
+            self.describe_index(name)
+        except NotFoundError:
+            return False
+        return True
+
+    def list_indexes(self) -> list[IndexSpec]:
+        out = []
+        for key in self.store.ls(layout.INDEX_ROOT):
+            name = key.rsplit("/", 1)[-1]
+            try:
+                out.append(self.describe_index(name))
+            except NotFoundError:
+                continue
+        return sorted(out, key=lambda s: s.name)
+
+    def delete_index(self, name: str) -> None:
+        self.describe_index(name)
+        for job in JobStore(self.store, name).iter_all():
+            if not job.done:
+                self.Index(name).cancel_import(job.id)
+        # index.json goes first: the index disappears at once for readers.
+        self.store.delete(layout.index_spec_key(name))
+        self.store.delete_prefix(layout.index_prefix(name))
+
+    def Index(self, name: str) -> Index:  # noqa: N802 - Pinecone's spelling
+        return Index(self, self.describe_index(name))
+
+    # ----------------------------------------------------------- sources
+    def source_store(self, uri: str, integration_id: str | None) -> Store:
+        """The store an import reads from, with its integration's credentials."""
+        kind = scheme_of(uri)
+        base = dict(self.source_options.get(kind, {}))
+        if integration_id:
+            opts = {**base, **self.integrations.options(integration_id)}
+        elif kind in ("local", "memory"):
+            opts = base
+        else:
+            opts = anonymous_options(kind, base)
+        return Store(uri, opts)
+
+
+def _items(integrations: Integrations) -> Iterator[tuple[str, dict[str, Any]]]:
+    for i in integrations.ids():
+        yield i, integrations.options(i)
+
+
+def _get(obj: Any, key: str) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+class Index:
+    """One index: imports, queries, namespaces."""
+
+    def __init__(self, vs: VecStore, spec: IndexSpec) -> None:
+        self._vs = vs
+        self.spec = spec
+        self.name = spec.name
+        self.store = vs.store
+        self.jobs = JobStore(vs.store, spec.name)
+        self._reader: Any = None
+
+    def __repr__(self) -> str:
+        return f"Index({self.name!r})"
+
+    # ------------------------------------------------------------ imports
+    def start_import(
+        self,
+        uri: str,
+        integration_id: str | None = None,
+        error_mode: Any = "continue",
+    ) -> StartImportResponse:
+        uri = validate_import_uri(uri, self.spec)
+        mode = validate_error_mode(error_mode)
+        if integration_id is not None:
+            self._vs.integrations.options(integration_id)  # unknown id -> argument error
+        source = self._vs.source_store(uri, integration_id)
+        job_id = new_job_id()
+        job = self.jobs.create(
+            ImportJob(
+                id=job_id,
+                index=self.name,
+                uri=uri,
+                error_mode=mode,
+                integration_id=integration_id,
+                rejects_uri=self.store.url(layout.rejects_prefix(self.name, job_id)),
+            )
+        )
+        runner = get_runner(self._vs.scheduler_address)
+        runner.submit(self.store, self.spec, job, source)
+        return StartImportResponse(id=job.id)
+
+    def describe_import(self, id: str) -> ImportJob:  # noqa: A002 - Pinecone's name
+        return self.jobs.get(id)
+
+    def list_imports(self, limit: int = 100, **_: Any) -> Iterator[ImportJob]:
+        """Every import, newest first (fetched ``limit`` per page)."""
+        return self.jobs.iter_all(limit)
+
+    def list_imports_paginated(
+        self, limit: int | None = None, pagination_token: str | None = None, **_: Any
+    ) -> ImportPage:
+        return self.jobs.page(limit, pagination_token)
+
+    def cancel_import(self, id: str) -> ImportJob:  # noqa: A002
+        """Stop a running import; a no-op on a finished one."""
+        job = self.jobs.get(id)
+        if job.status in FINAL_STATUSES:
+            return job
+        self.jobs.request_cancel(id)
+        age = heartbeat_age(job)
+        if job.runner is None and job.status == "Pending" and (age is None or age > 5):
+            # no runner has picked it up: finish the cancel here
+            return self._finalize_cancel(job)
+        if age is not None and age > STALE_AFTER_SECONDS:
+            return self._finalize_cancel(job)
+        return self.jobs.get(id)
+
+    def _finalize_cancel(self, job: ImportJob) -> ImportJob:
+        new, actions = jobstate.apply(job, jobstate.WorkStopped(now=datetime.now(UTC)))
+        for action in actions:
+            if isinstance(action, jobstate.Cleanup):
+                cleanup_import(self.store, self.name, job.id, keep_rejects=action.keep_rejects)
+            elif isinstance(action, jobstate.Persist):
+                self.jobs.save(action.job)
+        return new
+
+    def wait_for_import(
+        self,
+        id: str,
+        timeout: float | None = None,
+        poll_interval: float = 0.2,  # noqa: A002
+    ) -> ImportJob:
+        """Block until the import reaches a final status; return its record."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.jobs.get(id)
+            if job.status in FINAL_STATUSES:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeoutError(
+                    f"Import {id} still {job.status} ({job.percent_complete:.1f}%) after {timeout} s",
+                    id=id,
+                )
+            time.sleep(poll_interval)
+
+    def recover_imports(self) -> list[str]:
+        """Resume or fail imports whose runner died; returns their ids."""
+        return get_runner(self._vs.scheduler_address).recover(self.store, self.name)
+
+    # ------------------------------------------------------------- reading
+    @property
+    def reader(self) -> Any:
+        if self._reader is None:
+            from vecstore.reader import Reader
+
+            self._reader = Reader(self.store, self.spec)
+        return self._reader
+
+    def query(self, *args: Any, **kwargs: Any) -> Any:
+        return self.reader.query(*args, **kwargs)
+
+    def fetch(self, ids: list[str], namespace: str = "", **kwargs: Any) -> Any:
+        return self.reader.fetch(ids, namespace=namespace, **kwargs)
+
+    def list_paginated(self, **kwargs: Any) -> Any:
+        return self.reader.list_paginated(**kwargs)
+
+    def describe_index_stats(self, **_: Any) -> IndexStats:
+        nss = manifests.list_namespaces(self.store, self.name)
+        counts = {ns: NamespaceSummary(vector_count=m.record_count) for ns, m in nss.items()}
+        return IndexStats(
+            namespaces=counts,
+            dimension=self.spec.dimension,
+            total_vector_count=sum(c.vector_count for c in counts.values()),
+            metric=self.spec.metric,
+            vector_type=self.spec.vector_type,
+        )
+
+    def list_namespaces(self, prefix: str | None = None, **_: Any) -> list[NamespaceDescription]:
+        nss = manifests.list_namespaces(self.store, self.name)
+        return [
+            NamespaceDescription(name=ns, record_count=m.record_count)
+            for ns, m in nss.items()
+            if prefix is None or ns.startswith(prefix)
+        ]
+
+    def describe_namespace(self, namespace: str) -> NamespaceDescription:
+        m = manifests.load_namespace(self.store, self.name, namespace)
+        if m is None:
+            raise NotFoundError(
+                f'Namespace "{namespace}" not found in index "{self.name}"', namespace=namespace
+            )
+        return NamespaceDescription(name=namespace, record_count=m.record_count)
+
+    def delete_namespace(self, namespace: str) -> None:
+        manifests.delete_namespace(self.store, self.name, namespace)
+
+    # defined last: the name shadows the builtin in the class body
+    def list(self, **kwargs: Any) -> Any:
+        return self.reader.list(**kwargs)

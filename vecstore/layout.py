@@ -1,0 +1,100 @@
+"""Object keys of the on-storage layout (format version 1), relative to the store root.
+
+```
+indexes/<index>/index.json
+indexes/<index>/namespaces/<ns>/_manifests/<version:020d>.json
+indexes/<index>/namespaces/<ns>/data/<uuid>.parquet        segment files
+indexes/<index>/namespaces/<ns>/data/<uuid>.centroids      float32 k x d (.npy)
+indexes/<index>/namespaces/<ns>/data/<uuid>.ids.parquet    id -> (cluster, row)
+indexes/<index>/imports/<import-id>.json                   job records
+indexes/<index>/imports/<import-id>/_COMMITTED             the import's commit point
+indexes/<index>/imports/<import-id>/rejects/...            reject reports
+indexes/<index>/imports/<import-id>/staging/...            scratch, deleted at the end
+```
+
+The default namespace "" is stored as ``__default__``; other namespace names
+are percent-encoded so any name (1-512 characters) is one path segment.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote
+
+DEFAULT_NAMESPACE_DIR = "__default__"
+INDEX_ROOT = "indexes"
+
+
+def ns_dir(namespace: str) -> str:
+    return DEFAULT_NAMESPACE_DIR if namespace == "" else quote(namespace, safe="-_.~=+@,")
+
+
+def ns_from_dir(name: str) -> str:
+    return "" if name == DEFAULT_NAMESPACE_DIR else unquote(name)
+
+
+def index_prefix(index: str) -> str:
+    return f"{INDEX_ROOT}/{index}"
+
+
+def index_spec_key(index: str) -> str:
+    return f"{index_prefix(index)}/index.json"
+
+
+def namespaces_prefix(index: str) -> str:
+    return f"{index_prefix(index)}/namespaces"
+
+
+def namespace_prefix(index: str, namespace: str) -> str:
+    return f"{namespaces_prefix(index)}/{ns_dir(namespace)}"
+
+
+def manifests_prefix(index: str, namespace: str) -> str:
+    return f"{namespace_prefix(index, namespace)}/_manifests"
+
+
+def manifest_key(index: str, namespace: str, version: int) -> str:
+    return f"{manifests_prefix(index, namespace)}/{version:020d}.json"
+
+
+def version_of_manifest(key: str) -> int | None:
+    name = key.rsplit("/", 1)[-1]
+    stem, dot, ext = name.partition(".")
+    if ext != "json" or len(stem) != 20 or not stem.isdigit():
+        return None
+    return int(stem)
+
+
+def data_prefix(index: str, namespace: str) -> str:
+    return f"{namespace_prefix(index, namespace)}/data"
+
+
+def imports_prefix(index: str) -> str:
+    return f"{index_prefix(index)}/imports"
+
+
+def job_key(index: str, job_id: str) -> str:
+    return f"{imports_prefix(index)}/{job_id}.json"
+
+
+def job_dir(index: str, job_id: str) -> str:
+    return f"{imports_prefix(index)}/{job_id}"
+
+
+def commit_marker_key(index: str, job_id: str) -> str:
+    return f"{job_dir(index, job_id)}/_COMMITTED"
+
+
+def cancel_marker_key(index: str, job_id: str) -> str:
+    return f"{job_dir(index, job_id)}/_CANCEL"
+
+
+def claim_key(index: str, job_id: str, attempt: int) -> str:
+    return f"{job_dir(index, job_id)}/_attempts/{attempt:06d}"
+
+
+def rejects_prefix(index: str, job_id: str) -> str:
+    return f"{job_dir(index, job_id)}/rejects"
+
+
+def staging_prefix(index: str, job_id: str) -> str:
+    return f"{job_dir(index, job_id)}/staging"

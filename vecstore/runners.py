@@ -1,0 +1,56 @@
+"""The one hand-off from the public API to an import runner.
+
+``vecstore`` does not import ``pipelines`` statically (dependencies point
+one way: schemas <- vecstore <- pipelines). The runner is located by name,
+``module:attribute`` (default ``pipelines.runner:DaskRunner``, override with
+the ``VECSTORE_RUNNER`` environment variable), and created once per process
+and scheduler address.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from typing import Protocol
+
+from schemas import ImportJob, IndexSpec
+from vecstore.storage import Store
+
+DEFAULT_RUNNER = "pipelines.runner:DaskRunner"
+RUNNER_ENV = "VECSTORE_RUNNER"
+SCHEDULER_ENV = "VECSTORE_SCHEDULER"
+
+
+class ImportRunner(Protocol):
+    def submit(self, store: Store, spec: IndexSpec, job: ImportJob, source: Store) -> None:
+        """Start the job in the background; return at once."""
+
+    def recover(self, store: Store, index: str) -> list[str]:
+        """Resume or fail jobs of ``index`` whose runner died; their ids."""
+
+    def close(self) -> None: ...
+
+
+_runners: dict[tuple[str, str | None], ImportRunner] = {}
+_lock = threading.Lock()
+
+
+def get_runner(scheduler_address: str | None = None, name: str | None = None) -> ImportRunner:
+    name = name or os.environ.get(RUNNER_ENV) or DEFAULT_RUNNER
+    address = scheduler_address or os.environ.get(SCHEDULER_ENV) or None
+    with _lock:
+        runner = _runners.get((name, address))
+        if runner is None:
+            module, _, attr = name.partition(":")
+            factory = getattr(importlib.import_module(module), attr)
+            runner = factory(scheduler_address=address)
+            _runners[(name, address)] = runner
+        return runner
+
+
+def close_runners() -> None:
+    with _lock:
+        for r in _runners.values():
+            r.close()
+        _runners.clear()

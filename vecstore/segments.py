@@ -1,0 +1,87 @@
+"""Segment, centroid and id-lookup files: immutable, written once, named by UUID."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vecstore.errors import FormatError
+from vecstore.storage import Store
+
+SEGMENT_COMPRESSION = "zstd"
+
+
+def new_name(suffix: str, owner: str = "") -> str:
+    """A fresh data file name; ``owner`` (an import id) prefixes it so that
+    cleanup finds a failed import's orphans by listing ``data/``."""
+    tag = f"{owner}-" if owner else ""
+    return f"data/{tag}{uuid.uuid4().hex}{suffix}"
+
+
+def write_table(
+    store: Store, key: str, table: pa.Table, *, row_group_size: int | None = None
+) -> int:
+    """Write a Parquet file and return its size in bytes."""
+    buf = io.BytesIO()
+    pq.write_table(
+        table,
+        buf,
+        compression=SEGMENT_COMPRESSION,
+        row_group_size=row_group_size,
+        use_dictionary=[
+            n for n in table.column_names if n not in ("values", "sparse_values", "id", "metadata")
+        ],
+        write_statistics=False,
+    )
+    data = buf.getvalue()
+    store.write_bytes(key, data)
+    return len(data)
+
+
+def read_table(store: Store, key: str, columns: list[str] | None = None) -> pa.Table:
+    """Read a Parquet file (only ``columns`` if given; missing ones are skipped)."""
+    with store.open_input(key) as f:
+        pf = pq.ParquetFile(f)
+        if columns is not None:
+            have = set(pf.schema_arrow.names)
+            columns = [c for c in columns if c in have]
+        return pf.read(columns=columns)
+
+
+def dense_matrix(column: pa.ChunkedArray | pa.Array, dimension: int) -> np.ndarray:
+    """(n, dimension) float32 view of a fixed_size_list<float32> column."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if len(arr) == 0:
+        return np.zeros((0, dimension), dtype=np.float32)
+    if not pa.types.is_fixed_size_list(arr.type):
+        raise FormatError(f"expected fixed_size_list<float32>[{dimension}], got {arr.type}")
+    flat = arr.flatten() if arr.offset else arr.values
+    out: np.ndarray = flat.to_numpy(zero_copy_only=False).reshape(len(arr), dimension)
+    return out
+
+
+def fixed_list(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    """A fixed_size_list<float32> array over a (n, d) float32 matrix (no copy)."""
+    m = np.ascontiguousarray(matrix, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(m.reshape(-1)), m.shape[1])
+
+
+def write_centroids(store: Store, key: str, centroids: np.ndarray) -> int:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(centroids, dtype=np.float32), allow_pickle=False)
+    data = buf.getvalue()
+    store.write_bytes(key, data)
+    return len(data)
+
+
+def read_centroids(store: Store, key: str) -> np.ndarray:
+    data = store.read_bytes(key)
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        raise FormatError(f'Centroid file "{store.url(key)}" is not valid: {exc}') from exc
+    return np.asarray(arr, dtype=np.float32)

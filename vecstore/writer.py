@@ -117,7 +117,7 @@ def assemble_manifest(
         clusters=list(ordered),
         id_files=list(id_files),
         fields=[
-            MetadataField(name=n, kinds=sorted(k))  # type: ignore[arg-type]
+            MetadataField(name=n, kinds=sorted(k))
             for n, k in sorted(merged.items())
         ],
     )

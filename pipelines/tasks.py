@@ -1,0 +1,410 @@
+"""Worker-side tasks of an import. Each reads and writes the store, returns
+small frozen results, and checks the job's cancel event between batches.
+
+- :func:`inspect` reads a file's footer only (schema check, row groups).
+- :func:`sample` reads the ``values`` column of a chunk and keeps a seeded
+  random fraction of valid rows: the k-means training sample.
+- :func:`train` fits centroids on the concatenated sample.
+- :func:`scan` validates a chunk batch by batch, writes rejects, assigns
+  rows to clusters and scatters them into per-bucket shuffle files, and
+  writes dedup keys into per-partition key files.
+- :func:`dedup` finds duplicate ids and identical vectors in one partition;
+  the first in (file, row) order wins.
+- :func:`gather` reads one bucket's shuffle files, drops duplicates, and
+  writes one segment file per cluster plus an id lookup file.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipelines import plan as P
+from pipelines.discover import FileInfo, SourceFile, display_path, inspect_file
+from pipelines.hashing import digest_rows, digest_segments, hash_segments
+from pipelines.validate import Reject, format_record_error, validate_batch
+from schemas import ClusterEntry
+from schemas.arrow import REJECT_SCHEMA
+from vecstore import kmeans
+from vecstore.errors import CancelledError, RecordError
+from vecstore.metadata import meta_fields_of
+from vecstore.segments import dense_matrix
+from vecstore.writer import write_cluster, write_id_file
+
+STAGING_COMPRESSION = "lz4"
+FLUSH_BYTES = 64 * 1024 * 1024
+ROW_BITS = 40  # dedup key: file_idx << 40 | row
+
+
+# ------------------------------------------------------------------ helpers
+class CancelCheck:
+    """Polls the job's distributed Event (cheap; one scheduler round trip)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._event: Any = None
+
+    def __call__(self) -> None:
+        if self._event is None:
+            try:
+                from distributed import Event
+
+                self._event = Event(self.name)
+            except (ImportError, ValueError):  # not on a Dask worker (unit tests)
+                self._event = False
+        if self._event is not False and self._event.is_set():
+            raise CancelledError("Import cancelled")
+
+
+def _write_parquet(ctx: P.Context, key: str, table: pa.Table) -> None:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression=STAGING_COMPRESSION)
+    ctx.store.write_bytes(key, buf.getvalue())
+
+
+def _read_dir(ctx: P.Context, prefix: str) -> pa.Table | None:
+    keys = [k for k in ctx.store.ls(prefix) if k.endswith(".parquet")]
+    if not keys:
+        return None
+    tables = []
+    for key in sorted(keys):
+        with ctx.store.open_input(key) as f:
+            tables.append(pq.read_table(f))
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def dedup_key(files: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return (files.astype(np.int64) << ROW_BITS) | rows.astype(np.int64)
+
+
+def _dense_values(arr: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ok mask, matrix of the ok rows) from any list<number> values array."""
+    lengths = pc.fill_null(pc.list_value_length(arr), -1).to_numpy(zero_copy_only=False)
+    ok = lengths == dim
+    good = arr.filter(pa.array(ok))
+    flat = pc.list_flatten(good).cast(pa.float32())
+    mat = flat.to_numpy(zero_copy_only=False).reshape(-1, dim) if dim else np.zeros((0, 0))
+    finite = np.isfinite(mat).all(axis=1)
+    idx = np.flatnonzero(ok)
+    ok[idx[~finite]] = False
+    return ok, mat[finite]
+
+
+# ------------------------------------------------------------------ inspect
+def inspect(ctx: P.Context, f: SourceFile) -> FileInfo:
+    return inspect_file(ctx.source, f, ctx.spec.kind, ctx.spec.dimension)
+
+
+# ------------------------------------------------------------------- sample
+def sample(ctx: P.Context, chunk: P.Chunk, fraction: float) -> np.ndarray:
+    """A seeded random fraction of the chunk's valid dense vectors."""
+    check = CancelCheck(ctx.cancel_event)
+    dim = int(ctx.spec.dimension or 0)
+    rng = np.random.default_rng([ctx.seed, chunk.file_idx, chunk.index, len(chunk.ns)])
+    parts: list[np.ndarray] = []
+    with ctx.source.open_input(chunk.key) as fh:
+        pf = pq.ParquetFile(fh)
+        for batch in pf.iter_batches(
+            batch_size=P.BATCH_ROWS, row_groups=list(chunk.row_groups), columns=["values"]
+        ):
+            check()
+            n = batch.num_rows
+            take = np.flatnonzero(rng.random(n) < fraction) if fraction < 1.0 else np.arange(n)
+            if not len(take):
+                continue
+            col = batch.column(0).take(pa.array(take))
+            _, mat = _dense_values(col, dim)
+            parts.append(mat)
+    if not parts:
+        return np.zeros((0, dim), np.float32)
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def train(ctx: P.Context, k: int, *samples: np.ndarray) -> np.ndarray:
+    x = np.concatenate([s for s in samples if len(s)]) if any(len(s) for s in samples) else None
+    if x is None:
+        return np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
+    return kmeans.fit(x, k, seed=ctx.seed, cosine=ctx.spec.metric == "cosine")
+
+
+# --------------------------------------------------------------------- scan
+@dataclass(frozen=True)
+class ChunkResult:
+    ns: str
+    chunk: int
+    rows_read: int
+    valid: int
+    skipped: dict[str, int]
+    nbytes: int
+    meta_fields: dict[str, list[str]] = field(default_factory=dict)
+    first_error: tuple[int, str] | None = None  # (row, message) in ABORT mode
+
+
+class _Spill:
+    """Accumulates tables per output key and flushes them past FLUSH_BYTES."""
+
+    def __init__(self, ctx: P.Context, chunk: P.Chunk) -> None:
+        self.ctx = ctx
+        self.chunk = chunk
+        self.pending: dict[str, list[pa.Table]] = {}
+        self.size = 0
+        self.part = 0
+
+    def add(self, directory: str, table: pa.Table) -> None:
+        if table.num_rows:
+            self.pending.setdefault(directory, []).append(table)
+            self.size += table.nbytes
+
+    def maybe_flush(self) -> None:
+        if self.size >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        for directory, tables in self.pending.items():
+            t = pa.concat_tables(tables, promote_options="permissive")
+            name = f"{self.chunk.index:06d}-{self.part:04d}.parquet"
+            _write_parquet(self.ctx, f"{directory}/{name}", t)
+        self.pending.clear()
+        self.size = 0
+        self.part += 1
+
+
+def _clusters_for(
+    ctx: P.Context, chunk: P.Chunk, table: pa.Table, centroids: np.ndarray | None, seen: int
+) -> np.ndarray:
+    if ctx.spec.kind == "sparse" or centroids is None:
+        local = (seen + np.arange(table.num_rows)) // P.SPARSE_SEGMENT_ROWS
+        return (chunk.index * P.SPARSE_CLUSTER_STRIDE + local).astype(np.int32)
+    x = dense_matrix(table.column("values"), int(ctx.spec.dimension or 0))
+    return kmeans.assign(x, centroids, cosine=ctx.spec.metric == "cosine")
+
+
+def _value_digests(ctx: P.Context, table: pa.Table) -> np.ndarray:
+    if ctx.spec.kind == "sparse":
+        sv = table.column("sparse_values").combine_chunks()
+        idx = pc.list_flatten(sv.field("indices")).to_numpy(zero_copy_only=False)
+        val = pc.list_flatten(sv.field("values")).to_numpy(zero_copy_only=False)
+        lengths = pc.list_value_length(sv.field("indices")).to_numpy(zero_copy_only=False)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        # one row = its indices then its values, as 32-bit words
+        words = np.empty(2 * len(idx), np.uint32)
+        pos = np.arange(len(idx)) + np.repeat(offsets[:-1], lengths)
+        words[pos] = idx.astype(np.uint32)
+        words[pos + np.repeat(lengths, lengths)] = val.astype(np.float32).view(np.uint32)
+        return digest_segments(words, 2 * offsets)
+    x = dense_matrix(table.column("values"), int(ctx.spec.dimension or 0))
+    return digest_rows(x)
+
+
+def _id_hash(ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    arr = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    arr = arr.cast(pa.string())
+    if arr.offset:
+        arr = pa.concat_arrays([arr])
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[: len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8) if arr.buffers()[2] else np.zeros(0, np.uint8)
+    return hash_segments(data, offsets)
+
+
+def scan(
+    ctx: P.Context, chunk: P.Chunk, nsplan: P.NamespacePlan, centroids: np.ndarray | None
+) -> ChunkResult:
+    check = CancelCheck(ctx.cancel_event)
+    spill = _Spill(ctx, chunk)
+    rejects: list[Reject] = []
+    skipped: dict[str, int] = {}
+    fields: dict[str, set[str]] = {}
+    rows_read = valid = 0
+    row = chunk.first_row
+    abort = ctx.error_mode == "abort"
+    shown = display_path(ctx.source, chunk.key)
+    with ctx.source.open_input(chunk.key) as fh:
+        pf = pq.ParquetFile(fh)
+        for batch in pf.iter_batches(batch_size=P.BATCH_ROWS, row_groups=list(chunk.row_groups)):
+            check()
+            vb = validate_batch(batch, ctx.spec.kind, ctx.spec.dimension, shown, row)
+            if vb.rejects:
+                if abort:
+                    first = vb.rejects[0]
+                    raise RecordError(
+                        format_record_error(shown, first.row, first.message),
+                        file=shown,
+                        row=first.row,
+                        code=first.code,
+                    )
+                rejects.extend(vb.rejects)
+                for r in vb.rejects:
+                    skipped[r.code] = skipped.get(r.code, 0) + 1
+            rows_read += batch.num_rows
+            row += batch.num_rows
+            t = vb.table
+            if not t.num_rows:
+                continue
+            for name, kinds in meta_fields_of(t.schema).items():
+                fields.setdefault(name, set()).update(kinds)
+            clusters = _clusters_for(ctx, chunk, t, centroids, valid)
+            valid += t.num_rows
+            files = np.full(t.num_rows, chunk.file_idx, np.int32)
+            rows = np.asarray(vb.rows, dtype=np.int64)
+            _scatter(ctx, chunk, nsplan, spill, t, clusters, files, rows)
+            spill.maybe_flush()
+    spill.flush()
+    if rejects:
+        _write_rejects(ctx, chunk.ns, f"{chunk.index:06d}", shown, rejects)
+    return ChunkResult(
+        ns=chunk.ns,
+        chunk=chunk.index,
+        rows_read=rows_read,
+        valid=valid,
+        skipped=skipped,
+        nbytes=chunk.nbytes,
+        meta_fields={k: sorted(v) for k, v in fields.items()},
+    )
+
+
+def _scatter(
+    ctx: P.Context,
+    chunk: P.Chunk,
+    nsplan: P.NamespacePlan,
+    spill: _Spill,
+    t: pa.Table,
+    clusters: np.ndarray,
+    files: np.ndarray,
+    rows: np.ndarray,
+) -> None:
+    # data rows -> buckets of contiguous cluster ranges
+    if ctx.spec.kind == "sparse":
+        buckets = np.full(len(clusters), chunk.index % nsplan.buckets, np.int64)
+    else:
+        buckets = np.minimum(nsplan.buckets - 1, clusters.astype(np.int64) * nsplan.buckets // nsplan.k)
+    data = t.append_column("_file", pa.array(files)).append_column("_row", pa.array(rows))
+    data = data.append_column("_cluster", pa.array(clusters.astype(np.int32)))
+    for b in np.unique(buckets):
+        sel = np.flatnonzero(buckets == b)
+        spill.add(P.shuffle_dir(ctx, chunk.ns, int(b)), data.take(pa.array(sel)))
+    # dedup keys -> partitions
+    ids = t.column("id")
+    id_part = (_id_hash(ids) % np.uint64(nsplan.partitions)).astype(np.int64)
+    digests = _value_digests(ctx, t)
+    val_part = (digests[:, 0] % np.uint64(nsplan.partitions)).astype(np.int64)
+    key = dedup_key(files, rows)
+    idt = pa.table({"id": ids, "key": key})
+    vt = pa.table({"h1": digests[:, 0], "h2": digests[:, 1], "key": key, "id": ids})
+    for p in range(nsplan.partitions):
+        spill.add(P.keys_dir(ctx, "ids", chunk.ns, p), idt.filter(pa.array(id_part == p)))
+        spill.add(P.keys_dir(ctx, "vals", chunk.ns, p), vt.filter(pa.array(val_part == p)))
+
+
+def _write_rejects(ctx: P.Context, ns: str, name: str, file: str, rejects: list[Reject]) -> None:
+    table = pa.Table.from_pydict(
+        {
+            "namespace": [ns] * len(rejects),
+            "file": [file] * len(rejects),
+            "row": [r.row for r in rejects],
+            "code": [r.code for r in rejects],
+            "message": [r.message for r in rejects],
+            "id": [r.id for r in rejects],
+        },
+        schema=REJECT_SCHEMA,
+    )
+    _write_parquet(ctx, P.rejects_file(ctx, ns, name), table)
+
+
+# -------------------------------------------------------------------- dedup
+@dataclass(frozen=True)
+class Drops:
+    """Duplicates found in one partition: dedup keys and their first occurrence."""
+
+    keys: np.ndarray  # int64 file<<40|row of the dropped record
+    first: np.ndarray  # int64 key of the record it duplicates
+    codes: list[str]
+    ids: list[str]
+
+
+def _first_occurrence(codes: np.ndarray) -> np.ndarray:
+    """For each row (already in (file,row) order), the index of the first row with its code."""
+    _, first_idx, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    return np.asarray(first_idx[inverse])
+
+
+def dedup(ctx: P.Context, ns: str, partition: int) -> Drops:
+    CancelCheck(ctx.cancel_event)()
+    keys: list[np.ndarray] = []
+    firsts: list[np.ndarray] = []
+    codes: list[str] = []
+    ids: list[str] = []
+    dropped: set[int] = set()
+    idt = _read_dir(ctx, P.keys_dir(ctx, "ids", ns, partition))
+    if idt is not None and idt.num_rows:
+        idt = idt.sort_by("key")
+        enc = pc.dictionary_encode(idt.column("id")).combine_chunks()
+        first = _first_occurrence(enc.indices.to_numpy(zero_copy_only=False))
+        dup = np.flatnonzero(first != np.arange(len(first)))
+        k = idt.column("key").to_numpy()
+        keys.append(k[dup])
+        firsts.append(k[first[dup]])
+        codes.extend(["duplicate_id"] * len(dup))
+        ids.extend(idt.column("id").take(pa.array(dup)).to_pylist())
+        dropped.update(k[dup].tolist())
+    vt = _read_dir(ctx, P.keys_dir(ctx, "vals", ns, partition))
+    if vt is not None and vt.num_rows:
+        vt = vt.sort_by("key")
+        h = np.stack([vt.column("h1").to_numpy(), vt.column("h2").to_numpy()], axis=1)
+        first = _first_occurrence(np.ascontiguousarray(h).view(np.dtype((np.void, 16))).ravel())
+        dup = np.flatnonzero(first != np.arange(len(first)))
+        k = vt.column("key").to_numpy()
+        fresh = np.array([x not in dropped for x in k[dup].tolist()], dtype=bool)
+        dup = dup[fresh] if len(dup) else dup
+        keys.append(k[dup])
+        firsts.append(k[first[dup]])
+        codes.extend(["duplicate_values"] * len(dup))
+        ids.extend(vt.column("id").take(pa.array(dup)).to_pylist())
+    if not keys:
+        return Drops(np.zeros(0, np.int64), np.zeros(0, np.int64), [], [])
+    return Drops(np.concatenate(keys), np.concatenate(firsts), codes, ids)
+
+
+# ------------------------------------------------------------------- gather
+@dataclass(frozen=True)
+class BucketResult:
+    ns: str
+    bucket: int
+    clusters: list[ClusterEntry]
+    id_file: str | None
+    rows: int
+
+
+def gather(ctx: P.Context, ns: str, bucket: int, drop_keys: np.ndarray) -> BucketResult:
+    CancelCheck(ctx.cancel_event)()
+    t = _read_dir(ctx, P.shuffle_dir(ctx, ns, bucket))
+    if t is None or not t.num_rows:
+        return BucketResult(ns, bucket, [], None, 0)
+    keys = dedup_key(t.column("_file").to_numpy(), t.column("_row").to_numpy())
+    if len(drop_keys):
+        t = t.filter(pa.array(~np.isin(keys, drop_keys)))
+    if not t.num_rows:
+        return BucketResult(ns, bucket, [], None, 0)
+    t = t.sort_by([("_cluster", "ascending"), ("_file", "ascending"), ("_row", "ascending")])
+    clusters = t.column("_cluster").to_numpy()
+    t = t.drop_columns(["_file", "_row", "_cluster"])
+    bounds = np.flatnonzero(np.diff(clusters)) + 1
+    starts = np.concatenate([[0], bounds]).astype(np.int64)
+    ends = np.concatenate([bounds, [len(clusters)]]).astype(np.int64)
+    entries: list[ClusterEntry] = []
+    rows = np.empty(len(clusters), np.int32)
+    check = CancelCheck(ctx.cancel_event)
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        check()
+        cid = int(clusters[s])
+        entries.append(write_cluster(ctx.store, ctx.spec, ns, ctx.job_id, cid, t.slice(s, e - s)))
+        rows[s:e] = np.arange(e - s, dtype=np.int32)
+    id_file = write_id_file(
+        ctx.store, ctx.spec, ns, ctx.job_id, t.column("id"), clusters.astype(np.int32), rows
+    )
+    return BucketResult(ns, bucket, entries, id_file, int(t.num_rows))

@@ -231,7 +231,7 @@ class ImportDriver:
     def _phases(self) -> None:
         ctx = self.ctx
         existing = set(manifests.list_namespaces(self.store, self.spec.name))
-        disc: Discovery = discover(self.source, self.job.uri, existing)
+        disc: Discovery = discover(self.source, self.job.uri, existing, **P.limits())
         self._stats.init(disc)
         self._apply(
             jobstate.Discovered(

@@ -7,8 +7,10 @@ small, so it travels to workers as task arguments.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
+from pipelines import discover
 from schemas import IndexSpec
 from vecstore import kmeans, layout
 from vecstore.storage import Store
@@ -24,6 +26,53 @@ SPARSE_SEGMENT_ROWS = kmeans.TARGET_PER_CLUSTER
 # Rows per Arrow batch inside a task: cancel is checked between batches.
 BATCH_ROWS = 32_768
 SPARSE_CLUSTER_STRIDE = 1 << 20
+
+# Operator overrides, read from the environment each time an import is planned
+# (in the driver's process), so tests and operators can force many chunks,
+# buckets or dedup partitions on small data, or lower the import limits.
+# Unset or empty: the defaults above / discover's limits.
+ENV_CHUNK_BYTES = "VECSTORE_CHUNK_BYTES"
+ENV_BUCKET_BYTES = "VECSTORE_BUCKET_BYTES"
+ENV_PARTITION_ROWS = "VECSTORE_PARTITION_ROWS"
+ENV_LIMITS = {
+    "max_namespaces": "VECSTORE_MAX_NAMESPACES",
+    "max_files": "VECSTORE_MAX_FILES",
+    "max_file_bytes": "VECSTORE_MAX_FILE_BYTES",
+    "max_namespace_bytes": "VECSTORE_MAX_NAMESPACE_BYTES",
+}
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    value = int(raw)
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+    return value
+
+
+def chunk_bytes() -> int:
+    return _env_int(ENV_CHUNK_BYTES, CHUNK_BYTES)
+
+
+def bucket_bytes() -> int:
+    return _env_int(ENV_BUCKET_BYTES, BUCKET_BYTES)
+
+
+def partition_rows() -> int:
+    return _env_int(ENV_PARTITION_ROWS, PARTITION_ROWS)
+
+
+def limits() -> dict[str, int]:
+    """Keyword arguments of :func:`pipelines.discover.discover`: the import limits."""
+    defaults = {
+        "max_namespaces": discover.MAX_NAMESPACES,
+        "max_files": discover.MAX_FILES,
+        "max_file_bytes": discover.MAX_FILE_BYTES,
+        "max_namespace_bytes": discover.MAX_NAMESPACE_BYTES,
+    }
+    return {k: _env_int(env, defaults[k]) for k, env in ENV_LIMITS.items()}
 
 
 @dataclass(frozen=True)
@@ -82,9 +131,16 @@ class Context:
 
 
 def chunk_file(
-    ns: str, file_idx: int, key: str, row_groups: list[int], size: int, start_index: int
+    ns: str,
+    file_idx: int,
+    key: str,
+    row_groups: list[int],
+    size: int,
+    start_index: int,
+    max_bytes: int | None = None,
 ) -> list[Chunk]:
-    """Group a file's row groups into chunks of about CHUNK_BYTES."""
+    """Group a file's row groups into chunks of about ``max_bytes`` (CHUNK_BYTES)."""
+    limit = CHUNK_BYTES if max_bytes is None else max_bytes
     total_rows = sum(row_groups) or 1
     per_row = size / total_rows
     chunks: list[Chunk] = []
@@ -92,7 +148,7 @@ def chunk_file(
     first = row = 0
     acc = 0.0
     for i, n in enumerate(row_groups):
-        if group and acc + n * per_row > CHUNK_BYTES:
+        if group and acc + n * per_row > limit:
             chunks.append(
                 Chunk(ns, start_index + len(chunks), file_idx, key, tuple(group), first,
                       row - first, int(acc))
@@ -125,15 +181,16 @@ def plan_namespace(
 ) -> NamespacePlan:
     """``files``: (key, size, row-group row counts) sorted by key."""
     chunks: list[Chunk] = []
+    max_chunk = chunk_bytes()
     for file_idx, (key, size, groups) in enumerate(files):
-        chunks.extend(chunk_file(ns, file_idx, key, groups, size, len(chunks)))
+        chunks.extend(chunk_file(ns, file_idx, key, groups, size, len(chunks), max_chunk))
     rows = sum(c.num_rows for c in chunks)
     nbytes = sum(size for _, size, _ in files)
     k = 1 if spec.kind == "sparse" else kmeans.choose_k(rows, target_per_cluster)
-    buckets = max(1, math.ceil(rows * row_bytes(spec) / BUCKET_BYTES))
+    buckets = max(1, math.ceil(rows * row_bytes(spec) / bucket_bytes()))
     if spec.kind != "sparse":
         buckets = min(buckets, k)
-    partitions = max(1, math.ceil(rows / PARTITION_ROWS))
+    partitions = max(1, math.ceil(rows / partition_rows()))
     sample = kmeans.sample_size(k)
     fraction = 1.0 if rows <= sample else sample / rows
     return NamespacePlan(

@@ -25,9 +25,24 @@ from vecstore.storage import Store
 
 log = logging.getLogger("vecstore.runner")
 
-STALE_SECONDS = float(os.environ.get("VECSTORE_STALE_SECONDS", "30"))
-MAX_ATTEMPTS = int(os.environ.get("VECSTORE_MAX_ATTEMPTS", "3"))
-N_WORKERS = int(os.environ.get("VECSTORE_WORKERS", "2"))
+# Defaults; the VECSTORE_* environment variables override them and are read
+# when used (recovery, cluster start), not at import time, so that a process
+# (or a test) can set them after importing this module.
+STALE_SECONDS = 30.0
+MAX_ATTEMPTS = 3
+N_WORKERS = 2
+
+
+def stale_seconds() -> float:
+    return float(os.environ.get("VECSTORE_STALE_SECONDS") or STALE_SECONDS)
+
+
+def max_attempts() -> int:
+    return int(os.environ.get("VECSTORE_MAX_ATTEMPTS") or MAX_ATTEMPTS)
+
+
+def n_workers() -> int:
+    return int(os.environ.get("VECSTORE_WORKERS") or N_WORKERS)
 
 
 class DaskRunner:
@@ -54,11 +69,11 @@ class DaskRunner:
                     from distributed import LocalCluster
 
                     self._cluster = LocalCluster(
-                        n_workers=N_WORKERS,
+                        n_workers=n_workers(),
                         threads_per_worker=1,
                         processes=True,
                         host="127.0.0.1",
-                        dashboard_address=None,
+                        dashboard_address=":0",
                         memory_limit=os.environ.get("VECSTORE_WORKER_MEMORY", "6GB"),
                     )
                     self._client = Client(self._cluster, set_as_default=False)
@@ -107,6 +122,7 @@ class DaskRunner:
 
         jobs = JobStore(store, index)
         recovered: list[str] = []
+        stale, attempts = stale_seconds(), max_attempts()
         now = datetime.now(UTC)
         for job in jobs.iter_all():
             if job.done or job.id in self._threads:
@@ -114,7 +130,7 @@ class DaskRunner:
             age = heartbeat_age(job, now)
             if age is None:
                 age = (now - job.created_at).total_seconds()
-            if age < STALE_SECONDS:
+            if age < stale:
                 continue
             if not jobs.claim_attempt(job.id, job.attempt + 1, runner_name()):
                 continue  # another process took it over
@@ -122,7 +138,7 @@ class DaskRunner:
             new, actions = jobstate.apply(
                 job,
                 jobstate.RunnerLost(
-                    committed=committed, max_attempts=MAX_ATTEMPTS, now=now, last_seen=job.heartbeat_at
+                    committed=committed, max_attempts=attempts, now=now, last_seen=job.heartbeat_at
                 ),
             )
             for action in actions:

@@ -26,6 +26,7 @@ SPARSE_SEGMENT_ROWS = kmeans.TARGET_PER_CLUSTER
 # Rows per Arrow batch inside a task: cancel is checked between batches.
 BATCH_ROWS = 32_768
 SPARSE_CLUSTER_STRIDE = 1 << 20
+MIN_BUCKETS = 8
 
 # Operator overrides, read from the environment each time an import is planned
 # (in the driver's process), so tests and operators can force many chunks,

@@ -37,7 +37,7 @@ from vecstore.metadata import meta_fields_of
 from vecstore.segments import dense_matrix
 from vecstore.writer import write_cluster, write_id_file
 
-STAGING_COMPRESSION = "lz4"
+STAGING_COMPRESSION = "none"  # scratch files: written once, read once; CPU matters more
 FLUSH_BYTES = 64 * 1024 * 1024
 ROW_BITS = 40  # dedup key: file_idx << 40 | row
 
@@ -53,8 +53,9 @@ class CancelCheck:
     def __call__(self) -> None:
         if self._event is None:
             try:
-                from distributed import Event
+                from distributed import Event, get_worker
 
+                get_worker()  # raises ValueError outside a Dask worker
                 self._event = Event(self.name)
             except (ImportError, ValueError):  # not on a Dask worker (unit tests)
                 self._event = False
@@ -103,19 +104,30 @@ def inspect(ctx: P.Context, f: SourceFile) -> FileInfo:
 
 # ------------------------------------------------------------------- sample
 def sample(ctx: P.Context, chunk: P.Chunk, fraction: float) -> np.ndarray:
-    """A seeded random fraction of the chunk's valid dense vectors."""
+    """A seeded random fraction of the chunk's valid dense vectors.
+
+    When the fraction is small, only a random subset of the chunk's row
+    groups is read (each with probability ``min(1, 3 * fraction)``, at least
+    one), and rows are drawn from those: the sample stays spread over every
+    file while reading a fraction of the data.
+    """
     check = CancelCheck(ctx.cancel_event)
     dim = int(ctx.spec.dimension or 0)
     rng = np.random.default_rng([ctx.seed, chunk.file_idx, chunk.index, len(chunk.ns)])
+    groups = list(chunk.row_groups)
+    q = min(1.0, 3.0 * fraction)
+    if q < 1.0:
+        picked = [g for g in groups if rng.random() < q] or [groups[int(rng.integers(len(groups)))]]
+        row_fraction = min(1.0, fraction * len(groups) / len(picked))
+    else:
+        picked, row_fraction = groups, fraction
     parts: list[np.ndarray] = []
     with ctx.source.open_input(chunk.key) as fh:
         pf = pq.ParquetFile(fh)
-        for batch in pf.iter_batches(
-            batch_size=P.BATCH_ROWS, row_groups=list(chunk.row_groups), columns=["values"]
-        ):
+        for batch in pf.iter_batches(batch_size=P.BATCH_ROWS, row_groups=picked, columns=["values"]):
             check()
             n = batch.num_rows
-            take = np.flatnonzero(rng.random(n) < fraction) if fraction < 1.0 else np.arange(n)
+            take = np.flatnonzero(rng.random(n) < row_fraction) if row_fraction < 1.0 else np.arange(n)
             if not len(take):
                 continue
             col = batch.column(0).take(pa.array(take))

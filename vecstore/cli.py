@@ -36,8 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
-from types import TracebackType
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 from schemas import ImportJob
 from vecstore import __version__
@@ -51,8 +50,11 @@ from vecstore.errors import (
     WaitTimeoutError,
 )
 from vecstore.progress import (
-    ProgressFields,
+    Display,
+    LogDisplay,
+    NoDisplay,
     ProgressTracker,
+    RichDisplay,
     format_bytes,
     format_duration,
 )
@@ -72,7 +74,6 @@ DEFAULT_NAMESPACE_NAME = "__default__"  # how the default namespace "" is typed 
 
 POLL_INTERVAL = 0.25  # seconds between describe_import calls while waiting (~4 Hz)
 CANCEL_GRACE_SECONDS = 30.0  # after cancelling: how long to wait for the job to settle
-LOG_EVERY_SECONDS = 30.0  # progress lines when stderr is not a terminal
 IMPORTS_LIST_DEFAULT = 20
 
 Handler = Callable[[argparse.Namespace], int]
@@ -1024,19 +1025,6 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-class Display(Protocol):
-    def __enter__(self) -> Display: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def update(self, fields: ProgressFields) -> None: ...
-
-
 def wait_for_final(
     index: Index, job_id: str, *, timeout: float | None, display: Display
 ) -> WaitOutcome:
@@ -1078,89 +1066,12 @@ def _cancel_and_settle(index: Index, job_id: str) -> ImportJob:
     return job
 
 
-class _NoDisplay:
-    def __enter__(self) -> _NoDisplay:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, fields: ProgressFields) -> None:
-        return None
-
-
-class _LogDisplay(_NoDisplay):
-    """Plain lines on stderr (logs of cron, Airflow): on a phase change and every 30 s."""
-
-    def __init__(self) -> None:
-        self._last_key: tuple[str, str] | None = None
-        self._last_at = 0.0
-
-    def update(self, fields: ProgressFields) -> None:
-        key = (fields.status, fields.phase)
-        now = time.monotonic()
-        if key == self._last_key and now - self._last_at < LOG_EVERY_SECONDS:
-            return
-        self._last_key, self._last_at = key, now
-        print(_progress_line(fields), file=sys.stderr, flush=True)
-
-
-def _progress_line(f: ProgressFields) -> str:
-    line = (
-        f"[{format_duration(f.elapsed_seconds):>6}] {f.status:<10} {f.phase:<10} {f.percent:5.1f}%"
-    )
-    line += f"  {f.records:,} records  {f.rate_text}  ETA {f.eta_text}"
-    if f.bytes_total:
-        line += f"  {format_bytes(f.bytes_read)} / {format_bytes(f.bytes_total)}"
-    return line
-
-
-class _RichDisplay(_NoDisplay):
-    """A live progress bar on stderr (a terminal)."""
-
-    def __init__(self, job_id: str) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn
-
-        self._progress = Progress(
-            TextColumn("[bold]{task.fields[phase]:<10}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>5.1f}%"),
-            TextColumn("{task.fields[records]} rec"),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("ETA {task.fields[eta]}"),
-            TextColumn("[dim]{task.fields[elapsed]}"),
-            console=Console(file=sys.stderr),
-        )
-        self._task = self._progress.add_task(
-            job_id, total=100, phase="pending", records="0", rate="–", eta="–", elapsed="0s"
-        )
-
-    def __enter__(self) -> _RichDisplay:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def update(self, fields: ProgressFields) -> None:
-        self._progress.update(
-            self._task,
-            completed=fields.percent,
-            phase=fields.phase,
-            records=f"{fields.records:,}",
-            rate=fields.rate_text,
-            eta=fields.eta_text,
-            elapsed=format_duration(fields.elapsed_seconds),
-        )
-
-
 def _display_for(args: argparse.Namespace, job_id: str) -> Display:
     if not args.wait or args.no_progress:
-        return _NoDisplay()
+        return NoDisplay()
     if sys.stderr.isatty():
-        return _RichDisplay(job_id)
-    return _LogDisplay()
+        return RichDisplay(job_id)
+    return LogDisplay()
 
 
 # ======================================================================= main

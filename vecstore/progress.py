@@ -2,8 +2,9 @@
 
 The CLI polls ``describe_import`` and hands each snapshot, with the time it was
 observed, to a :class:`ProgressTracker`. :func:`progress_fields` turns a window
-of such samples into the displayed fields (phase, percent, records/s, ETA). No
-IO and no clock here: tests feed samples with made-up times.
+of such samples into the displayed fields (phase, percent, records/s, ETA).
+That model does no IO and reads no clock: tests feed samples with made-up
+times.
 
 - *records* processed = records imported + skipped, or the sum of the
   per-namespace ``records_read`` if the runner reports that further along.
@@ -12,13 +13,21 @@ IO and no clock here: tests feed samples with made-up times.
   rather than the average since the start. ETA extrapolates
   ``percent_complete``: it is the runner's overall fraction, and the only
   measure every phase moves.
+
+The renderers at the end draw those fields on stderr: a rich live bar on a
+terminal (:class:`RichDisplay`), plain lines for logs (:class:`LogDisplay`),
+or nothing (:class:`NoDisplay`).
 """
 
 from __future__ import annotations
 
+import sys
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol
 
 from schemas import ImportJob
 
@@ -160,14 +169,116 @@ def format_bytes(n: int) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+# ================================================================ renderers
+# What the CLI draws on stderr while it waits; rich is imported only when drawing.
+
+LOG_EVERY_SECONDS = 30.0  # plain progress lines (stderr not a terminal): at most this often
+
+
+class Display(Protocol):
+    def __enter__(self) -> Display: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def update(self, fields: ProgressFields) -> None: ...
+
+
+class NoDisplay:
+    def __enter__(self) -> NoDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, fields: ProgressFields) -> None:
+        return None
+
+
+class LogDisplay(NoDisplay):
+    """Plain lines on stderr (logs of cron, Airflow): on a phase change and every 30 s."""
+
+    def __init__(self) -> None:
+        self._last_key: tuple[str, str] | None = None
+        self._last_at = 0.0
+
+    def update(self, fields: ProgressFields) -> None:
+        key = (fields.status, fields.phase)
+        now = time.monotonic()
+        if key == self._last_key and now - self._last_at < LOG_EVERY_SECONDS:
+            return
+        self._last_key, self._last_at = key, now
+        print(progress_line(fields), file=sys.stderr, flush=True)
+
+
+def progress_line(f: ProgressFields) -> str:
+    line = (
+        f"[{format_duration(f.elapsed_seconds):>6}] {f.status:<10} {f.phase:<10} {f.percent:5.1f}%"
+    )
+    line += f"  {f.records:,} records  {f.rate_text}  ETA {f.eta_text}"
+    if f.bytes_total:
+        line += f"  {format_bytes(f.bytes_read)} / {format_bytes(f.bytes_total)}"
+    return line
+
+
+class RichDisplay(NoDisplay):
+    """A live progress bar on stderr (a terminal)."""
+
+    def __init__(self, job_id: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.fields[phase]:<10}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>5.1f}%"),
+            TextColumn("{task.fields[records]} rec"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("ETA {task.fields[eta]}"),
+            TextColumn("[dim]{task.fields[elapsed]}"),
+            console=Console(file=sys.stderr),
+        )
+        self._task = self._progress.add_task(
+            job_id, total=100, phase="pending", records="0", rate="–", eta="–", elapsed="0s"
+        )
+
+    def __enter__(self) -> RichDisplay:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, fields: ProgressFields) -> None:
+        self._progress.update(
+            self._task,
+            completed=fields.percent,
+            phase=fields.phase,
+            records=f"{fields.records:,}",
+            rate=fields.rate_text,
+            eta=fields.eta_text,
+            elapsed=format_duration(fields.elapsed_seconds),
+        )
+
+
 __all__ = [
+    "LOG_EVERY_SECONDS",
     "WINDOW_SECONDS",
+    "Display",
+    "LogDisplay",
+    "NoDisplay",
     "ProgressFields",
     "ProgressTracker",
+    "RichDisplay",
     "Sample",
     "format_bytes",
     "format_duration",
     "format_rate",
     "progress_fields",
+    "progress_line",
     "records_processed",
 ]

@@ -59,7 +59,9 @@ from vecstore.errors import (
 )
 from vecstore.jobs import JobStore, new_job_id
 from vecstore.progress import (
+    LogDisplay,
     ProgressTracker,
+    RichDisplay,
     Sample,
     format_duration,
     format_rate,
@@ -772,13 +774,8 @@ def test_query_argument_errors(
 
 
 def _at(percent: float, records: int, **update: Any) -> ImportJob:
-    return _job(
-        status="InProgress",
-        phase="scan",
-        percent_complete=percent,
-        records_imported=records,
-        **update,
-    )
+    fields: dict[str, Any] = {"status": "InProgress", "phase": "scan"}
+    return _job(**fields | update, percent_complete=percent, records_imported=records)
 
 
 def test_progress_rate_and_eta() -> None:
@@ -850,6 +847,22 @@ def test_formats() -> None:
     assert format_rate(12.34) == "12.3 rec/s"
     assert format_rate(1234) == "1,234 rec/s"
     assert format_rate(25_000) == "25k rec/s"
+
+
+def test_renderers(capsys: pytest.CaptureFixture[str]) -> None:
+    tracker = ProgressTracker()
+    snapshots = [_at(10, 0), _at(20, 500), _at(30, 1000, phase="write", bytes_total=2048)]
+    with LogDisplay() as log:
+        for t, job in enumerate(snapshots):
+            log.update(tracker.update(float(t), job))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2  # one per phase (and every 30 s)
+    assert "scan" in lines[0] and "write" in lines[1] and "500 rec/s" in lines[1]
+    assert "ETA 7s" in lines[1] and "2.0 KB" in lines[1]
+
+    with RichDisplay("job") as bar:
+        bar.update(tracker.update(3.0, _job(status="Completed", percent_complete=100.0)))
+    assert "100.0%" in capsys.readouterr().err
 
 
 # =============================================================== help

@@ -284,6 +284,7 @@ class Index:
         if integration_id is not None:
             self._vs.integrations.options(integration_id)  # unknown id -> argument error
         source = self._vs.source_store(uri, integration_id)
+        runner = get_runner(self._vs.scheduler_address)  # before any record: no orphan job
         job_id = new_job_id()
         job = self.jobs.create(
             ImportJob(
@@ -295,7 +296,6 @@ class Index:
                 rejects_uri=self.store.url(layout.rejects_prefix(self.name, job_id)),
             )
         )
-        runner = get_runner(self._vs.scheduler_address)
         runner.submit(self.store, self.spec, job, source)
         return StartImportResponse(id=job.id)
 

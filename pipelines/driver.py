@@ -38,6 +38,7 @@ from vecstore.errors import (
     CancelledError,
     CommitConflictError,
     IngestError,
+    RecordError,
     StorageError,
     VecstoreError,
 )
@@ -196,8 +197,16 @@ class ImportDriver:
         hi: float,
         weights: Sequence[float] | None = None,
         on_result: Callable[[int, Any], None] | None = None,
+        ordered_errors: bool = False,
     ) -> list[Any]:
-        """Wait for ``futures``, heartbeating, checking cancel, raising the first error."""
+        """Wait for ``futures``, heartbeating, checking cancel, raising the first error.
+
+        ``ordered_errors``: ``futures`` are in input order (scan chunks in
+        (namespace, file, row) order) and a :class:`RecordError` must be the
+        first one in that order, not the first to arrive: on one, the tasks
+        after it are no longer awaited and those before it are (one of them
+        may hold an earlier bad record).
+        """
         from distributed import wait
 
         futures = list(futures)
@@ -207,16 +216,26 @@ class ImportDriver:
         done_w = 0.0
         results: list[Any] = [None] * len(futures)
         pending = dict(enumerate(futures))
+        first_error: tuple[int, BaseException] | None = None
         while pending:
             self._check()
             with contextlib.suppress(TimeoutError), self.client.as_current():
                 wait(list(pending.values()), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
-            for i, fut in list(pending.items()):
-                if not fut.done():
+            for i, fut in sorted(pending.items()):
+                if i not in pending or not fut.done():  # cancelled above, or still running
                     continue
                 del pending[i]
                 if fut.status == "error":
-                    raise fut.exception()
+                    exc = fut.exception()
+                    if not (ordered_errors and isinstance(exc, RecordError)):
+                        raise exc
+                    if first_error is None or i < first_error[0]:
+                        first_error = (i, exc)
+                    for j in [j for j in pending if j > i]:
+                        # not client.cancel: a running task must end before cleanup
+                        # (_drain waits for it); the stop event ends it early
+                        del pending[j]
+                    continue
                 if fut.status == "cancelled":
                     raise CancelledError("Import cancelled")
                 results[i] = fut.result()
@@ -224,6 +243,8 @@ class ImportDriver:
                     on_result(i, results[i])
                 done_w += w[i]
             self._progress(phase, lo + (hi - lo) * done_w / total)
+        if first_error is not None:
+            raise first_error[1]
         self._outstanding = [f for f in self._outstanding if f not in futures]
         return results
 
@@ -301,7 +322,9 @@ class ImportDriver:
         def record(_: int, r: tasks.ChunkResult) -> None:
             self._stats.add_chunk(r)
 
-        return self._run_tasks(futs, "scan", 0.15, 0.70, weights, record)
+        return self._run_tasks(
+            futs, "scan", 0.15, 0.70, weights, record, ordered_errors=self.job.error_mode == "abort"
+        )
 
     def _check_nonempty(
         self, plans: dict[str, P.NamespacePlan], results: list[tasks.ChunkResult]

@@ -1,0 +1,452 @@
+"""Discovery of an import directory: what will be imported, before any data is read.
+
+:func:`discover` lists the import URI once and turns the listing into a
+:class:`Discovery` (namespaces -> data files) or fails the whole import with
+the messages of Pinecone's import guide. :func:`inspect_file` reads one
+file's Parquet footer (never its data) and checks its schema.
+
+Messages are stored *without* Pinecone's ``User error:`` prefix; the runner
+that writes the job record decides the prefix.
+
+Listing rules (decisions recorded here):
+
+- Keys are relative to the import URI. A key with any path component that
+  starts with ``_`` or ``.`` is hidden and ignored (``_SUCCESS``, ``_temporary/``,
+  ``.part-0.parquet.crc``, ``_delta_log/``...), except that the first
+  component may be ``__default__``, the directory of the default namespace
+  ``""``. A namespace whose name starts with ``_`` or ``.`` can still be
+  imported by percent-encoding its directory name (``%5Fdrafts`` -> ``_drafts``),
+  the same encoding the store itself uses (:mod:`vecstore.layout`).
+- Only files whose name ends with ``.parquet`` (any letter case) are data.
+  Other visible files (``README.md``, ``schema.json``, ``*.crc``...) are
+  ignored silently: they are common next to exported Parquet data.
+- Each direct sub-directory of the URI that holds data files is a namespace,
+  its name the directory name decoded with :func:`vecstore.layout.ns_from_dir`.
+  Files are found recursively below the namespace directory
+  (``ns/part=1/x.parquet`` belongs to ``ns``), as Spark and Hive write them.
+  A sub-directory without data files is not a namespace (it is not reported).
+- Namespaces are sorted by name, the files of a namespace by key: this is the
+  "file path order" that makes duplicate detection deterministic.
+
+Whole-import failures, checked in this order:
+
+1. The URI is itself a ``.parquet`` file -> the "complete path" message. (An
+   object at the URI's own key beside other objects, like the zero-byte
+   "folder" object an S3 console creates, is ignored.)
+2. No data files at all (also: the URI does not exist, or is a file that is
+   not Parquet) -> ``No Parquet files found under "<uri>". ...``.
+3. Data files directly under the URI:
+
+   - and no namespace directory holds data files: the URI is a namespace
+     directory (or a folder of files) -> the "complete path" message;
+   - and some namespace directories hold data files too -> the
+     ``No namespace detected`` message.
+
+   Both name the first such file (in key order).
+4. A namespace name decoded to more than 512 characters, or two directories
+   that decode to the same namespace -> :class:`~vecstore.errors.IngestError`.
+5. A namespace that already exists in the index (``existing_namespaces``;
+   pass ``""`` when the default namespace holds records) -> the "already
+   exists" message; the default namespace is shown as ``__default__``.
+6. Limits (:class:`~vecstore.errors.LimitExceededError`, message starting
+   ``Exceeds system limit: ``): namespaces per import, files per import,
+   bytes per file, bytes per namespace. Sizes are decimal: 1 GB = 10**9 bytes.
+
+Files are named in messages by their path as Pinecone shows it: the object's
+key inside its bucket or container (``test-import/0.parquet`` for
+``s3://bucket/test-import/0.parquet``); on local disks and ``memory://`` the
+file's full path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas.arrow import REQUIRED_COLUMNS, ImportKind
+from vecstore.errors import IngestError, InvalidArgumentError, LimitExceededError, SchemaError
+from vecstore.layout import DEFAULT_NAMESPACE_DIR, ns_from_dir
+from vecstore.storage import Store
+
+__all__ = [
+    "MAX_FILES",
+    "MAX_FILE_BYTES",
+    "MAX_NAMESPACES",
+    "MAX_NAMESPACE_BYTES",
+    "MAX_NAMESPACE_CHARS",
+    "Discovery",
+    "FileInfo",
+    "SourceFile",
+    "discover",
+    "display_path",
+    "inspect_file",
+    "type_name",
+]
+
+MAX_NAMESPACES = 10_000
+MAX_FILES = 100_000
+MAX_FILE_BYTES = 10 * 10**9
+MAX_NAMESPACE_BYTES = 500 * 10**9
+MAX_NAMESPACE_CHARS = 512
+
+DATA_SUFFIX = ".parquet"
+DOCS_URL = "https://docs.pinecone.io/guides/data/understanding-imports#directory-structure"
+_CLOUD_KINDS = frozenset({"s3", "gcs", "azure"})
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One data file of an import: ``key`` is relative to the import URI."""
+
+    key: str
+    size: int
+    namespace: str
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    """What an import will read: namespace -> its files, both sorted."""
+
+    namespaces: dict[str, list[SourceFile]]
+    total_bytes: int
+
+    @property
+    def files(self) -> list[SourceFile]:
+        """Every file, namespace by namespace, in key order."""
+        return [f for files in self.namespaces.values() for f in files]
+
+    @property
+    def num_files(self) -> int:
+        return sum(len(files) for files in self.namespaces.values())
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """A data file's footer facts: rows in all and per row group."""
+
+    key: str
+    namespace: str
+    size: int
+    num_rows: int
+    row_groups: list[int]
+
+
+# ----------------------------------------------------------------- discovery
+
+
+def discover(
+    source: Store,
+    uri: str,
+    existing_namespaces: set[str],
+    *,
+    max_namespaces: int = MAX_NAMESPACES,
+    max_files: int = MAX_FILES,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    max_namespace_bytes: int = MAX_NAMESPACE_BYTES,
+) -> Discovery:
+    """List the import directory ``source`` (rooted at ``uri``); see the module doc."""
+    listing = source.walk_files()
+    if [key for key, _ in listing] == [""]:  # the URI names a single object
+        if _is_data(source.uri.rstrip("/").rsplit("/", 1)[-1]):
+            raise IngestError(_complete_path_message(display_path(source, "")), uri=uri)
+        raise IngestError(_no_files_message(uri), uri=uri)
+    data = [(k, size) for k, size in listing if k and _is_data(k) and not _is_hidden(k)]
+    if not data:
+        raise IngestError(_no_files_message(uri), uri=uri)
+    _check_structure(source, uri, [key for key, _ in data])
+    namespaces = _group(data)
+    _check_existing(namespaces, existing_namespaces, uri)
+    _check_limits(
+        source,
+        namespaces,
+        max_namespaces=max_namespaces,
+        max_files=max_files,
+        max_file_bytes=max_file_bytes,
+        max_namespace_bytes=max_namespace_bytes,
+    )
+    return Discovery(
+        namespaces=namespaces,
+        total_bytes=sum(f.size for files in namespaces.values() for f in files),
+    )
+
+
+def display_path(source: Store, key: str) -> str:
+    """How messages name ``key``: its key in the bucket, else its full path."""
+    path = source.path(key)
+    if source.kind in _CLOUD_KINDS and "/" in path:
+        return path.split("/", 1)[1]
+    return path
+
+
+def _is_data(key: str) -> bool:
+    return key.lower().endswith(DATA_SUFFIX)
+
+
+def _is_hidden(key: str) -> bool:
+    parts = key.split("/")
+    if len(parts) > 1 and parts[0] == DEFAULT_NAMESPACE_DIR:
+        parts = parts[1:]
+    return any(p.startswith(("_", ".")) for p in parts)
+
+
+def _no_files_message(uri: str) -> str:
+    return f'No Parquet files found under "{uri}". Files must be stored with the specified bucket prefix.'
+
+
+def _complete_path_message(path: str) -> str:
+    return (
+        f'"{path}": It looks like you specified a complete path to a parquet file as the URI '
+        "prefix to import from. Note that the URI prefix should give an ancestor directory with "
+        f"subdirectories to specify each namespace to import into. See {DOCS_URL}."
+    )
+
+
+def _no_namespace_message(path: str) -> str:
+    return (
+        f'"{path}": No namespace detected. Each file should be nested under a subdirectory of '
+        "the URI prefix. This indicates which namespace it should be imported into."
+    )
+
+
+def _check_structure(source: Store, uri: str, keys: list[str]) -> None:
+    top = sorted(k for k in keys if "/" not in k)
+    if not top:
+        return
+    nested = len(top) < len(keys)
+    path = display_path(source, top[0])
+    message = _no_namespace_message(path) if nested else _complete_path_message(path)
+    raise IngestError(message, uri=uri, file=top[0])
+
+
+def _group(data: Iterable[tuple[str, int]]) -> dict[str, list[SourceFile]]:
+    dirs: dict[str, str] = {}  # namespace -> the directory naming it
+    grouped: dict[str, list[SourceFile]] = {}
+    for key, size in sorted(data):
+        directory = key.split("/", 1)[0]
+        namespace = ns_from_dir(directory)
+        seen = dirs.setdefault(namespace, directory)
+        if seen != directory:
+            raise IngestError(
+                f'Directories "{seen}" and "{directory}" both name the namespace "{namespace}": '
+                "rename one of them",
+                namespace=namespace,
+            )
+        if len(namespace) > MAX_NAMESPACE_CHARS:
+            raise IngestError(
+                f'Invalid namespace name from directory "{directory}": a namespace name has '
+                f"1-{MAX_NAMESPACE_CHARS} characters, got {len(namespace)}",
+                namespace=namespace,
+            )
+        grouped.setdefault(namespace, []).append(SourceFile(key, size, namespace))
+    return {ns: grouped[ns] for ns in sorted(grouped)}
+
+
+def _shown(namespace: str) -> str:
+    return DEFAULT_NAMESPACE_DIR if namespace == "" else namespace
+
+
+def _check_existing(
+    namespaces: Mapping[str, list[SourceFile]], existing: set[str], uri: str
+) -> None:
+    for namespace in namespaces:
+        if namespace in existing:
+            raise IngestError(
+                f'The namespace "{_shown(namespace)}" already exists. Imports are only allowed '
+                "into nonexistent namespaces.",
+                uri=uri,
+                namespace=namespace,
+            )
+
+
+def _check_limits(
+    source: Store,
+    namespaces: Mapping[str, list[SourceFile]],
+    *,
+    max_namespaces: int,
+    max_files: int,
+    max_file_bytes: int,
+    max_namespace_bytes: int,
+) -> None:
+    prefix = "Exceeds system limit: "
+    if len(namespaces) > max_namespaces:
+        raise LimitExceededError(
+            f"{prefix}{len(namespaces)} namespaces in one import (max {max_namespaces})"
+        )
+    num_files = sum(len(files) for files in namespaces.values())
+    if num_files > max_files:
+        raise LimitExceededError(f"{prefix}{num_files} files in one import (max {max_files})")
+    for namespace, files in namespaces.items():
+        for f in files:
+            if f.size > max_file_bytes:
+                raise LimitExceededError(
+                    f'{prefix}file "{display_path(source, f.key)}" has {f.size} bytes '
+                    f"(max {max_file_bytes} bytes per file)",
+                    file=f.key,
+                )
+        total = sum(f.size for f in files)
+        if total > max_namespace_bytes:
+            raise LimitExceededError(
+                f'{prefix}namespace "{_shown(namespace)}" has {total} bytes '
+                f"(max {max_namespace_bytes} bytes per namespace)",
+                namespace=namespace,
+            )
+
+
+# ------------------------------------------------------------ file schemas
+
+_STRING = "STRING"
+_VALUES = "LIST<FLOAT>"
+_SPARSE = "STRUCT<indices: LIST<UINT32>, values: LIST<FLOAT>>"
+
+
+def inspect_file(source: Store, f: SourceFile, kind: ImportKind, dimension: int | None) -> FileInfo:
+    """Read ``f``'s Parquet footer (not its data) and check its schema.
+
+    Raises :class:`~vecstore.errors.SchemaError` with Pinecone's messages
+    prefixed by ``file "<key>": `` and context ``file`` and ``column``;
+    checked in this order: the footer parses, required columns
+    (:data:`schemas.arrow.REQUIRED_COLUMNS`) are present, every column is
+    allowed (those of :func:`schemas.arrow.import_schema`) and appears once,
+    column types. Accepted types:
+
+    - ``id``: string or large_string (also dictionary-encoded strings);
+    - ``values``: list, large_list or fixed_size_list of any float or integer;
+    - ``sparse_values``: struct of exactly ``indices`` (a list of any integer)
+      and ``values`` (a list of any float or integer);
+    - ``metadata``: string or large_string (also dictionary-encoded).
+
+    An optional column (``metadata``; ``sparse_values`` in hybrid) may also
+    have Arrow's null type: a column of nulls only. A fixed_size_list whose
+    size differs from ``dimension`` is not a schema error: each of its rows is
+    a record error (``dimension``), as for any other list.
+    """
+    if kind != "sparse" and dimension is None:
+        raise InvalidArgumentError(f"A {kind} index needs a dimension", kind=kind)
+    schema, row_groups = _read_footer(source, f.key)
+    _check_columns(f.key, schema, kind)
+    return FileInfo(
+        key=f.key,
+        namespace=f.namespace,
+        size=f.size,
+        num_rows=sum(row_groups),
+        row_groups=row_groups,
+    )
+
+
+def _read_footer(source: Store, key: str) -> tuple[pa.Schema, list[int]]:
+    try:
+        with source.open_input(key) as fh:
+            pf = pq.ParquetFile(fh)
+            meta = pf.metadata
+            groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+            return pf.schema_arrow, groups
+    except (FileNotFoundError, PermissionError, ConnectionError, TimeoutError):
+        raise  # the store failed, not the file
+    except (pa.ArrowException, ValueError, OSError) as exc:  # thrift errors are plain OSError
+        raise SchemaError(
+            f'file "{key}": Parquet footer could not be parsed. Are you sure this is valid parquet?',
+            file=key,
+        ) from exc
+
+
+def _allowed_columns(kind: ImportKind) -> tuple[str, ...]:
+    if kind == "dense":
+        return ("id", "values", "metadata")
+    if kind == "sparse":
+        return ("id", "sparse_values", "metadata")
+    return ("id", "values", "sparse_values", "metadata")
+
+
+def _check_columns(key: str, schema: pa.Schema, kind: ImportKind) -> None:
+    names = list(schema.names)
+    for name in REQUIRED_COLUMNS[kind]:
+        if name not in names:
+            _fail(key, name, f'Missing required column "{name}"')
+    allowed = _allowed_columns(kind)
+    for name in names:
+        if name not in allowed:
+            _fail(key, name, f'Unsupported column "{name}"')
+        if names.count(name) > 1:
+            _fail(key, name, f'Duplicate column "{name}"')
+    for name in names:
+        _check_type(key, name, schema.field(name).type, optional=name not in REQUIRED_COLUMNS[kind])
+
+
+def _check_type(key: str, name: str, t: pa.DataType, *, optional: bool) -> None:
+    if optional and pa.types.is_null(t):
+        return
+    if name == "metadata":
+        if not _is_string(t):
+            _fail(
+                key,
+                name,
+                "The expected data type for metadata is a JSON encoded string in UTF-8 format, "
+                f'but got "{type_name(t)}"',
+            )
+        return
+    ok, expected = {
+        "id": (_is_string, _STRING),
+        "values": (_is_number_list, _VALUES),
+        "sparse_values": (_is_sparse, _SPARSE),
+    }[name]
+    if not ok(t):
+        _fail(
+            key,
+            name,
+            f'The expected data type for column "{name}" is "{expected}", but got "{type_name(t)}"',
+        )
+
+
+def _fail(key: str, column: str, message: str) -> None:
+    raise SchemaError(f'file "{key}": {message}', file=key, column=column)
+
+
+def _is_string(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        return _is_string(t.value_type)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
+
+
+def _is_number_list(t: pa.DataType) -> bool:
+    if not _is_list(t):
+        return False
+    v = t.value_type
+    return bool(pa.types.is_floating(v) or pa.types.is_integer(v))
+
+
+def _is_sparse(t: pa.DataType) -> bool:
+    if not pa.types.is_struct(t) or sorted(t.field(i).name for i in range(t.num_fields)) != [
+        "indices",
+        "values",
+    ]:
+        return False
+    indices = t.field("indices").type
+    return (
+        _is_list(indices)
+        and bool(pa.types.is_integer(indices.value_type))
+        and _is_number_list(t.field("values").type)
+    )
+
+
+def type_name(t: pa.DataType) -> str:
+    """A type the way the import messages spell it: ``LIST<DOUBLE>``, ``STRING``."""
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        outer = "LIST" if pa.types.is_list(t) else "LARGE_LIST"
+        return f"{outer}<{type_name(t.value_type)}>"
+    if pa.types.is_fixed_size_list(t):
+        return f"FIXED_SIZE_LIST<{type_name(t.value_type)}, {t.list_size}>"
+    if pa.types.is_struct(t):
+        inner = ", ".join(
+            f"{t.field(i).name}: {type_name(t.field(i).type)}" for i in range(t.num_fields)
+        )
+        return f"STRUCT<{inner}>"
+    if pa.types.is_dictionary(t):
+        return f"DICTIONARY<{type_name(t.value_type)}>"
+    return str(t).upper()

@@ -28,11 +28,11 @@ import pyarrow.parquet as pq
 from pipelines import plan as P
 from pipelines.discover import FileInfo, SourceFile, display_path, inspect_file
 from pipelines.hashing import digest_rows, digest_segments, hash_segments
-from pipelines.validate import Reject, format_record_error, validate_batch
+from pipelines.validate import Reject, record_error, validate_batch
 from schemas import ClusterEntry
 from schemas.arrow import REJECT_SCHEMA
 from vecstore import kmeans
-from vecstore.errors import CancelledError, RecordError
+from vecstore.errors import CancelledError
 from vecstore.metadata import meta_fields_of
 from vecstore.segments import dense_matrix
 from vecstore.writer import write_cluster, write_id_file
@@ -243,13 +243,7 @@ def scan(
             vb = validate_batch(batch, ctx.spec.kind, ctx.spec.dimension, shown, row)
             if vb.rejects:
                 if abort:
-                    first = vb.rejects[0]
-                    raise RecordError(
-                        format_record_error(shown, first.row, first.message),
-                        file=shown,
-                        row=first.row,
-                        code=first.code,
-                    )
+                    raise record_error(shown, vb.rejects[0])
                 rejects.extend(vb.rejects)
                 for r in vb.rejects:
                     skipped[r.code] = skipped.get(r.code, 0) + 1

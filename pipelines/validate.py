@@ -5,7 +5,9 @@
 normalised to the segment column types (:func:`schemas.arrow.segment_schema`)
 plus one :class:`Reject` per invalid row. Vector checks are vectorised over
 the whole batch (numpy / pyarrow.compute on the flattened list values); only
-metadata JSON is parsed row by row, and only for rows that carry metadata.
+metadata JSON is parsed only for rows that carry metadata: in one call to
+Arrow's JSON reader when every such row is an object of storable values (the
+common case), else row by row with exact per-row errors.
 
 Rows are numbered from 0 within the file: ``first_row`` is the batch's offset
 in its file. Each row gets at most one reject, from the first failing check.
@@ -61,6 +63,7 @@ sliced arrays (non-zero offsets, as ``iter_batches`` produces) are accepted.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Callable
@@ -71,8 +74,16 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pajson
 
-from schemas.arrow import SPARSE_TYPE, ImportKind, parse_meta_column, segment_schema
+from schemas.arrow import (
+    META_KINDS,
+    SPARSE_TYPE,
+    ImportKind,
+    meta_column,
+    parse_meta_column,
+    segment_schema,
+)
 from vecstore.errors import InvalidArgumentError, RecordError
 from vecstore.metadata import Meta, kind_of, shred
 
@@ -531,8 +542,60 @@ def _bad_value(meta: Meta) -> str | None:
     return None
 
 
-def _check_metadata(metadata: pa.Array, v: _Verdicts) -> dict[int, Meta]:
-    """Check and parse metadata; returns row -> parsed object for valid rows."""
+@dataclass(frozen=True)
+class _Shredded:
+    """Shredded metadata columns of the batch rows ``rows`` (the fast path)."""
+
+    rows: Ints
+    columns: dict[str, pa.Array]
+
+
+# Texts holding these need the per-row path: explicit nulls are rejects that
+# Arrow cannot tell from absent keys; NaN / Infinity are not JSON; a newline
+# would split a record for the NDJSON reader.
+_SLOW_PATH = r"null|NaN|Infinity|\n|\r"
+_FAST_MIN_ROWS = 32
+
+
+def _fast_shred(texts: pa.Array) -> dict[str, pa.Array] | None:
+    """Shredded columns for ``texts`` through Arrow's JSON reader, or None when
+    any text needs the exact per-row path (not an object, a value that is not
+    storable, a type that changes between rows, ...)."""
+    if len(texts) < _FAST_MIN_ROWS or pc.any(pc.match_substring_regex(texts, _SLOW_PATH)).as_py():
+        return None
+    data = b"\n".join(texts.cast(pa.binary()).to_pylist())
+    try:
+        table = pajson.read_json(
+            io.BytesIO(data),
+            read_options=pajson.ReadOptions(use_threads=False, block_size=len(data) + 1),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if table.num_rows != len(texts):
+        return None
+    out: dict[str, pa.Array] = {}
+    for name in table.column_names:
+        col = table.column(name).combine_chunks()
+        t = col.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t):
+            kind = "num"
+        elif pa.types.is_string(t):
+            kind = "str"
+        elif pa.types.is_boolean(t):
+            kind = "bool"
+        elif pa.types.is_list(t) and (
+            pa.types.is_string(t.value_type) or pa.types.is_null(t.value_type)
+        ):
+            kind = "list"
+        else:  # objects, arrays of numbers, ...: per-row messages
+            return None
+        out[meta_column(name, kind)] = col.cast(META_KINDS[kind])
+    return dict(sorted(out.items()))
+
+
+def _check_metadata(metadata: pa.Array, v: _Verdicts) -> dict[int, Meta] | _Shredded:
+    """Check and parse metadata; returns row -> parsed object for valid rows
+    (or, on the fast path, their shredded columns)."""
     present = _valid(metadata)
     size = np.asarray(pc.fill_null(pc.binary_length(metadata), 0).to_numpy(), dtype=np.int64)
     v.reject(
@@ -546,6 +609,9 @@ def _check_metadata(metadata: pa.Array, v: _Verdicts) -> dict[int, Meta]:
     rows = np.flatnonzero(present & v.ok)
     if rows.size == 0:
         return {}
+    fast = _fast_shred(metadata.take(pa.array(rows)))
+    if fast is not None:
+        return _Shredded(rows, fast)
     texts = metadata.take(pa.array(rows)).to_pylist()
     parsed: dict[int, Meta] = {}
     errors: dict[str, dict[int, str]] = {
@@ -626,7 +692,7 @@ def _assemble(
     dense: _Lists | None,
     sparse: _Sparse | None,
     metadata: pa.Array,
-    parsed: dict[int, Meta],
+    parsed: dict[int, Meta] | _Shredded,
 ) -> pa.Table:
     keep = pa.array(ok)
     columns: dict[str, pa.Array] = {"id": ids.filter(keep)}
@@ -637,7 +703,19 @@ def _assemble(
         columns["sparse_values"] = _sparse_column(sparse, ok, kind)
     columns["metadata"] = metadata.filter(keep)
     meta_fields: dict[str, list[str]] = {}
-    if parsed:
+    if isinstance(parsed, _Shredded):
+        # rows of the fast path are all still valid; other valid rows have no metadata
+        pos = np.full(len(ok), -1, dtype=np.int64)
+        pos[parsed.rows] = np.arange(len(parsed.rows))
+        take = pos[ok]
+        idx = pa.array(take, mask=take < 0)
+        shredded = {name: col.take(idx) for name, col in parsed.columns.items()}
+        columns.update(shredded)
+        for name in shredded:
+            meta = parse_meta_column(name)
+            if meta is not None:
+                meta_fields.setdefault(meta[0], []).append(meta[1])
+    elif parsed:
         shredded = shred([parsed.get(i) for i in np.flatnonzero(ok).tolist()])
         columns.update(shredded)
         for name in shredded:

@@ -473,3 +473,65 @@ def test_valid_rows_and_rejects_partition_the_batch(
         assert out.table.column("m.num.i").to_pylist() == [r - first_row for r in expected_ok]
     for r, values in zip(expected_ok, out.table.column("values").to_pylist(), strict=True):
         assert values == [float(r - first_row), 0.5, -1.0]
+
+
+# ------------------------------------------------ metadata fast path (Arrow JSON)
+
+_meta_values = st.one_of(
+    st.text(max_size=8),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.booleans(),
+    st.lists(st.text(max_size=5), max_size=3),
+)
+_meta_objects = st.one_of(
+    # keys of one type each: the fast path accepts these batches
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "a": st.text(max_size=8),
+            "b": st.integers(-(2**40), 2**40),
+            "f": st.floats(allow_nan=False, allow_infinity=False, width=32),
+            "ok": st.booleans(),
+            "tags": st.lists(st.text(max_size=5), max_size=3),
+        },
+    ),
+    # anything storable: types may change between rows (per-row path)
+    st.dictionaries(st.sampled_from(["a", "b", "genre", "year"]), _meta_values, max_size=4),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(st.none(), _meta_objects), min_size=40, max_size=80))
+def test_metadata_fast_path_matches_per_row_path(metas: list[dict[str, object] | None]) -> None:
+    """Arrow's JSON reader (one call per batch) and the per-row parser give the
+    same table whenever the fast path accepts a batch."""
+    import pipelines.validate as V
+
+    n = len(metas)
+    batch = pa.record_batch(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "values": [[float(i), 1.0] for i in range(n)],
+            "metadata": [None if m is None else json.dumps(m) for m in metas],
+        }
+    )
+    fast = validate_batch(batch, "dense", 2, "f.parquet", 0)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(V, "_FAST_MIN_ROWS", 10**9)
+        slow = validate_batch(batch, "dense", 2, "f.parquet", 0)
+    assert fast.rejects == slow.rejects
+    assert fast.table.schema == slow.table.schema
+    assert fast.table.equals(slow.table)
+
+
+def test_metadata_fast_path_is_taken_and_falls_back() -> None:
+    import pipelines.validate as V
+
+    texts = pa.array([json.dumps({"genre": "a", "year": i}) for i in range(64)])
+    cols = V._fast_shred(texts)
+    assert cols is not None and set(cols) == {"m.num.year", "m.str.genre"}
+    # a type that changes between rows, an explicit null, a nested object: per-row path
+    assert V._fast_shred(pa.array([*texts.to_pylist(), '{"year": "x"}'])) is None
+    assert V._fast_shred(pa.array([*texts.to_pylist(), '{"year": null}'])) is None
+    assert V._fast_shred(pa.array([*texts.to_pylist(), '{"o": {"x": 1}}'])) is None

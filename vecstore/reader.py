@@ -1,20 +1,402 @@
-"""The query reader (filled in by the query engine)."""
+"""The query reader: query, query_batch, fetch and list over segment files.
+
+``Reader(store, spec)`` is what ``Index.query / fetch / list /
+list_paginated`` delegate to. It is thread-safe: many threads may query one
+Reader while another process or thread commits new namespace versions.
+
+- Planning (which version, which clusters): :mod:`vecstore.query.planner`.
+- Scanning and scoring: :mod:`vecstore.query.executor`.
+- Filters: :mod:`vecstore.query.filters`.
+- Caches (bytes-bounded LRU in memory; a disk cache for remote stores):
+  :mod:`vecstore.query.cache`.
+
+Every call pins one namespace version and reads only its (immutable) files.
+If a file of that version vanished (garbage-collected after a newer version
+or a delete landed), the manifest is re-read and the call retried once.
+
+A namespace that does not exist (never created, or deleted) answers queries
+with no matches, ``fetch`` with no vectors and ``list`` with no ids, like
+Pinecone. See docs/query.md for every decision.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-from schemas import IndexSpec
-from vecstore.errors import NotImplementedYet
+import numpy as np
+
+from schemas import (
+    FetchResponse,
+    IndexSpec,
+    ListItem,
+    ListResponse,
+    Pagination,
+    QueryResponse,
+    ScoredVector,
+    Usage,
+    Vector,
+)
+from vecstore.errors import InvalidArgumentError, NotFoundError
+from vecstore.query import args
+from vecstore.query.cache import DEFAULT_CACHE_BYTES, ByteLRU, DiskCache
+from vecstore.query.executor import EMPTY_HITS, Executor, Filter, Hits, SparseQuery, prepare_dense
+from vecstore.query.filters import canonical, parse_filter
+from vecstore.query.idindex import load_id_index
+from vecstore.query.planner import ManifestTracker, NamespaceState
+from vecstore.query.rows import materialize
+from vecstore.query.segdata import SegmentSource
 from vecstore.storage import Store
+
+T = TypeVar("T")
+
+CACHE_BYTES_ENV = "VECSTORE_QUERY_CACHE_BYTES"
+CACHE_DIR_ENV = "VECSTORE_QUERY_CACHE_DIR"
+
+
+def _default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "vecstore", "segments")
 
 
 class Reader:
-    def __init__(self, store: Store, spec: IndexSpec) -> None:
+    """Reads one index: ``query``, ``query_batch``, ``fetch``, ``list``."""
+
+    def __init__(
+        self,
+        store: Store,
+        spec: IndexSpec,
+        *,
+        cache_bytes: int | None = None,
+        cache_dir: str | None = None,
+        manifest_ttl: float | None = None,
+    ) -> None:
         self.store = store
         self.spec = spec
+        if cache_bytes is None:
+            cache_bytes = int(os.environ.get(CACHE_BYTES_ENV, DEFAULT_CACHE_BYTES))
+        self.cache = ByteLRU(cache_bytes)
+        disk = None
+        if store.kind not in ("local", "memory"):
+            disk = DiskCache(cache_dir or os.environ.get(CACHE_DIR_ENV) or _default_cache_dir())
+        self.source = SegmentSource(store, self.cache, disk)
+        self.tracker = ManifestTracker(store, spec.name, manifest_ttl)
+        self.executor = Executor(self.source, spec.metric, spec.dimension)
 
-    def _todo(self, *_: Any, **__: Any) -> Any:
-        raise NotImplementedYet("The query reader is not available yet")
+    def __repr__(self) -> str:
+        return f"Reader({self.store.uri!r}, {self.spec.name!r})"
 
-    query = fetch = list = list_paginated = _todo
+    # ------------------------------------------------------------- pinning
+    def _pinned(self, namespace: str, fn: Callable[[NamespaceState | None], T]) -> T:
+        """Run ``fn`` on the current version; once more on a fresh one if a file vanished."""
+        try:
+            return fn(self.tracker.get(namespace))
+        except NotFoundError:
+            self.tracker.invalidate(namespace)
+        return fn(self.tracker.get(namespace))
+
+    def namespace_state(self, namespace: str = "") -> NamespaceState | None:
+        """The version queries of ``namespace`` use now (None: no such namespace)."""
+        return self.tracker.get(args.namespace(namespace))
+
+    # --------------------------------------------------------------- query
+    def query(
+        self,
+        *positional: Any,
+        namespace: str = "",
+        vector: Any = None,
+        sparse_vector: Any = None,
+        id: str | None = None,  # noqa: A002 - Pinecone's name
+        top_k: int = 10,
+        filter: dict[str, Any] | None = None,  # noqa: A002 - Pinecone's name
+        include_values: bool = False,
+        include_metadata: bool = False,
+        nprobe: int | None = None,
+        **_: Any,
+    ) -> QueryResponse:
+        """Nearest records of ``vector`` / ``sparse_vector`` / the record ``id``."""
+        if positional:
+            raise InvalidArgumentError(
+                "query takes keyword arguments only, e.g. query(vector=[...], top_k=10)"
+            )
+        ns = args.namespace(namespace)
+        k = args.top_k(top_k)
+        probes = args.nprobe(nprobe)
+        flt = self._filter(filter)
+        dense, sparse = self._query_vectors(vector, sparse_vector, id)
+
+        def run(state: NamespaceState | None) -> QueryResponse:
+            if state is None:
+                return QueryResponse(matches=[], namespace=ns)
+            d, s = dense, sparse
+            if id is not None:
+                found = self._vectors_of(state, id)
+                if found is None:
+                    return QueryResponse(matches=[], namespace=ns, usage=self._usage(state))
+                d, s = found
+            hits = self._search(state, d, s, k, flt, probes)
+            matches = self._matches(state, hits, d, include_values, include_metadata)
+            return QueryResponse(matches=matches, namespace=ns, usage=self._usage(state))
+
+        return self._pinned(ns, run)
+
+    def query_batch(
+        self,
+        vectors: Any,
+        top_k: int = 10,
+        namespace: str = "",
+        filter: dict[str, Any] | None = None,  # noqa: A002
+        nprobe: int | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """Top-k ``(id, score)`` of each row of a (q, d) array of dense queries.
+
+        The batch shares segment reads and groups its work by cluster (one
+        matrix product per cluster): use it for throughput."""
+        if self.spec.kind == "sparse":
+            raise InvalidArgumentError("query_batch takes dense vectors; this index is sparse")
+        ns = args.namespace(namespace)
+        k = args.top_k(top_k)
+        probes = args.nprobe(nprobe)
+        flt = self._filter(filter)
+        queries = args.dense_batch(vectors, self.spec.dimension)
+
+        def run(state: NamespaceState | None) -> list[list[tuple[str, float]]]:
+            if state is None:
+                return [[] for _ in range(len(queries))]
+            prepared = prepare_dense(queries, self.spec.metric)
+            all_hits = self.executor.dense(state, prepared, k, flt, probes)
+            qsq = np.einsum("ij,ij->i", queries, queries)
+            refs = np.concatenate([h.refs for h in all_hits]) if all_hits else np.zeros(0, np.int64)
+            ids = materialize(
+                self.source,
+                state,
+                refs,
+                dense=True,
+                values=False,
+                sparse=False,
+                metadata=False,
+                dimension=self.executor.dimension,
+            ).ids
+            out: list[list[tuple[str, float]]] = []
+            at = 0
+            for qi, h in enumerate(all_hits):
+                scores = self._public_scores(h.scores, float(qsq[qi]))
+                out.append(list(zip(ids[at : at + len(h.refs)], scores, strict=True)))
+                at += len(h.refs)
+            return out
+
+        return self._pinned(ns, run)
+
+    # ------------------------------------------------------------ helpers
+    @staticmethod
+    def _filter(spec: Any) -> Filter | None:
+        node = parse_filter(spec)
+        return None if node is None else Filter(node, canonical(node))
+
+    def _query_vectors(
+        self, vector: Any, sparse_vector: Any, id_: Any
+    ) -> tuple[np.ndarray | None, SparseQuery | None]:
+        kind = self.spec.kind
+        if id_ is not None:
+            if vector is not None or sparse_vector is not None:
+                raise InvalidArgumentError(
+                    "Provide either id or vector / sparse_vector to query, not both"
+                )
+            if not isinstance(id_, str) or not id_:
+                raise InvalidArgumentError(f"Invalid id {id_!r}: expected a non-empty string")
+            return None, None
+        if vector is None and sparse_vector is None:
+            raise InvalidArgumentError("A query needs a vector, a sparse_vector or an id")
+        if kind == "sparse":
+            if vector is not None and len(vector):
+                raise InvalidArgumentError(
+                    f'Index "{self.spec.name}" is sparse: query it with sparse_vector, not vector'
+                )
+            if sparse_vector is None:
+                raise InvalidArgumentError("A sparse index is queried with sparse_vector")
+            return None, args.sparse_vector(sparse_vector)
+        if vector is None:
+            raise InvalidArgumentError(
+                f'Index "{self.spec.name}" is dense: a query needs a dense vector '
+                "(sparse_vector may be added on a dotproduct index)"
+            )
+        dense = args.dense_vector(vector, self.spec.dimension)
+        if sparse_vector is not None and kind != "hybrid":
+            raise InvalidArgumentError(
+                f'sparse_vector needs an index with metric dotproduct; index "{self.spec.name}" '
+                f"uses {self.spec.metric}"
+            )
+        return dense, None if sparse_vector is None else args.sparse_vector(sparse_vector)
+
+    def _vectors_of(
+        self, state: NamespaceState, id_: str
+    ) -> tuple[np.ndarray | None, SparseQuery | None] | None:
+        ref = load_id_index(self.source, state).lookup([id_]).get(id_)
+        if ref is None:
+            return None
+        refs = np.array([ref], dtype=np.int64)
+        kind = self.spec.kind
+        rows = materialize(
+            self.source,
+            state,
+            refs,
+            dense=kind != "sparse",
+            values=kind != "sparse",
+            sparse=kind != "dense",
+            metadata=False,
+            dimension=self.executor.dimension,
+        )
+        dense = None if rows.values[0] is None else np.asarray(rows.values[0], dtype=np.float32)
+        sv = rows.sparse[0]
+        sparse = None
+        if sv is not None:
+            sparse = (np.asarray(sv.indices, np.int64), np.asarray(sv.values, np.float32))
+        if kind == "sparse" and sparse is None:
+            return None
+        return dense, sparse
+
+    def _search(
+        self,
+        state: NamespaceState,
+        dense: np.ndarray | None,
+        sparse: SparseQuery | None,
+        k: int,
+        flt: Filter | None,
+        probes: int | None,
+    ) -> Hits:
+        if self.spec.kind == "sparse":
+            return (
+                EMPTY_HITS if sparse is None else self.executor.sparse_only(state, sparse, k, flt)
+            )
+        if dense is None:
+            return EMPTY_HITS
+        prepared = prepare_dense(dense.reshape(1, -1), self.spec.metric)
+        parts = [sparse] if sparse is not None and len(sparse[0]) else None
+        return self.executor.dense(state, prepared, k, flt, probes, parts)[0]
+
+    def _public_scores(self, scores: np.ndarray, query_sq: float) -> list[float]:
+        if self.spec.metric == "euclidean":
+            scores = np.maximum(np.float32(query_sq) - scores, 0)
+        out: list[float] = scores.astype(np.float64).tolist()
+        return out
+
+    def _matches(
+        self,
+        state: NamespaceState,
+        hits: Hits,
+        dense: np.ndarray | None,
+        include_values: bool,
+        include_metadata: bool,
+    ) -> list[ScoredVector]:
+        kind = self.spec.kind
+        rows = materialize(
+            self.source,
+            state,
+            hits.refs,
+            dense=kind != "sparse",
+            values=include_values,
+            sparse=include_values and kind != "dense",
+            metadata=include_metadata,
+            dimension=self.executor.dimension,
+        )
+        qsq = 0.0 if dense is None else float(np.dot(dense, dense))
+        scores = self._public_scores(hits.scores, qsq)
+        return [
+            ScoredVector.model_construct(
+                id=rows.ids[i],
+                score=scores[i],
+                values=rows.values[i] if include_values and kind != "sparse" else None,
+                sparse_values=rows.sparse[i],
+                metadata=rows.metadata[i] if include_metadata else None,
+            )
+            for i in range(len(scores))
+        ]
+
+    @staticmethod
+    def _usage(state: NamespaceState) -> Usage:
+        return Usage(read_units=args.read_units(state.manifest.byte_size))
+
+    # --------------------------------------------------------------- fetch
+    def fetch(self, ids: list[str], namespace: str = "", **_: Any) -> FetchResponse:
+        """The stored records of ``ids`` (absent ids are left out)."""
+        wanted = args.fetch_ids(ids)
+        ns = args.namespace(namespace)
+        kind = self.spec.kind
+
+        def run(state: NamespaceState | None) -> FetchResponse:
+            if state is None or not wanted:
+                return FetchResponse(vectors={}, namespace=ns, usage=Usage(read_units=1))
+            found = load_id_index(self.source, state).lookup(wanted)
+            order = [i for i in wanted if i in found]
+            refs = np.array([found[i] for i in order], dtype=np.int64)
+            rows = materialize(
+                self.source,
+                state,
+                refs,
+                dense=kind != "sparse",
+                values=kind != "sparse",
+                sparse=kind != "dense",
+                metadata=True,
+                dimension=self.executor.dimension,
+            )
+            vectors = {
+                rows.ids[j]: Vector.model_construct(
+                    id=rows.ids[j],
+                    values=rows.values[j],
+                    sparse_values=rows.sparse[j],
+                    metadata=rows.metadata[j],
+                )
+                for j in range(len(order))
+            }
+            return FetchResponse(
+                vectors=vectors, namespace=ns, usage=Usage(read_units=max(1, -(-len(order) // 10)))
+            )
+
+        return self._pinned(ns, run)
+
+    # ---------------------------------------------------------------- list
+    def list_paginated(
+        self,
+        prefix: str | None = None,
+        limit: int | None = None,
+        pagination_token: str | None = None,
+        namespace: str = "",
+        **_: Any,
+    ) -> ListResponse:
+        """One page of ids in ascending order; ``pagination`` is None on the last page."""
+        ns = args.namespace(namespace)
+        pre = args.list_prefix(prefix)
+        lim = args.list_limit(limit)
+        after = args.decode_token(pagination_token)
+
+        def run(state: NamespaceState | None) -> ListResponse:
+            if state is None or not state.manifest.id_files:
+                return ListResponse(vectors=[], namespace=ns)
+            page, more = load_id_index(self.source, state).page(pre, after, lim)
+            nxt = Pagination(next=args.encode_token(page[-1])) if more and page else None
+            return ListResponse(
+                vectors=[ListItem(id=i) for i in page], namespace=ns, pagination=nxt
+            )
+
+        return self._pinned(ns, run)
+
+    def list(
+        self,
+        prefix: str | None = None,
+        limit: int | None = None,
+        pagination_token: str | None = None,
+        namespace: str = "",
+        **_: Any,
+    ) -> Iterator[list[str]]:
+        """Every id (with ``prefix``), one list per page, like Pinecone's SDK."""
+        token = pagination_token
+        while True:
+            page = self.list_paginated(
+                prefix=prefix, limit=limit, pagination_token=token, namespace=namespace
+            )
+            if page.vectors:
+                yield [v.id for v in page.vectors]
+            if page.pagination is None:
+                return
+            token = page.pagination.next

@@ -479,6 +479,10 @@ class ImportDriver:
         self._check()
         # the commit point: every namespace of this import becomes visible at once
         manifests.mark_import_committed(self.store, self.spec.name, self.job.id)
+        # scratch goes before the record says Completed: a runner dying in between
+        # leaves an InProgress job that recovery completes (and cleans) from the
+        # marker, whereas a Completed job is never looked at again
+        finish_staging(self.store, self.spec.name, self.job.id)
         self._stats.final(counts)
         self._apply(
             jobstate.Committed(

@@ -1,0 +1,93 @@
+"""Commit atomicity on a real Dask cluster: an import's namespaces become
+visible together or not at all, and a failed import leaves no manifest, no
+data file and no staging file (walking the store)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_import, wait_until
+from datagen import (
+    NOTHING_LEFT,
+    dense_import,
+    dense_table,
+    files_under,
+    index_dir,
+    leftovers,
+    namespace_dir,
+    vectors,
+    write,
+)
+
+from vecstore import manifests
+from vecstore.api import Index
+from vecstore.storage import Store
+from vecstore.writer import records_to_table, write_namespace
+
+pytestmark = pytest.mark.dask
+
+
+def test_second_namespace_failing_at_commit_hides_the_first(
+    make_index: Callable[..., Index], store_root: Path, src: Path
+) -> None:
+    """Namespace "b" appears (another writer commits it) while the import of
+    "a" and "b" runs: the import commits "a"'s manifest, then fails on "b".
+    "a" must never become visible and its manifest and files must go; the
+    other writer's "b" stays as it was."""
+    dense_import(src, {"a": 60_000, "b": 60_000}, dim=32, files=2, row_group_size=5_000)
+    index = make_index(dimension=32)
+    op = index.start_import(uri=str(src))
+    wait_until(
+        lambda: index.describe_import(op.id).phase in ("train", "scan", "dedup", "write", "commit", "done"),
+        timeout=60, what="the import to pass discovery",
+    )
+    phase = index.describe_import(op.id).phase
+    assert phase in ("train", "scan"), f"the import went too fast for this test: {phase}"
+    other = records_to_table(
+        [{"id": i, "values": v} for i, v in zip("xyz", vectors(3, 32, seed=9), strict=True)],
+        index.spec,
+    )
+    store = Store(str(store_root))
+    write_namespace(store, index.spec, "b", other)  # a concurrent writer, committed at once
+    assert [(n.name, n.record_count) for n in index.list_namespaces()] == [("b", 3)]
+    before_b = files_under(namespace_dir(store_root, index.name, "b"))
+    job = index.wait_for_import(op.id, timeout=120)
+    assert job.status == "Failed", job
+    assert job.error == (
+        'The namespace "b" already exists. Imports are only allowed into nonexistent namespaces.'
+    )
+    assert [(n.name, n.record_count) for n in index.list_namespaces()] == [("b", 3)]
+    assert index.describe_index_stats().total_vector_count == 3
+    assert manifests.manifest_versions(store, index.name, "a") == []
+    assert files_under(namespace_dir(store_root, index.name, "a")) == []
+    assert files_under(namespace_dir(store_root, index.name, "b")) == before_b
+    assert leftovers(store_root, index.name, job.id)["staging"] == []
+    assert leftovers(store_root, index.name, job.id)["committed"] == []
+    # nothing of the failed import anywhere under namespaces/
+    for f in files_under(index_dir(store_root, index.name) / "namespaces"):
+        assert job.id not in f, f
+
+
+@pytest.mark.parametrize("mode", ["continue", "abort"])
+def test_failed_import_leaves_nothing_in_the_store(
+    make_index: Callable[..., Index], store_root: Path, src: Path, mode: str
+) -> None:
+    """A three-namespace import whose last namespace has a bad record (ABORT)
+    or only bad records (CONTINUE): nothing of any namespace is visible or
+    stored; only the job record (and its reject report) remain."""
+    dense_import(src, {"a": 3000, "b": 3000}, dim=8, files=2)
+    bad = dense_table(["c1", "c2"], np.full((2, 8), np.nan, dtype=np.float32))
+    write(src / "c" / "0.parquet", bad)
+    index = make_index()
+    job = run_import(index, src, mode)
+    assert job.status == "Failed"
+    assert leftovers(store_root, index.name, job.id) == NOTHING_LEFT
+    assert index.list_namespaces() == []
+    assert index.describe_index_stats().total_vector_count == 0
+    everything = files_under(index_dir(store_root, index.name))
+    allowed_prefixes = (f"imports/{job.id}.json", f"imports/{job.id}/rejects/", "index.json",
+                        f"imports/{job.id}/_attempts/")
+    assert [f for f in everything if not f.startswith(allowed_prefixes)] == []

@@ -54,7 +54,7 @@ def validate_index_args(
     name: Any, dimension: Any, metric: Any, vector_type: Any, cloud: Any
 ) -> tuple[str, int | None, str, str, str]:
     """Check create_index arguments; return them normalised."""
-    if not isinstance(name, str) or not INDEX_NAME.match(name):
+    if not isinstance(name, str) or not INDEX_NAME.fullmatch(name):
         raise InvalidArgumentError(
             f"Invalid index name {name!r}: expected 1-45 lowercase letters, digits or hyphens",
             name=name,
@@ -193,7 +193,7 @@ class VecStore:
         return index
 
     def describe_index(self, name: str) -> IndexSpec:
-        if not isinstance(name, str) or not INDEX_NAME.match(name):
+        if not isinstance(name, str) or not INDEX_NAME.fullmatch(name):
             raise NotFoundError(f'Index "{name}" not found', index=name)
         try:
             raw = self.store.read_bytes(layout.index_spec_key(name))
@@ -318,7 +318,9 @@ class Index:
             return job
         self.jobs.request_cancel(id)
         age = heartbeat_age(job)
-        if job.runner is None and job.status == "Pending" and (age is None or age > 5):
+        if age is None:
+            age = (datetime.now(UTC) - job.created_at).total_seconds()
+        if job.runner is None and job.status == "Pending" and age > 5:
             # no runner has picked it up: finish the cancel here
             return self._finalize_cancel(job)
         if age is not None and age > STALE_AFTER_SECONDS:

@@ -17,6 +17,7 @@ Events on a finished job change nothing and produce no actions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -167,7 +168,8 @@ def _transition(job: ImportJob, ev: Event) -> tuple[ImportJob, list[Action]]:
             )
             return new, [Persist(new)]
         case Progress() as p:
-            pct = max(job.percent_complete, min(MAX_RUNNING_PERCENT, round(100.0 * p.fraction, 2)))
+            fraction = 0.0 if math.isnan(p.fraction) else p.fraction
+            pct = max(job.percent_complete, min(MAX_RUNNING_PERCENT, round(100.0 * fraction, 2)))
             update: dict[str, object] = {
                 "phase": p.phase,
                 "percent_complete": pct,

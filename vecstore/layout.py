@@ -25,7 +25,12 @@ INDEX_ROOT = "indexes"
 
 
 def ns_dir(namespace: str) -> str:
-    return DEFAULT_NAMESPACE_DIR if namespace == "" else quote(namespace, safe="-_.~=+@,")
+    if namespace == "":
+        return DEFAULT_NAMESPACE_DIR
+    encoded = quote(namespace, safe="-_.~=+@,")
+    if encoded in (".", ".."):  # would name the parent or the directory itself
+        encoded = encoded.replace(".", "%2E")
+    return encoded
 
 
 def ns_from_dir(name: str) -> str:

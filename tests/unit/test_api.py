@@ -196,11 +196,6 @@ def test_create_index_argument_errors(
     assert files(vs) == []  # nothing written
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: INDEX_NAME uses re.match with '$', which also matches before a trailing "
-    "newline, so 'docs\\n' is accepted as an index name",
-)
 def test_index_name_with_trailing_newline_is_refused(vs: VecStore) -> None:
     with pytest.raises(InvalidArgumentError):
         vs.create_index(name="docs\n", dimension=8)
@@ -482,12 +477,6 @@ def test_cancel_pending_job_without_runner_finalises_it(vs: VecStore) -> None:
     assert index.cancel_import(job.id) == cancelled  # now final: a no-op
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Index.cancel_import finalises a just-submitted Pending job at once: "
-    "heartbeat_age() is None before Start, so the 5 s grace never applies, and the runner "
-    "that was handed the job then persists InProgress over the Cancelled record",
-)
 def test_cancel_of_a_just_submitted_job_leaves_it_to_its_runner(
     vs: VecStore, runner: NoRunner
 ) -> None:

@@ -154,11 +154,6 @@ def test_progress_never_below_zero(fraction: float) -> None:
     assert job.percent_complete == 0.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a NaN fraction (e.g. numpy 0/0 with bytes_total == 0) jumps percent_complete "
-    "to 99: min(99.0, nan) is 99.0",
-)
 def test_progress_ignores_a_nan_fraction() -> None:
     job, _ = apply(running(), Progress(phase="scan", fraction=0.25, now=t(3)))
     job, _ = apply(job, Progress(phase="scan", fraction=math.nan, now=t(4)))

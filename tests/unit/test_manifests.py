@@ -277,11 +277,6 @@ def test_namespace_names_are_one_path_segment(store: Store) -> None:
         assert manifests.read_manifest(store, INDEX, ns, 1).namespace == ns
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: layout.ns_dir leaves "." and ".." unencoded, so their manifests land outside '
-    "namespaces/<ns>/ (on a local store) and the namespace is never listed",
-)
 @pytest.mark.parametrize("ns", [".", ".."])
 def test_dot_namespaces_stay_inside_their_directory(local_store: Store, ns: str) -> None:
     manifests.commit(local_store, manifest(namespace=ns))

@@ -81,6 +81,8 @@ class ImportDriver:
 
     # ---------------------------------------------------------- lifecycle
     def run(self) -> ImportJob:
+        # re-read: a cancel may have landed between submit and this thread's start
+        self.job = self.jobs.get(self.job.id)
         self._apply(jobstate.Start(runner=runner_name(), now=_now()))
         if self.job.done:
             return self.job
@@ -149,17 +151,19 @@ class ImportDriver:
         self._drain()
 
     def _drain(self) -> None:
-        """Wait for every task of this job to end (running ones stop at their next check)."""
+        """Wait for every task of this job to end before anything is deleted.
+
+        Tasks are not cancelled with ``client.cancel``: the scheduler would
+        forget them while a worker may still be running one, which could then
+        write files after cleanup. The cancel event is already set, so running
+        and queued tasks stop at their first check, within a batch.
+        """
         if not self._outstanding:
             return
-        from distributed import wait
-
-        pending = [f for f in self._outstanding if not f.done()]
-        self.client.cancel(pending)
-        try:
-            with self.client.as_current():
-                wait(self._outstanding, timeout=120)
-        except Exception:  # pragma: no cover - timeout: report and go on
+        deadline = time.monotonic() + 120
+        while any(not f.done() for f in self._outstanding) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if any(not f.done() for f in self._outstanding):  # pragma: no cover
             log.warning("tasks of import %s did not stop within 120 s", self.job.id)
         self._outstanding = []
 

@@ -74,6 +74,7 @@ class DaskRunner:
                         processes=True,
                         host="127.0.0.1",
                         dashboard_address=":0",
+                        silence_logs=logging.ERROR,
                         memory_limit=os.environ.get("VECSTORE_WORKER_MEMORY", "6GB"),
                     )
                     self._client = Client(self._cluster, set_as_default=False)

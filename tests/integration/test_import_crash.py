@@ -1,0 +1,179 @@
+"""A runner killed with SIGKILL mid-import, then recovery (DESIGN "Jobs": a
+job whose runner died is detected by its heartbeat and resumed or failed
+cleanly; never left InProgress forever, never half-visible).
+
+The import runs in a child process with its own LocalCluster, started in a
+new session so that ``os.killpg`` takes its Dask worker processes down with
+it. Recovery runs in this process (``index.recover_imports()``) on the
+session cluster, with ``VECSTORE_STALE_SECONDS`` lowered for the test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import wait_until
+from datagen import NOTHING_LEFT, dense_import, files_under, ids_of, leftovers, namespace_dir
+
+from schemas import ImportJob
+from vecstore import layout, manifests
+from vecstore.api import Index
+from vecstore.storage import Store
+
+pytestmark = [pytest.mark.dask, pytest.mark.slow]
+
+DIM = 32
+ROWS = {"a": 120_000, "b": 120_000}
+
+RUNNER_SCRIPT = '''
+import sys
+
+from vecstore import VecStore
+
+
+def main() -> None:
+    store, index, uri = sys.argv[1:4]
+    idx = VecStore(store).Index(index)
+    op = idx.start_import(uri=uri, error_mode="continue")
+    print(op.id, flush=True)
+    idx.wait_for_import(op.id)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def session_members(sid: int) -> list[psutil.Process]:
+    """Live (non-zombie) processes of session ``sid``."""
+    out = []
+    for p in psutil.process_iter(["status"]):
+        try:
+            if os.getsid(p.pid) == sid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return out
+
+
+@pytest.fixture
+def killed_import(
+    make_index: Callable[..., Index], store_root: Path, src: Path, tmp_path: Path
+) -> Iterator[tuple[Index, str]]:
+    """An import started by a child process, killed (whole process group) in its scan."""
+    dense_import(src, ROWS, dim=DIM, files=4, row_group_size=10_000)
+    index = make_index(dimension=DIM)
+    script = tmp_path / "run_import.py"
+    script.write_text(RUNNER_SCRIPT)
+    log = (tmp_path / "child.log").open("wb")
+    env = {**os.environ, "VECSTORE_WORKERS": "2", "PYTHONWARNINGS": "ignore"}
+    env.pop("VECSTORE_SCHEDULER", None)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(store_root), index.name, str(src)],
+        stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
+    )
+    try:
+        assert child.stdout is not None
+        job_id = child.stdout.readline().decode().strip()
+        assert job_id, f"the child printed no import id: {(tmp_path / 'child.log').read_text()}"
+        staging = Path(store_root) / layout.staging_prefix(index.name, job_id)
+
+        def scanning() -> bool:
+            # in the scan, with some chunks' scratch files written (more to clean up)
+            phase = index.describe_import(job_id).phase
+            return phase not in ("pending", "discover", "inspect", "train") and (
+                phase != "scan" or bool(files_under(staging))
+            )
+
+        wait_until(scanning, timeout=120, what="the child's import to scan")
+        assert index.describe_import(job_id).phase == "scan"
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(10)
+        # no worker, nanny or other child of the killed runner lingers
+        wait_until(lambda: not session_members(child.pid), timeout=10,
+                   what="the killed runner's processes to go away")
+        yield index, job_id
+    finally:
+        if child.poll() is None or session_members(child.pid):
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(10)
+        log.close()
+
+
+def assert_killed_state(index: Index, job_id: str) -> ImportJob:
+    job = index.describe_import(job_id)
+    assert job.status == "InProgress" and job.phase == "scan" and job.attempt == 1, job
+    assert job.heartbeat_at is not None and job.finished_at is None
+    assert index.list_namespaces() == []
+    assert index.describe_index_stats().total_vector_count == 0
+    return job
+
+
+def test_killed_runner_is_resumed_and_completes(
+    killed_import: tuple[Index, str], store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index, job_id = killed_import
+    before = assert_killed_state(index, job_id)
+    # a fresh heartbeat is not stale: recovery leaves the job alone
+    assert index.recover_imports() == []
+    monkeypatch.setenv("VECSTORE_STALE_SECONDS", "1")
+    wait_until(
+        lambda: (time.time() - index.describe_import(job_id).heartbeat_at.timestamp()) > 1.2,
+        timeout=10, what="a stale heartbeat",
+    )
+    assert index.describe_import(job_id) == before  # nobody touched it meanwhile
+    assert index.recover_imports() == [job_id]
+    resumed = index.describe_import(job_id)
+    assert resumed.attempt == 2 and resumed.status in ("Pending", "InProgress")
+    # a second recovery does not start it twice
+    assert index.recover_imports() == []
+    # never half-visible while the resumed attempt runs
+    while not (job := index.describe_import(job_id)).done:
+        visible = {n.name: n.record_count for n in index.list_namespaces()}
+        assert visible in ({}, ROWS), visible
+        time.sleep(0.1)
+    assert (job.status, job.error, job.attempt) == ("Completed", None, 2), job
+    assert job.records_imported == sum(ROWS.values()) and job.percent_complete == 100
+    assert job.percent_complete >= before.percent_complete
+    # exactly the records of a clean run, and no file of the killed attempt left
+    store = Store(str(store_root))
+    for ns, n in ROWS.items():
+        assert ids_of(store_root, index.name, ns) == sorted(f"{ns}-{i}" for i in range(n))
+        m = manifests.load_namespace(store, index.name, ns)
+        assert m is not None and m.record_count == n
+        assert manifests.manifest_versions(store, index.name, ns) == [m.version]
+        on_disk = {f for f in files_under(namespace_dir(store_root, index.name, ns)) if f.startswith("data/")}
+        assert on_disk == set(m.files()), "orphan data files of the killed attempt"
+    assert leftovers(store_root, index.name, job_id)["staging"] == []
+
+
+def test_killed_runner_out_of_attempts_fails_cleanly(
+    killed_import: tuple[Index, str], store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index, job_id = killed_import
+    before = assert_killed_state(index, job_id)
+    monkeypatch.setenv("VECSTORE_STALE_SECONDS", "1")
+    monkeypatch.setenv("VECSTORE_MAX_ATTEMPTS", "1")
+    wait_until(
+        lambda: (time.time() - before.heartbeat_at.timestamp()) > 1.2,  # type: ignore[union-attr]
+        timeout=10, what="a stale heartbeat",
+    )
+    assert index.recover_imports() == [job_id]
+    job = index.describe_import(job_id)
+    assert job.status == "Failed" and job.finished_at is not None
+    assert job.error == (
+        f"Import runner stopped (no heartbeat since {before.heartbeat_at.isoformat()}) and the "  # type: ignore[union-attr]
+        "import was abandoned after 1 attempt(s)"
+    )
+    assert leftovers(store_root, index.name, job_id) == NOTHING_LEFT
+    assert index.list_namespaces() == []
+    assert index.recover_imports() == []  # final: never touched again
+    assert index.describe_import(job_id) == job

@@ -1,0 +1,67 @@
+"""Imports on an existing Dask cluster: a `dask scheduler` and two `dask worker`
+processes started by the test (conftest.external_scheduler), used through
+VecStore(scheduler_address=...) and through VECSTORE_SCHEDULER."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_import
+from datagen import dense_import, ids_of
+
+from vecstore import VecStore
+from vecstore.runners import get_runner
+
+pytestmark = pytest.mark.dask
+
+
+def scheduler_task_prefixes(address: str) -> dict[str, int]:
+    from distributed import Client
+
+    def prefixes(dask_scheduler: Any) -> dict[str, int]:
+        return {name: sum(p.state_counts.values()) for name, p in dask_scheduler.task_prefixes.items()}
+
+    with Client(address, set_as_default=False, timeout=30) as c:
+        result: dict[str, int] = c.run_on_scheduler(prefixes)
+        return result
+
+
+def test_import_on_external_scheduler(external_scheduler: str, tmp_path: Path) -> None:
+    src = tmp_path / "import"
+    dense_import(src, {"a": 5000, "__default__": 3000}, dim=16, files=2)
+    vs = VecStore(str(tmp_path / "store"), scheduler_address=external_scheduler)
+    vs.create_index(name="ext", dimension=16, metric="euclidean")
+    index = vs.Index("ext")
+    job = run_import(index, src, "abort")
+    assert (job.status, job.error, job.records_imported) == ("Completed", None, 8000), job
+    assert ids_of(tmp_path / "store", "ext", "a") == sorted(f"a-{i}" for i in range(5000))
+    assert index.describe_index_stats().namespaces[""].vector_count == 3000
+    # the work ran on that cluster (not on an embedded LocalCluster)
+    assert get_runner(external_scheduler).client.scheduler.address == external_scheduler
+    ran = scheduler_task_prefixes(external_scheduler)
+    assert {"inspect", "scan", "dedup", "gather"} <= set(ran), ran
+    # a failing import reports its error from the external workers too
+    bad = tmp_path / "bad"
+    (bad / "ns").mkdir(parents=True)
+    (bad / "ns" / "0.parquet").write_bytes(b"not parquet at all")
+    job = run_import(index, bad)
+    assert job.status == "Failed"
+    assert job.error == (
+        'file "ns/0.parquet": Parquet footer could not be parsed. Are you sure this is valid parquet?'
+    )
+
+
+def test_import_via_environment_variable(
+    external_scheduler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VECSTORE_SCHEDULER", external_scheduler)
+    before = scheduler_task_prefixes(external_scheduler).get("scan", 0)
+    src = tmp_path / "import"
+    dense_import(src, {"env": 2000}, dim=8)
+    vs = VecStore(str(tmp_path / "store"))  # no address: VECSTORE_SCHEDULER
+    vs.create_index(name="env", dimension=8)
+    job = run_import(vs.Index("env"), src)
+    assert (job.status, job.records_imported) == ("Completed", 2000), job
+    assert scheduler_task_prefixes(external_scheduler).get("scan", 0) > before

@@ -71,6 +71,7 @@ class Reader:
         cache_bytes: int | None = None,
         cache_dir: str | None = None,
         manifest_ttl: float | None = None,
+        threaded_matvec: bool = True,
     ) -> None:
         self.store = store
         self.spec = spec
@@ -82,7 +83,9 @@ class Reader:
             disk = DiskCache(cache_dir or os.environ.get(CACHE_DIR_ENV) or _default_cache_dir())
         self.source = SegmentSource(store, self.cache, disk)
         self.tracker = ManifestTracker(store, spec.name, manifest_ttl)
-        self.executor = Executor(self.source, spec.metric, spec.dimension)
+        self.executor = Executor(
+            self.source, spec.metric, spec.dimension, threaded_matvec=threaded_matvec
+        )
 
     def __repr__(self) -> str:
         return f"Reader({self.store.uri!r}, {self.spec.name!r})"

@@ -3,6 +3,8 @@ the default nprobe, the byte-bounded cache."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from test_query_support import (
@@ -16,7 +18,7 @@ from test_query_support import (
     write,
 )
 
-from vecstore.query.cache import ByteLRU
+from vecstore.query.cache import ByteLRU, DiskCache
 from vecstore.query.planner import default_nprobe, probe_count
 from vecstore.reader import Reader
 
@@ -201,3 +203,19 @@ def test_byte_lru_evicts_least_recently_used() -> None:
     assert lru.get_or_load("d", lambda: load(5)) == 5
     assert lru.get_or_load("d", lambda: load(6)) == 5
     assert calls == [5]
+
+
+def test_disk_cache_downloads_once_and_trims(tmp_path: Path) -> None:
+    store = memory_store(CountingStore)
+    assert isinstance(store, CountingStore)
+    for i in range(4):
+        store.write_bytes(f"data/{i}.bin", bytes([i]) * 1000)
+    disk = DiskCache(str(tmp_path / "cache"), max_bytes=2500)
+    first = disk.local_path(store, "data/0.bin")
+    assert disk.local_path(store, "data/0.bin") == first
+    assert store.reads["data/0.bin"] == 1
+    assert Path(first).read_bytes() == bytes([0]) * 1000
+    for i in range(1, 4):
+        disk.local_path(store, f"data/{i}.bin")
+    files = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= 2500

@@ -82,10 +82,18 @@ def prepare_dense(vectors: np.ndarray, metric: Metric) -> np.ndarray:
 class Executor:
     """Runs planned scans over one namespace version through a SegmentSource."""
 
-    def __init__(self, source: SegmentSource, metric: Metric, dimension: int | None) -> None:
+    def __init__(
+        self,
+        source: SegmentSource,
+        metric: Metric,
+        dimension: int | None,
+        *,
+        threaded_matvec: bool = True,
+    ) -> None:
         self.source = source
         self.metric = metric
         self.dimension = int(dimension or 0)
+        self.threaded_matvec = threaded_matvec
 
     # ---------------------------------------------------------- dense
     def dense(
@@ -144,7 +152,15 @@ class Executor:
 
     def _score(self, block: DenseBlock, q: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         x = block.matrix if rows is None else block.matrix[rows]
-        s: np.ndarray = q @ x.T
+        s: np.ndarray
+        if len(q) == 1 and self.threaded_matvec:
+            s = (x @ q[0]).reshape(1, -1)  # BLAS gemv on the row-major matrix as stored
+        elif len(q) == 1:
+            # numpy's own single-threaded SIMD loop: steadier than a threaded
+            # BLAS gemv when cores are shared (see docs/query.md)
+            s = np.einsum("ij,j->i", x, q[0]).reshape(1, -1)
+        else:
+            s = q @ x.T
         if block.inv_norm is not None:
             s *= block.inv_norm if rows is None else block.inv_norm[rows]
         elif block.sq_norm is not None:

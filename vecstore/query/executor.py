@@ -107,7 +107,7 @@ class Executor:
     ) -> list[Hits]:
         """Top-k of each prepared dense query (hybrid: plus its sparse part)."""
         q = len(queries)
-        cands = candidate_clusters(state, flt.node if flt else None)
+        cands = candidate_clusters(state, flt.node if flt else None, flt.canon if flt else None)
         if q == 0 or len(cands) == 0:
             return [EMPTY_HITS] * q
         ranked = rank_clusters(state, queries, cands, self.metric)
@@ -278,7 +278,8 @@ class Executor:
         """Exact sparse dot-product search over every segment that may match."""
         scores: list[np.ndarray] = []
         refs: list[np.ndarray] = []
-        for pos in candidate_clusters(state, flt.node if flt else None).tolist():
+        cands = candidate_clusters(state, flt.node if flt else None, flt.canon if flt else None)
+        for pos in cands.tolist():
             key = state.segment_keys[pos]
             n = int(state.row_counts[pos])
             s = self.source.sparse(key, n).scores(query[0], query[1])

@@ -41,6 +41,7 @@ PROBE_EXPONENT = 0.6
 EXACT_FRACTION = 0.7  # default probe covering >= this share of rows: scan everything
 EXACT_MAX_CLUSTERS = 4
 REMOTE_TTL_SECONDS = 1.0
+MEMO_ITEMS = 256  # pruned cluster lists remembered per version (one per distinct filter)
 
 
 def default_nprobe(k: int) -> int:
@@ -62,7 +63,7 @@ class NamespaceState:
     centroid_sq: np.ndarray | None  # |c|^2, for euclidean ranking
     position_of: dict[int, int]  # ClusterEntry.id -> position
     meta_columns: frozenset[str]
-    extras: dict[str, object] = field(default_factory=dict, compare=False)
+    extras: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
     @property
@@ -76,12 +77,15 @@ class NamespaceState:
     def key(self, rel: str) -> str:
         return f"{self.prefix}/{rel}"
 
-    def memo(self, name: str, build: Callable[[], object]) -> object:
-        """A value derived from this version, built once (e.g. the id index)."""
+    def memo(self, name: str, build: Callable[[], np.ndarray]) -> np.ndarray:
+        """An array derived from this version, built once (at most MEMO_ITEMS kept)."""
         with self.lock:
-            if name not in self.extras:
-                self.extras[name] = build()
-            return self.extras[name]
+            value = self.extras.get(name)
+            if value is None:
+                value = build()
+                if len(self.extras) < MEMO_ITEMS:
+                    self.extras[name] = value
+            return value
 
 
 def build_state(store: Store, manifest: Manifest) -> NamespaceState:
@@ -190,14 +194,22 @@ class ManifestTracker:
 # ---------------------------------------------------------------- planning
 
 
-def candidate_clusters(state: NamespaceState, node: Node | None) -> np.ndarray:
-    """Positions of the clusters that may hold a match (all without a filter)."""
+def candidate_clusters(
+    state: NamespaceState, node: Node | None, canon: str | None = None
+) -> np.ndarray:
+    """Positions of the clusters that may hold a match (all without a filter).
+
+    ``canon`` (the filter's canonical text) memoises the answer per version."""
     positions = np.flatnonzero(state.row_counts > 0)
     if node is None:
         return positions
-    clusters = state.manifest.clusters
-    keep = [p for p in positions if may_match(node, clusters[p].stats, clusters[p].row_count)]
-    return np.asarray(keep, dtype=np.int64)
+
+    def build() -> np.ndarray:
+        clusters = state.manifest.clusters
+        keep = [p for p in positions if may_match(node, clusters[p].stats, clusters[p].row_count)]
+        return np.asarray(keep, dtype=np.int64)
+
+    return state.memo(f"candidates:{canon}", build) if canon is not None else build()
 
 
 def rank_clusters(

@@ -428,6 +428,20 @@ class ImportDriver:
             out[r.ns].append(r)
         return out
 
+    def _conflict_message(self, ns: str, version: int) -> str:
+        """Why version ``version`` of ``ns`` was taken: a visible commit, or an
+        import that is committing the namespace right now."""
+        try:
+            other = manifests.read_manifest(self.store, self.spec.name, ns, version)
+        except VecstoreError:
+            return _exists_message(ns)
+        if other.import_id and not manifests.is_visible(self.store, other):
+            return (
+                f'The namespace "{ns or "__default__"}" is being created by another import '
+                f"({other.import_id}). Imports are only allowed into nonexistent namespaces."
+            )
+        return _exists_message(ns)
+
     def _commit(
         self,
         plans: dict[str, P.NamespacePlan],
@@ -456,16 +470,20 @@ class ImportDriver:
             if ns in centroids:
                 cents = centroids[ns].result()
                 cent_rel = write_centroids_file(self.store, self.spec, ns, self.job.id, cents)
-            if manifests.load_namespace(self.store, self.spec.name, ns) is not None:
-                raise IngestError(
-                    f'The namespace "{ns or "__default__"}" already exists. Imports are only '
-                    "allowed into nonexistent namespaces.",
-                    namespace=ns,
-                )
+            latest = manifests.latest_visible(self.store, self.spec.name, ns)
+            if latest is not None and not latest.deleted:
+                raise IngestError(_exists_message(ns), namespace=ns)
+            # The version right after the visible state (nothing, or a tombstone),
+            # not after the highest version present: another import that has
+            # written its (still invisible) manifest of this namespace holds that
+            # slot, and the write-if-absent below fails instead of committing a
+            # later version that would shadow the other import's data once its
+            # marker lands (both would report Completed).
+            version = 1 if latest is None else latest.version + 1
             manifest = assemble_manifest(
                 self.spec,
                 ns,
-                manifests.next_version(self.store, self.spec.name, ns),
+                version,
                 [c for r in results for c in r.clusters],
                 centroids=cent_rel,
                 id_files=[r.id_file for r in results if r.id_file],
@@ -475,11 +493,7 @@ class ImportDriver:
             try:
                 manifests.commit(self.store, manifest)
             except CommitConflictError:
-                raise IngestError(
-                    f'The namespace "{ns or "__default__"}" already exists. Imports are only '
-                    "allowed into nonexistent namespaces.",
-                    namespace=ns,
-                ) from None
+                raise IngestError(self._conflict_message(ns, version), namespace=ns) from None
         self._check()
         # the commit point: every namespace of this import becomes visible at once
         manifests.mark_import_committed(self.store, self.spec.name, self.job.id)
@@ -499,6 +513,13 @@ class ImportDriver:
 
 
 # --------------------------------------------------------------- helpers
+def _exists_message(ns: str) -> str:
+    return (
+        f'The namespace "{ns or "__default__"}" already exists. Imports are only allowed into '
+        "nonexistent namespaces."
+    )
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 

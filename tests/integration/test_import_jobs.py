@@ -190,3 +190,29 @@ def test_cancel_finished_imports_is_a_noop(
     assert index.describe_import(failed.id) == failed
     with pytest.raises(NotFoundError):
         index.cancel_import("0000000000000000deadbeef")
+
+
+@pytest.mark.slow
+def test_cancel_in_train_and_write_phases(
+    make_index: Callable[..., Index], store_root: Path, src: Path
+) -> None:
+    """Cancel while k-means trains, then (same data, a new import) while segment
+    files are being written: Cancelled promptly, nothing left either time."""
+    dense_import(src, {"a": 200_000, "b": 200_000}, dim=64, files=4, row_group_size=10_000)
+    index = make_index(dimension=64)
+    for phase in ("train", "write"):
+        op = index.start_import(uri=str(src))
+        job = wait_until(
+            lambda op=op: (j := index.describe_import(op.id)).phase in (phase, "done") and j,
+            timeout=120, interval=0.01, what=f"the {phase} phase",
+        )
+        if job.phase != phase:
+            pytest.fail(f"the {phase} phase went by unseen")
+        t0 = time.monotonic()
+        index.cancel_import(op.id)
+        job = index.wait_for_import(op.id, timeout=30)
+        assert job.status == "Cancelled", (phase, job)
+        assert time.monotonic() - t0 < 10
+        time.sleep(1.0)
+        assert leftovers(store_root, index.name, op.id) == NOTHING_LEFT, phase
+        assert index.list_namespaces() == []

@@ -30,12 +30,13 @@ from datagen import (
     write,
 )
 
+from vecstore import kmeans
 from vecstore.api import Index
 
 pytestmark = pytest.mark.dask
 
 DIM = 4
-N = 240
+N = 9000  # > 2 x kmeans.TARGET_PER_CLUSTER: several clusters, so several write buckets
 
 
 @dataclass
@@ -113,15 +114,16 @@ def stored(store_root: Path, index: str, ns: str) -> dict[str, np.ndarray]:
 
 
 SPLITS = [
-    pytest.param(3, 16, {}, id="3-files"),
-    pytest.param(7, 5, {}, id="7-files-small-row-groups"),
+    pytest.param(3, 1000, {}, id="3-files"),
+    pytest.param(7, 97, {}, id="7-files-small-row-groups"),
     pytest.param(
         2,
-        7,
-        {"VECSTORE_PARTITION_ROWS": "9", "VECSTORE_CHUNK_BYTES": "1", "VECSTORE_BUCKET_BYTES": "1"},
+        500,
+        # 18 scan chunks, 13 dedup partitions, one write bucket per cluster
+        {"VECSTORE_PARTITION_ROWS": "700", "VECSTORE_CHUNK_BYTES": "1", "VECSTORE_BUCKET_BYTES": "1"},
         id="many-chunks-partitions-buckets",
     ),
-    pytest.param(1, 1000, {"VECSTORE_PARTITION_ROWS": "50"}, id="1-file-4-partitions"),
+    pytest.param(1, 10_000, {"VECSTORE_PARTITION_ROWS": "2500"}, id="1-file-4-partitions"),
 ]
 
 
@@ -142,7 +144,7 @@ def test_first_occurrence_wins_whatever_the_split(
     index = make_index(dimension=DIM, metric="euclidean")
     where = write_split(src / "alpha", ds, files, row_group_size)
     # the same records in another namespace: duplicates across namespaces are not duplicates
-    write_split(src / "beta", ds, 1, 1000)
+    write_split(src / "beta", ds, 1, 10_000)
     job = run_import(index, src, "continue")
     assert (job.status, job.error) == ("Completed", None), job
     n_id = sum(1 for c, _ in exp.dropped.values() if c == "duplicate_id")
@@ -150,6 +152,8 @@ def test_first_occurrence_wins_whatever_the_split(
     assert n_id > 40 and n_val > 20  # the dataset exercises both
     assert job.records_skipped == {"duplicate_id": 2 * n_id, "duplicate_values": 2 * n_val}
     assert job.records_imported == 2 * len(exp.kept)
+    m, _, _ = load_namespace_data(store_root, index.name, "alpha")
+    assert len(m.clusters) == kmeans.choose_k(N) > 1
     for ns in ("alpha", "beta"):
         got = stored(store_root, index.name, ns)
         # the kept records are exactly the first occurrences, with their own vectors
@@ -197,11 +201,11 @@ def test_file_path_order_not_write_order(
 def test_abort_fails_on_the_first_duplicate(
     make_index: Callable[..., Index], store_root: Path, src: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("VECSTORE_PARTITION_ROWS", "13")  # the first duplicate is found across partitions
+    monkeypatch.setenv("VECSTORE_PARTITION_ROWS", "700")  # 13 partitions: found across partitions
     ds = make_dataset(seed=3)
     exp = reference(ds)
     index = make_index(dimension=DIM)
-    where = write_split(src / "alpha", ds, 4, 10)
+    where = write_split(src / "alpha", ds, 4, 100)
     first_dup = min(exp.dropped)
     code, first = exp.dropped[first_dup]
     f, row = where[first_dup]

@@ -203,7 +203,8 @@ def test_cancel_in_train_and_write_phases(
     for phase in ("train", "write"):
         op = index.start_import(uri=str(src))
         job = wait_until(
-            lambda op=op: (j := index.describe_import(op.id)).phase in (phase, "done") and j,
+            lambda op=op, phase=phase: (j := index.describe_import(op.id)).phase in (phase, "done")
+            and j,
             timeout=120, interval=0.01, what=f"the {phase} phase",
         )
         if job.phase != phase:

@@ -356,7 +356,7 @@ def run_dataset(
     state = reader.namespace_state(ns)
     assert state is not None
     k = state.k
-    grid = sorted({p for p in grid if p <= k} | {k})
+    grid = sorted({p for p in grid if p <= k} | ({k} if k <= 64 else set()))
     warm(reader, ds, ns, k)
     print(f"  clusters: {k}")
     print(HEADER)

@@ -71,7 +71,7 @@ class Reader:
         cache_bytes: int | None = None,
         cache_dir: str | None = None,
         manifest_ttl: float | None = None,
-        threaded_matvec: bool = True,
+        threaded_matvec: bool = False,
     ) -> None:
         self.store = store
         self.spec = spec

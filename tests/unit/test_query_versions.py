@@ -118,3 +118,19 @@ def test_threads_see_one_version_or_the_other(tmp_path: Path) -> None:
     assert "v2-" in seen
     after = reader.query(namespace="ns", vector=queries[0], top_k=5)
     assert all(m.id.startswith("v2-") for m in after.matches)
+
+
+def test_uncommitted_import_stays_invisible_until_its_marker_lands() -> None:
+    store = memory_store()
+    spec = spec_for("cosine", D)
+    x = clustered(200, D, 3, seed=4)
+    write(store, spec, records("v1-", x))
+    reader = Reader(store, spec)
+    q = x[0].tolist()
+    assert reader.query(namespace="ns", vector=q, top_k=1).matches[0].id.startswith("v1-")
+    from vecstore.writer import records_to_table, write_namespace
+
+    write_namespace(store, spec, "ns", records_to_table(records("v2-", x), spec), import_id="imp-1")
+    assert reader.query(namespace="ns", vector=q, top_k=1).matches[0].id.startswith("v1-")
+    manifests.mark_import_committed(store, spec.name, "imp-1")
+    assert reader.query(namespace="ns", vector=q, top_k=1).matches[0].id.startswith("v2-")

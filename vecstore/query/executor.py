@@ -88,7 +88,7 @@ class Executor:
         metric: Metric,
         dimension: int | None,
         *,
-        threaded_matvec: bool = True,
+        threaded_matvec: bool = False,
     ) -> None:
         self.source = source
         self.metric = metric
@@ -158,7 +158,7 @@ class Executor:
         elif len(q) == 1:
             # numpy's own single-threaded SIMD loop: steadier than a threaded
             # BLAS gemv when cores are shared (see docs/query.md)
-            s = np.einsum("ij,j->i", x, q[0]).reshape(1, -1)
+            s = _vecdot(x, q[0]).reshape(1, -1)
         else:
             s = q @ x.T
         if block.inv_norm is not None:
@@ -291,6 +291,13 @@ class Executor:
                 scores.append(s[rows])
                 refs.append(make_refs(pos, rows))
         return select(scores, refs, top_k)
+
+
+def _vecdot(x: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Row-wise dot products on one thread (numpy >= 2: ``vecdot``)."""
+    fn = getattr(np, "vecdot", None)
+    out: np.ndarray = fn(x, q) if fn is not None else np.einsum("ij,j->i", x, q)
+    return out
 
 
 def select(scores: Sequence[np.ndarray], refs: Sequence[np.ndarray], top_k: int) -> Hits:

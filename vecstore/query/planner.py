@@ -159,22 +159,26 @@ class ManifestTracker:
             if top is None:
                 e.state, e.top_seen = None, None
             elif top != e.top_seen:
-                e.state = self._resolve(namespace, versions, e.state)
-                e.top_seen = top
+                e.state, settled = self._resolve(namespace, versions, e.state)
+                # an invisible newest manifest (an import not committed yet)
+                # is looked at again on the next check: its marker may land
+                e.top_seen = top if settled else None
             e.checked_at = time.monotonic()
             return e.state
 
     def _resolve(
         self, namespace: str, versions: list[int], current: NamespaceState | None
-    ) -> NamespaceState | None:
+    ) -> tuple[NamespaceState | None, bool]:
+        """(the newest visible live state, whether it is the newest manifest)."""
+        top = versions[-1]
         for v in reversed(versions):
             if current is not None and v == current.version:
-                return current
+                return current, v == top
             m = self._manifest(namespace, v)
             if m is None or not manifests.is_visible(self.store, m):
                 continue
-            return None if m.deleted else build_state(self.store, m)
-        return None
+            return (None if m.deleted else build_state(self.store, m)), v == top
+        return None, False
 
     def _manifest(self, namespace: str, version: int) -> Manifest | None:
         ck = (namespace, version)

@@ -32,12 +32,13 @@ from pipelines import tasks
 from pipelines.discover import Discovery, FileInfo, discover, display_path
 from schemas import ImportJob, IndexSpec, NamespaceProgress
 from schemas.arrow import REJECT_SCHEMA
-from vecstore import jobstate, manifests
-from vecstore.cleanup import cleanup_import, finish_staging
+from vecstore import jobstate, layout, manifests
+from vecstore.cleanup import cleanup_attempt, cleanup_import, finish_staging
 from vecstore.errors import (
     CancelledError,
     CommitConflictError,
     IngestError,
+    NotFoundError,
     RecordError,
     StorageError,
     VecstoreError,
@@ -61,6 +62,13 @@ class _Stop(Exception):
     """Internal: unwind the phases (cancel observed)."""
 
 
+class _Superseded(Exception):
+    """Internal: another runner took this job over (recovery claimed a newer
+    attempt, or finished the job): this driver must stop without writing the
+    job record, the commit marker or a manifest, and without cleaning up
+    anything but its own attempt's files."""
+
+
 class ImportDriver:
     def __init__(
         self, client: Any, store: Store, spec: IndexSpec, job: ImportJob, source: Store
@@ -71,7 +79,7 @@ class ImportDriver:
         self.job = job
         self.source = source
         self.jobs = JobStore(store, spec.name)
-        self.ctx = P.Context.make(source, store, spec, job.id, job.error_mode)
+        self.ctx = P.Context.make(source, store, spec, job.id, job.error_mode, job.attempt)
         self._last_persist = 0.0
         self._last_cancel_check = 0.0
         self._outstanding: list[Any] = []
@@ -81,6 +89,25 @@ class ImportDriver:
 
     # ---------------------------------------------------------- lifecycle
     def run(self) -> ImportJob:
+        try:
+            return self._run()
+        except _Superseded:
+            # A runner presumed dead (paused, partitioned) that wakes up after
+            # recovery resumed its job elsewhere: stop quietly, drop only what
+            # this attempt wrote, leave the job to its new owner.
+            log.warning(
+                "import %s: attempt %s was superseded; stopping", self.job.id, self.job.attempt
+            )
+            with contextlib.suppress(Exception):
+                self._stop_work()
+            cleanup_attempt(self.store, self.spec.name, self.ctx.staging, self.ctx.owner)
+            with contextlib.suppress(NotFoundError):
+                return self.jobs.get(self.job.id)
+            return self.job
+        finally:
+            self._release_event()
+
+    def _run(self) -> ImportJob:
         # re-read: a cancel may have landed between submit and this thread's start
         self.job = self.jobs.get(self.job.id)
         self._apply(jobstate.Start(runner=runner_name(), now=_now()))
@@ -88,6 +115,8 @@ class ImportDriver:
             return self.job
         try:
             self._phases()
+        except _Superseded:
+            raise
         except _Stop:
             self._stop_work()
             self._apply(jobstate.WorkStopped(now=_now()))
@@ -108,12 +137,13 @@ class ImportDriver:
             self._stop_work()
             msg = exc.message if isinstance(exc, VecstoreError) else f"{type(exc).__name__}: {exc}"
             self._apply(jobstate.Fail(error=f"Internal error: {msg}", now=_now()))
-        finally:
-            self._release_event()
         return self.job
 
     def _apply(self, event: jobstate.Event) -> None:
-        self.job, actions = jobstate.apply(self.job, event)
+        new, actions = jobstate.apply(self.job, event)
+        if any(isinstance(a, jobstate.Persist | jobstate.Cleanup) for a in actions):
+            self._fence()
+        self.job = new
         for action in actions:
             if isinstance(action, jobstate.Persist):
                 self.jobs.save(action.job)
@@ -125,6 +155,20 @@ class ImportDriver:
                 cleanup_import(self.store, self.spec.name, self.job.id, keep_rejects=action.keep_rejects)
             elif isinstance(action, jobstate.FinishStaging):
                 finish_staging(self.store, self.spec.name, self.job.id)
+
+    def _fence(self) -> None:
+        """Raise _Superseded unless this attempt still owns the job: no newer
+        attempt was claimed and the stored record is this attempt's, unfinished."""
+        if self.store.exists(layout.claim_key(self.spec.name, self.job.id, self.job.attempt + 1)):
+            raise _Superseded()
+        try:
+            stored = ImportJob.model_validate_json(
+                self.store.read_bytes(layout.job_key(self.spec.name, self.job.id))
+            )
+        except NotFoundError:  # the index was deleted meanwhile
+            raise _Superseded() from None
+        if stored.attempt != self.job.attempt or stored.done:
+            raise _Superseded()
 
     # ------------------------------------------------------------- cancel
     def _cancel_event(self) -> Any:
@@ -179,6 +223,8 @@ class ImportDriver:
 
     # ----------------------------------------------------------- progress
     def _progress(self, phase: str, fraction: float, force: bool = False) -> None:
+        # a new phase is recorded at once (throttled, short phases never showed)
+        force = force or phase != self.job.phase
         if not force and time.monotonic() - self._last_persist < PERSIST_SECONDS:
             return
         self._apply(
@@ -221,6 +267,7 @@ class ImportDriver:
         results: list[Any] = [None] * len(futures)
         pending = dict(enumerate(futures))
         first_error: tuple[int, BaseException] | None = None
+        self._progress(phase, lo)
         while pending:
             self._check()
             with contextlib.suppress(TimeoutError), self.client.as_current():
@@ -469,7 +516,7 @@ class ImportDriver:
             cent_rel = None
             if ns in centroids:
                 cents = centroids[ns].result()
-                cent_rel = write_centroids_file(self.store, self.spec, ns, self.job.id, cents)
+                cent_rel = write_centroids_file(self.store, self.spec, ns, self.ctx.owner, cents)
             latest = manifests.latest_visible(self.store, self.spec.name, ns)
             if latest is not None and not latest.deleted:
                 raise IngestError(_exists_message(ns), namespace=ns)
@@ -490,11 +537,13 @@ class ImportDriver:
                 import_id=self.job.id,
                 fields=fields[ns],
             )
+            self._fence()
             try:
                 manifests.commit(self.store, manifest)
             except CommitConflictError:
                 raise IngestError(self._conflict_message(ns, version), namespace=ns) from None
         self._check()
+        self._fence()
         # the commit point: every namespace of this import becomes visible at once
         manifests.mark_import_committed(self.store, self.spec.name, self.job.id)
         # scratch goes before the record says Completed: a runner dying in between

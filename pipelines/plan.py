@@ -116,19 +116,42 @@ class Context:
     seed: int = 0
     staging: str = field(default="")
     rejects: str = field(default="")
+    attempt: int = 1
+    owner: str = field(default="")  # prefix of this attempt's data file names
+
+    def __post_init__(self) -> None:
+        if not self.owner:  # data files must carry the import id (cleanup finds them by it)
+            object.__setattr__(self, "owner", attempt_owner(self.job_id, self.attempt))
 
     @staticmethod
-    def make(source: Store, store: Store, spec: IndexSpec, job_id: str, error_mode: str) -> Context:
+    def make(
+        source: Store, store: Store, spec: IndexSpec, job_id: str, error_mode: str, attempt: int = 1
+    ) -> Context:
+        """Scratch files, data file names and the stop event are per attempt: a
+        superseded attempt (a runner that was presumed dead but woke up) cannot
+        mix its files or its stop signal with those of the attempt resuming it."""
         return Context(
             source=source,
             store=store,
             spec=spec,
             job_id=job_id,
             error_mode=error_mode,
-            cancel_event=f"vecstore-cancel-{job_id}",
-            staging=layout.staging_prefix(spec.name, job_id),
+            cancel_event=f"vecstore-cancel-{job_id}-{attempt}",
+            staging=attempt_staging(spec.name, job_id, attempt),
             rejects=layout.rejects_prefix(spec.name, job_id),
+            attempt=attempt,
+            owner=attempt_owner(job_id, attempt),
         )
+
+
+def attempt_staging(index: str, job_id: str, attempt: int) -> str:
+    return f"{layout.staging_prefix(index, job_id)}/{attempt:06d}"
+
+
+def attempt_owner(job_id: str, attempt: int) -> str:
+    """Data files of an attempt are named ``<job_id>-a<attempt>-<uuid>...``
+    (so ``<job_id>-`` still finds every file of the import)."""
+    return f"{job_id}-a{attempt}"
 
 
 def chunk_file(

@@ -408,9 +408,9 @@ def gather(ctx: P.Context, ns: str, bucket: int, drop_keys: np.ndarray) -> Bucke
     for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
         check()
         cid = int(clusters[s])
-        entries.append(write_cluster(ctx.store, ctx.spec, ns, ctx.job_id, cid, t.slice(s, e - s)))
+        entries.append(write_cluster(ctx.store, ctx.spec, ns, ctx.owner, cid, t.slice(s, e - s)))
         rows[s:e] = np.arange(e - s, dtype=np.int32)
     id_file = write_id_file(
-        ctx.store, ctx.spec, ns, ctx.job_id, t.column("id"), clusters.astype(np.int32), rows
+        ctx.store, ctx.spec, ns, ctx.owner, t.column("id"), clusters.astype(np.int32), rows
     )
     return BucketResult(ns, bucket, entries, id_file, int(t.num_rows))

@@ -35,6 +35,18 @@ def cleanup_import(store: Store, index: str, job_id: str, *, keep_rejects: bool 
         store.delete_prefix(layout.rejects_prefix(index, job_id))
 
 
+def cleanup_attempt(store: Store, index: str, staging: str, owner: str) -> None:
+    """Delete what one *superseded* attempt of an import wrote: its scratch
+    prefix ``staging`` and its data files (named ``<owner>-...``); nothing else
+    of the job, whose newer attempt owns its manifests, marker and files."""
+    for ns_key in store.ls(layout.namespaces_prefix(index)):
+        ns = layout.ns_from_dir(ns_key.rsplit("/", 1)[-1])
+        for key in store.ls(layout.data_prefix(index, ns)):
+            if key.rsplit("/", 1)[-1].startswith(f"{owner}-"):
+                store.delete(key)
+    store.delete_prefix(staging)
+
+
 def finish_staging(store: Store, index: str, job_id: str) -> None:
     store.delete_prefix(layout.staging_prefix(index, job_id))
 

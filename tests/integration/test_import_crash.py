@@ -10,6 +10,7 @@ session cluster, with ``VECSTORE_STALE_SECONDS`` lowered for the test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -37,6 +38,7 @@ RUNNER_SCRIPT = '''
 import sys
 
 from vecstore import VecStore
+from vecstore.runners import close_runners
 
 
 def main() -> None:
@@ -44,7 +46,10 @@ def main() -> None:
     idx = VecStore(store).Index(index)
     op = idx.start_import(uri=uri, error_mode="continue")
     print(op.id, flush=True)
-    idx.wait_for_import(op.id)
+    try:
+        idx.wait_for_import(op.id)
+    finally:
+        close_runners()  # waits for the import's driver thread to end
 
 
 if __name__ == "__main__":
@@ -177,3 +182,63 @@ def test_killed_runner_out_of_attempts_fails_cleanly(
     assert index.list_namespaces() == []
     assert index.recover_imports() == []  # final: never touched again
     assert index.describe_import(job_id) == job
+
+
+def test_paused_runner_does_not_interfere_after_being_superseded(
+    make_index: Callable[..., Index], store_root: Path, src: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A runner frozen (SIGSTOP) mid-scan looks dead: recovery resumes its job
+    here and completes it. When the frozen runner wakes up (SIGCONT) it must not
+    touch the job any more: no record overwrite, no cleanup of the new attempt's
+    data, no second commit, no files of its own left behind."""
+    dense_import(src, ROWS, dim=DIM, files=4, row_group_size=10_000)
+    index = make_index(dimension=DIM)
+    script = tmp_path / "run_import.py"
+    script.write_text(RUNNER_SCRIPT)
+    log = (tmp_path / "child.log").open("wb")
+    env = {**os.environ, "VECSTORE_WORKERS": "2", "PYTHONWARNINGS": "ignore"}
+    env.pop("VECSTORE_SCHEDULER", None)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(store_root), index.name, str(src)],
+        stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
+    )
+    try:
+        assert child.stdout is not None
+        job_id = child.stdout.readline().decode().strip()
+        staging = Path(store_root) / layout.staging_prefix(index.name, job_id)
+        wait_until(
+            lambda: index.describe_import(job_id).phase == "scan" and bool(files_under(staging)),
+            timeout=120, interval=0.02, what="the child's scan",
+        )
+        os.killpg(child.pid, signal.SIGSTOP)
+        monkeypatch.setenv("VECSTORE_STALE_SECONDS", "1")
+        time.sleep(1.5)
+        assert index.recover_imports() == [job_id]
+        job = index.wait_for_import(job_id, timeout=120)
+        assert (job.status, job.attempt) == ("Completed", 2), job
+        os.killpg(child.pid, signal.SIGCONT)
+        try:  # the woken runner notices it was superseded and its wait returns
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(2)
+        after = index.describe_import(job_id)
+        assert (after.status, after.attempt, after.records_imported) == (
+            "Completed", 2, sum(ROWS.values())
+        ), after
+        store = Store(str(store_root))
+        for ns, n in ROWS.items():
+            assert ids_of(store_root, index.name, ns) == sorted(f"{ns}-{i}" for i in range(n))
+            m = manifests.load_namespace(store, index.name, ns)
+            assert m is not None and manifests.manifest_versions(store, index.name, ns) == [m.version]
+            on_disk = {f for f in files_under(namespace_dir(store_root, index.name, ns))
+                       if f.startswith("data/")}
+            assert on_disk == set(m.files())
+        assert files_under(staging) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGCONT)
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait(10)
+        log.close()

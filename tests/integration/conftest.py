@@ -11,22 +11,17 @@ This file does not depend on ``tests/conftest.py`` (storage emulators).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from datagen import VENV_BIN, free_port, stop_process, wait_for_port
 
-from schemas import ImportJob
 from vecstore import VecStore
 from vecstore.api import Index
 
-VENV_BIN = Path(sys.executable).parent
-IMPORT_TIMEOUT = 90.0
 # Knobs of pipelines.plan / pipelines.runner read from the environment at call
 # time; a test sets some with monkeypatch.setenv, and they must never leak.
 TUNING_ENV = (
@@ -100,61 +95,7 @@ def make_index(vs: VecStore) -> Callable[..., Index]:
     return make
 
 
-def run_import(
-    index: Index, uri: str | os.PathLike[str], error_mode: str = "continue",
-    timeout: float = IMPORT_TIMEOUT,
-) -> ImportJob:
-    """Start an import and wait for its final status."""
-    op = index.start_import(uri=str(uri), error_mode=error_mode)
-    return index.wait_for_import(op.id, timeout=timeout)
-
-
-def wait_until(
-    predicate: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition"
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
 # ------------------------------------------------------------ subprocesses
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, procs: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
-    """Wait until 127.0.0.1:port accepts connections; fail early if a process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for p in procs:
-            if p.poll() is not None:
-                raise RuntimeError(f"{p.args!r} exited with {p.returncode} before listening")
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
-def stop_process(p: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """Terminate a child we started (its whole session if it has one), then kill."""
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout)
 
 
 @pytest.fixture(scope="module")

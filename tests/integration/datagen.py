@@ -1,16 +1,22 @@
 """Helpers for the import integration tests: write import directories of real
-Parquet files, and look at what an import left in a local store.
+Parquet files, look at what an import left in a local store, run an import
+and wait, and manage helper processes.
 
-Everything here is plain pyarrow/numpy on local paths; nothing touches Dask.
+Test modules import these from here, never from ``conftest`` (a second
+``conftest`` module, tests/conftest.py, shares that module name).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +25,13 @@ import pyarrow.parquet as pq
 from schemas.arrow import SPARSE_TYPE
 from vecstore import layout
 from vecstore.segments import read_centroids
+
+if TYPE_CHECKING:
+    from schemas import ImportJob
+    from vecstore.api import Index
+
+VENV_BIN = Path(sys.executable).parent
+IMPORT_TIMEOUT = 90.0
 
 # ------------------------------------------------------------------ writing
 
@@ -191,3 +204,63 @@ def ids_of(store_root: str | os.PathLike[str], index: str, ns: str) -> list[str]
     """Every record id stored in a visible namespace (sorted)."""
     _, segs, _ = load_namespace_data(store_root, index, ns)
     return sorted(i for _, t in segs for i in t.column("id").to_pylist())
+
+
+# ------------------------------------------------------------------ running
+
+
+def run_import(
+    index: Index, uri: str | os.PathLike[str], error_mode: str = "continue",
+    timeout: float = IMPORT_TIMEOUT,
+) -> ImportJob:
+    """Start an import and wait for its final status."""
+    op = index.start_import(uri=str(uri), error_mode=error_mode)
+    return index.wait_for_import(op.id, timeout=timeout)
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+# ------------------------------------------------------------ subprocesses
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, procs: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
+    """Wait until 127.0.0.1:port accepts connections; fail early if a process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"{p.args!r} exited with {p.returncode} before listening")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def stop_process(p: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Terminate a child we started (its whole session if it has one), then kill."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_import, wait_until
 from datagen import (
     NOTHING_LEFT,
     dense_import,
@@ -18,7 +17,9 @@ from datagen import (
     index_dir,
     leftovers,
     namespace_dir,
+    run_import,
     vectors,
+    wait_until,
     write,
 )
 

@@ -11,8 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import VENV_BIN
-from datagen import dense_import
+from datagen import VENV_BIN, dense_import
 
 pytestmark = pytest.mark.dask
 

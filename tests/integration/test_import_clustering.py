@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import run_import
 from datagen import (
     clustered_vectors,
     dense_table,
     list_array,
     load_namespace_data,
     random_sparse,
+    run_import,
     sparse_array,
     split_write,
     write,

@@ -21,8 +21,15 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import wait_until
-from datagen import NOTHING_LEFT, dense_import, files_under, ids_of, leftovers, namespace_dir
+from datagen import (
+    NOTHING_LEFT,
+    dense_import,
+    files_under,
+    ids_of,
+    leftovers,
+    namespace_dir,
+    wait_until,
+)
 
 from schemas import ImportJob
 from vecstore import layout, manifests
@@ -218,10 +225,9 @@ def test_paused_runner_does_not_interfere_after_being_superseded(
         job = index.wait_for_import(job_id, timeout=120)
         assert (job.status, job.attempt) == ("Completed", 2), job
         os.killpg(child.pid, signal.SIGCONT)
-        try:  # the woken runner notices it was superseded and its wait returns
+        # the woken runner notices it was superseded, and its wait returns
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
         time.sleep(2)
         after = index.describe_import(job_id)
         assert (after.status, after.attempt, after.records_imported) == (

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import run_import
 from datagen import (
     NOTHING_LEFT,
     dense_table,
     leftovers,
     load_namespace_data,
     read_rejects,
+    run_import,
     split_write,
     vectors,
     write,

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_import
-from datagen import dense_import, ids_of
+from datagen import dense_import, ids_of, run_import
 
 from vecstore import VecStore
 from vecstore.runners import get_runner

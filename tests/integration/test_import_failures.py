@@ -12,8 +12,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import run_import
-from datagen import NOTHING_LEFT, dense_import, dense_table, leftovers, list_array, vectors, write
+from datagen import (
+    NOTHING_LEFT,
+    dense_import,
+    dense_table,
+    leftovers,
+    list_array,
+    run_import,
+    vectors,
+    write,
+)
 
 from vecstore.api import Index
 

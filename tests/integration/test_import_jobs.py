@@ -8,8 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import run_import, wait_until
-from datagen import NOTHING_LEFT, dense_import, files_under, index_dir, leftovers
+from datagen import (
+    NOTHING_LEFT,
+    dense_import,
+    files_under,
+    index_dir,
+    leftovers,
+    run_import,
+    wait_until,
+)
 
 from schemas import ImportJob
 from vecstore.api import Index

@@ -14,7 +14,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_import
 from datagen import (
     NOTHING_LEFT,
     ids_of,
@@ -22,6 +21,7 @@ from datagen import (
     list_array,
     load_namespace_data,
     read_rejects,
+    run_import,
     vectors,
     write,
 )

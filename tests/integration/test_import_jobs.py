@@ -225,3 +225,30 @@ def test_cancel_in_train_and_write_phases(
         time.sleep(1.0)
         assert leftovers(store_root, index.name, op.id) == NOTHING_LEFT, phase
         assert index.list_namespaces() == []
+
+
+def test_recover_a_pending_job_whose_process_died_before_running_it(
+    make_index: Callable[..., Index], store_root: Path, src: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job record written by a process that died before its runner started
+    (Pending, no runner, no heartbeat) is resumed by recover_imports once it is
+    older than VECSTORE_STALE_SECONDS, and completes."""
+    from datetime import UTC, datetime, timedelta
+
+    from vecstore.jobs import JobStore, new_job_id
+
+    dense_import(src, {"a": 500}, dim=8)
+    index = make_index()
+    job_id = new_job_id()
+    JobStore(index.store, index.name).create(
+        ImportJob(
+            id=job_id, index=index.name, uri=str(src),
+            created_at=datetime.now(UTC) - timedelta(seconds=5),
+        )
+    )
+    assert index.recover_imports() == []  # 5 s old, stale only after 30 s by default
+    monkeypatch.setenv("VECSTORE_STALE_SECONDS", "2")
+    assert index.recover_imports() == [job_id]
+    job = index.wait_for_import(job_id, timeout=60)
+    assert (job.status, job.attempt, job.records_imported) == ("Completed", 2, 500), job
+    assert [(n.name, n.record_count) for n in index.list_namespaces()] == [("a", 500)]

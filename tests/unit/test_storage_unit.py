@@ -1,0 +1,311 @@
+"""Store internals without servers: error classification (with the exception
+types the real clients raise), retries, scrubbing, URI translation and the
+retrying reader."""
+
+from __future__ import annotations
+
+import errno
+import io
+import pickle
+from typing import Any
+
+import aiohttp
+import pytest
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+from gcsfs.retry import HttpError
+from s3fs.errors import translate_boto_error
+
+from vecstore import storage
+from vecstore.errors import (
+    AccessDeniedError,
+    AlreadyExistsError,
+    InvalidArgumentError,
+    NotFoundError,
+    StorageError,
+)
+from vecstore.storage import Store, scheme_of, translate_uri
+
+
+def _boto(code: str, status: int, op: str = "GetObject") -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        op,
+    )
+
+
+def _s3fs(code: str, status: int) -> BaseException:
+    """What s3fs raises: the ClientError translated, with the original as cause."""
+    err = _boto(code, status)
+    try:
+        raise translate_boto_error(err) from err
+    except BaseException as exc:  # noqa: BLE001 - building a chained exception
+        return exc
+
+
+def _azure(status: int, cls: type[HttpResponseError] = HttpResponseError) -> BaseException:
+    exc = cls(message=f"status {status}")
+    exc.status_code = status
+    return exc
+
+
+TRANSIENT = [
+    _s3fs("ServiceUnavailable", 503),
+    _s3fs("SlowDown", 503),
+    _s3fs("InternalError", 500),
+    _s3fs("ConditionalRequestConflict", 409),
+    ConnectionClosedError(endpoint_url="http://x"),
+    EndpointConnectionError(endpoint_url="http://x"),
+    _azure(503),
+    _azure(500),
+    ServiceRequestError("Server disconnected"),
+    ServiceResponseError("Connection reset"),
+    HttpError({"code": 503, "message": "unavailable"}),
+    HttpError({"code": 429, "message": "rate"}),
+    aiohttp.ServerDisconnectedError(),
+    aiohttp.ClientPayloadError("truncated"),
+    ConnectionResetError(errno.ECONNRESET, "reset"),
+    TimeoutError("timed out"),
+]
+PERMANENT = [
+    FileNotFoundError("k"),
+    FileExistsError("k"),
+    _s3fs("InvalidRange", 416),
+    _azure(400),
+    HttpError({"code": 400, "message": "bad"}),
+    ValueError("bad argument"),
+]
+DENIED = [
+    _s3fs("AccessDenied", 403),
+    _s3fs("InvalidAccessKeyId", 403),
+    _azure(403, ClientAuthenticationError),
+    _azure(403),
+    HttpError({"code": 401, "message": "Unauthorized"}),
+    OSError("Forbidden: https://storage.googleapis.com/b/o\nnope"),  # gcsfs 403
+    PermissionError("denied"),
+]
+
+
+@pytest.mark.parametrize("exc", TRANSIENT, ids=lambda e: type(e).__name__)
+def test_transient_errors_are_retried(exc: BaseException) -> None:
+    assert storage._is_transient(exc)
+
+
+@pytest.mark.parametrize("exc", PERMANENT + DENIED, ids=lambda e: type(e).__name__)
+def test_permanent_errors_are_not_retried(exc: BaseException) -> None:
+    assert not storage._is_transient(exc)
+
+
+@pytest.mark.parametrize("exc", DENIED, ids=lambda e: type(e).__name__)
+def test_denied_errors(exc: BaseException) -> None:
+    assert storage._is_denied(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [FileExistsError("k"), _s3fs("PreconditionFailed", 412), ResourceExistsError("exists")],
+    ids=lambda e: type(e).__name__,
+)
+def test_lost_conditional_writes(exc: BaseException) -> None:
+    assert storage._is_exists(exc)
+
+
+def test_conditional_request_conflict_is_not_a_lost_write() -> None:
+    # S3 answers 409 to a conditional write racing another: retry, then 412 or success.
+    assert not storage._is_exists(_s3fs("ConditionalRequestConflict", 409))
+
+
+# ----------------------------------------------------------------- retries
+class Flaky:
+    def __init__(self, failures: list[BaseException], result: Any = "ok") -> None:
+        self.failures = list(failures)
+        self.result = result
+        self.calls = 0
+
+    def __call__(self) -> Any:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return self.result
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage, "RETRY_BASE_DELAY", 0.001)
+
+
+def test_call_retries_transient_then_succeeds(fast_retries: None) -> None:
+    store = Store("memory://unit-retry")
+    fn = Flaky([_s3fs("SlowDown", 503), ServiceRequestError("x")])
+    assert store._call("read", "k", fn) == "ok"
+    assert fn.calls == 3
+
+
+def test_call_gives_up_after_the_attempts(fast_retries: None) -> None:
+    store = Store("memory://unit-retry")
+    fn = Flaky([_azure(503)] * 50)
+    with pytest.raises(StorageError) as info:
+        store._call("read", "k", fn)
+    assert fn.calls == storage.RETRY_ATTEMPTS
+    assert f"after {storage.RETRY_ATTEMPTS} attempts" in str(info.value)
+    assert info.value.context["transient"] is True
+
+
+def test_call_stops_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage, "RETRY_DEADLINE", 0.0)
+    store = Store("memory://unit-retry")
+    fn = Flaky([_azure(503)] * 5)
+    with pytest.raises(StorageError):
+        store._call("read", "k", fn)
+    assert fn.calls == 1
+
+
+def test_call_maps_errors() -> None:
+    store = Store("memory://unit-map")
+    with pytest.raises(NotFoundError):
+        store._call("read", "k", Flaky([FileNotFoundError("k")]))
+    with pytest.raises(AlreadyExistsError):
+        store._call("create", "k", Flaky([FileExistsError("k")]))
+    with pytest.raises(AccessDeniedError) as info:
+        store._call("read", "k", Flaky([_s3fs("AccessDenied", 403)]))
+    assert "(AccessDenied)" in str(info.value)
+    fn = Flaky([ValueError("bad")])
+    with pytest.raises(StorageError):
+        store._call("read", "k", fn)
+    assert fn.calls == 1
+
+
+# ----------------------------------------------------------------- secrets
+def test_scrub_removes_option_values_and_credential_patterns() -> None:
+    opts = {
+        "key": "AKIAEXAMPLE",
+        "secret": "s3cr3t-value",
+        "client_kwargs": {"aws_session_token": "sess-token-value"},
+        "connection_string": "AccountName=a;AccountKey=a2V5a2V5a2V5;BlobEndpoint=http://h/a;",
+        "token": "anon",
+    }
+    secrets = tuple(storage._secret_values(opts))
+    assert "a2V5a2V5a2V5" in secrets and "anon" not in secrets
+    text = (
+        "failed with AKIAEXAMPLE s3cr3t-value sess-token-value a2V5a2V5a2V5 "
+        "https://a.blob.core.windows.net/c?sv=1&sig=abcdef AccountKey=zzzz;"
+    )
+    out = storage._scrub(text, secrets)
+    for value in (
+        "AKIAEXAMPLE",
+        "s3cr3t-value",
+        "sess-token-value",
+        "a2V5a2V5a2V5",
+        "abcdef",
+        "zzzz",
+    ):
+        assert value not in out
+
+
+def test_repr_and_errors_hold_no_options() -> None:
+    store = Store("memory://unit-secret/root", {"secret": "hunter2-secret"})
+    assert "hunter2" not in repr(store)
+    with pytest.raises(StorageError) as info:
+        store._call("read", "k", Flaky([ValueError("boom hunter2-secret")]))
+    assert "hunter2" not in str(info.value)
+    assert "hunter2" not in str(pickle.loads(pickle.dumps(info.value)))
+
+
+# -------------------------------------------------------------------- URIs
+def test_translate_azure_https_keeps_the_callers_options() -> None:
+    opts = {"connection_string": "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;"}
+    uri, out = translate_uri("https://devstoreaccount1.blob.core.windows.net/c/dir/sub", opts)
+    assert uri == "az://c/dir/sub"
+    assert out == {**opts, "account_name": "devstoreaccount1"}
+    assert opts == {"connection_string": "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;"}
+    _, mine = translate_uri("https://acct1.blob.core.windows.net/c", {"account_name": "other"})
+    assert mine["account_name"] == "other"
+    assert scheme_of("https://acct1.blob.core.windows.net/c") == "azure"
+
+
+def test_translate_rejects_other_urls_without_quoting_signatures() -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        translate_uri("https://acct1.blob.core.windows.net/")
+    assert "names no container" in str(info.value)
+    with pytest.raises(InvalidArgumentError) as info:
+        translate_uri("https://example.com/x?sig=topsecret")
+    assert "topsecret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "expected"),
+    [
+        ("s3", {}, None),
+        ("s3", {"endpoint_url": "http://127.0.0.1:9000"}, "http://127.0.0.1:9000"),
+        ("s3", {"client_kwargs": {"endpoint_url": "http://m:1"}}, "http://m:1"),
+        ("gcs", {}, None),
+        ("gcs", {"endpoint_url": "https://storage.googleapis.com"}, None),
+        ("gcs", {"endpoint_url": "http://127.0.0.1:1"}, "http://127.0.0.1:1"),
+        ("azure", {"account_name": "a"}, None),
+        (
+            "azure",
+            {"connection_string": "AccountName=a;BlobEndpoint=http://h:1/a;"},
+            "http://h:1/a",
+        ),
+        (
+            "azure",
+            {"connection_string": "BlobEndpoint=https://a.blob.core.windows.net/;"},
+            None,
+        ),
+    ],
+)
+def test_custom_endpoints(
+    kind: str, options: dict[str, Any], expected: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    assert storage._endpoint_of(kind, options) == expected
+
+
+def test_backend_options_add_defaults_without_overriding() -> None:
+    out = storage._backend_options("s3", {"config_kwargs": {"retries": {"max_attempts": 9}}})
+    assert out["config_kwargs"]["retries"] == {"max_attempts": 9}
+    assert out["use_listings_cache"] is False
+    assert storage._backend_options("s3", {})["config_kwargs"]["retries"]["total_max_attempts"] == 1
+    assert storage._backend_options("memory", {}) == {}
+
+
+# ---------------------------------------------------------- retrying reader
+class _FlakyFile(io.BytesIO):
+    fail_next = 2
+
+    def read(self, n: int | None = -1) -> bytes:
+        if _FlakyFile.fail_next:
+            _FlakyFile.fail_next -= 1
+            raise ConnectionResetError(errno.ECONNRESET, "reset by peer")
+        return super().read(n)
+
+
+def test_open_input_retries_reads(fast_retries: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store("memory://unit-reader/root")
+    data = bytes(range(200))
+    store.write_bytes("f", data)
+    opened: list[int] = []
+
+    def flaky_open(path: str, mode: str = "rb", **_: Any) -> _FlakyFile:
+        opened.append(1)
+        f = _FlakyFile(data)
+        f.size = len(data)  # type: ignore[attr-defined]
+        return f
+
+    monkeypatch.setattr(store.fs, "open", flaky_open)
+    _FlakyFile.fail_next = 2
+    with store.open_input("f") as f:
+        f.seek(50)
+        assert f.read(10) == data[50:60]
+        assert f.tell() == 60
+        assert f.read() == data[60:]
+        assert f.read() == b""
+    assert len(opened) == 3  # the first open, then one reopen per failed read

@@ -306,7 +306,8 @@ def inspect_file(source: Store, f: SourceFile, kind: ImportKind, dimension: int 
     """Read ``f``'s Parquet footer (not its data) and check its schema.
 
     Raises :class:`~vecstore.errors.SchemaError` with Pinecone's messages
-    prefixed by ``file "<key>": `` and context ``file`` and ``column``;
+    prefixed by ``file "<path>": `` (:func:`display_path`, as record errors
+    name files) and context ``file`` and ``column``;
     checked in this order: the footer parses, required columns
     (:data:`schemas.arrow.REQUIRED_COLUMNS`) are present, every column is
     allowed (those of :func:`schemas.arrow.import_schema`) and appears once,
@@ -325,8 +326,9 @@ def inspect_file(source: Store, f: SourceFile, kind: ImportKind, dimension: int 
     """
     if kind != "sparse" and dimension is None:
         raise InvalidArgumentError(f"A {kind} index needs a dimension", kind=kind)
-    schema, row_groups = _read_footer(source, f.key)
-    _check_columns(f.key, schema, kind)
+    shown = display_path(source, f.key)  # messages name files as record errors do
+    schema, row_groups = _read_footer(source, f.key, shown)
+    _check_columns(shown, schema, kind)
     return FileInfo(
         key=f.key,
         namespace=f.namespace,
@@ -336,7 +338,7 @@ def inspect_file(source: Store, f: SourceFile, kind: ImportKind, dimension: int 
     )
 
 
-def _read_footer(source: Store, key: str) -> tuple[pa.Schema, list[int]]:
+def _read_footer(source: Store, key: str, shown: str) -> tuple[pa.Schema, list[int]]:
     try:
         with source.open_input(key) as fh:
             pf = pq.ParquetFile(fh)
@@ -347,8 +349,8 @@ def _read_footer(source: Store, key: str) -> tuple[pa.Schema, list[int]]:
         raise  # the store failed, not the file
     except (pa.ArrowException, ValueError, OSError) as exc:  # thrift errors are plain OSError
         raise SchemaError(
-            f'file "{key}": Parquet footer could not be parsed. Are you sure this is valid parquet?',
-            file=key,
+            f'file "{shown}": Parquet footer could not be parsed. Are you sure this is valid parquet?',
+            file=shown,
         ) from exc
 
 

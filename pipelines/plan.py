@@ -35,6 +35,7 @@ MIN_BUCKETS = 8
 ENV_CHUNK_BYTES = "VECSTORE_CHUNK_BYTES"
 ENV_BUCKET_BYTES = "VECSTORE_BUCKET_BYTES"
 ENV_PARTITION_ROWS = "VECSTORE_PARTITION_ROWS"
+ENV_RECORDS_PER_CLUSTER = "VECSTORE_RECORDS_PER_CLUSTER"
 ENV_LIMITS = {
     "max_namespaces": "VECSTORE_MAX_NAMESPACES",
     "max_files": "VECSTORE_MAX_FILES",
@@ -63,6 +64,11 @@ def bucket_bytes() -> int:
 
 def partition_rows() -> int:
     return _env_int(ENV_PARTITION_ROWS, PARTITION_ROWS)
+
+
+def records_per_cluster() -> int:
+    """The k-means target (DESIGN: 1-4k records per cluster, overridable)."""
+    return _env_int(ENV_RECORDS_PER_CLUSTER, kmeans.TARGET_PER_CLUSTER)
 
 
 def limits() -> dict[str, int]:
@@ -201,7 +207,7 @@ def plan_namespace(
     files: list[tuple[str, int, list[int]]],
     spec: IndexSpec,
     *,
-    target_per_cluster: int = kmeans.TARGET_PER_CLUSTER,
+    target_per_cluster: int | None = None,
 ) -> NamespacePlan:
     """``files``: (key, size, row-group row counts) sorted by key."""
     chunks: list[Chunk] = []
@@ -210,7 +216,8 @@ def plan_namespace(
         chunks.extend(chunk_file(ns, file_idx, key, groups, size, len(chunks), max_chunk))
     rows = sum(c.num_rows for c in chunks)
     nbytes = sum(size for _, size, _ in files)
-    k = 1 if spec.kind == "sparse" else kmeans.choose_k(rows, target_per_cluster)
+    target = target_per_cluster or records_per_cluster()
+    k = 1 if spec.kind == "sparse" else kmeans.choose_k(rows, target)
     buckets = max(1, math.ceil(rows * row_bytes(spec) / bucket_bytes()))
     if spec.kind != "sparse":
         buckets = min(buckets, k)

@@ -37,7 +37,7 @@ from vecstore.metadata import meta_fields_of
 from vecstore.segments import dense_matrix
 from vecstore.writer import write_cluster, write_id_file
 
-STAGING_COMPRESSION = "none"  # scratch files: written once, read once; CPU matters more
+SCRATCH_SUFFIX = ".arrow"
 FLUSH_BYTES = 64 * 1024 * 1024
 ROW_BITS = 40  # dedup key: file_idx << 40 | row
 
@@ -64,19 +64,28 @@ class CancelCheck:
 
 
 def _write_parquet(ctx: P.Context, key: str, table: pa.Table) -> None:
+    """A Parquet file (reject reports: read by users)."""
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression=STAGING_COMPRESSION)
+    pq.write_table(table, buf)
     ctx.store.write_bytes(key, buf.getvalue())
 
 
+def _write_scratch(ctx: P.Context, key: str, table: pa.Table) -> None:
+    """A scratch file, written once and read once: Arrow IPC, no encoding."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    ctx.store.write_bytes(key, sink.getvalue().to_pybytes())
+
+
 def _read_dir(ctx: P.Context, prefix: str) -> pa.Table | None:
-    keys = [k for k in ctx.store.ls(prefix) if k.endswith(".parquet")]
+    """Every scratch file under ``prefix``, concatenated in name order."""
+    keys = [k for k in ctx.store.ls(prefix) if k.endswith(SCRATCH_SUFFIX)]
     if not keys:
         return None
-    tables = []
-    for key in sorted(keys):
-        with ctx.store.open_input(key) as f:
-            tables.append(pq.read_table(f))
+    tables = [
+        pa.ipc.open_file(pa.py_buffer(ctx.store.read_bytes(key))).read_all() for key in sorted(keys)
+    ]
     return pa.concat_tables(tables, promote_options="permissive")
 
 
@@ -180,8 +189,8 @@ class _Spill:
     def flush(self) -> None:
         for directory, tables in self.pending.items():
             t = pa.concat_tables(tables, promote_options="permissive")
-            name = f"{self.chunk.index:06d}-{self.part:04d}.parquet"
-            _write_parquet(self.ctx, f"{directory}/{name}", t)
+            name = f"{self.chunk.index:06d}-{self.part:04d}{SCRATCH_SUFFIX}"
+            _write_scratch(self.ctx, f"{directory}/{name}", t)
         self.pending.clear()
         self.size = 0
         self.part += 1
@@ -197,21 +206,36 @@ def _clusters_for(
     return kmeans.assign(x, centroids, cosine=ctx.spec.metric == "cosine")
 
 
+def _sparse_digests(column: pa.ChunkedArray) -> np.ndarray:
+    """128-bit digests of sparse vectors (indices then values); null rows digest as empty."""
+    sv = column.combine_chunks()
+    if sv.null_count:
+        sv = pc.if_else(pc.is_null(sv), pa.scalar({"indices": [], "values": []}, sv.type), sv)
+    idx = pc.list_flatten(sv.field("indices")).to_numpy(zero_copy_only=False)
+    val = pc.list_flatten(sv.field("values")).to_numpy(zero_copy_only=False)
+    lengths = pc.list_value_length(sv.field("indices")).to_numpy(zero_copy_only=False)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    # one row = its indices then its values, as 32-bit words
+    words = np.empty(2 * len(idx), np.uint32)
+    pos = np.arange(len(idx)) + np.repeat(offsets[:-1], lengths)
+    words[pos] = idx.astype(np.uint32)
+    words[pos + np.repeat(lengths, lengths)] = val.astype(np.float32).view(np.uint32)
+    return digest_segments(words, 2 * offsets)
+
+
 def _value_digests(ctx: P.Context, table: pa.Table) -> np.ndarray:
+    """The identity of each record's vector: dense values, sparse values, or
+    (hybrid) both — two hybrid records are duplicates only if both parts agree."""
     if ctx.spec.kind == "sparse":
-        sv = table.column("sparse_values").combine_chunks()
-        idx = pc.list_flatten(sv.field("indices")).to_numpy(zero_copy_only=False)
-        val = pc.list_flatten(sv.field("values")).to_numpy(zero_copy_only=False)
-        lengths = pc.list_value_length(sv.field("indices")).to_numpy(zero_copy_only=False)
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        # one row = its indices then its values, as 32-bit words
-        words = np.empty(2 * len(idx), np.uint32)
-        pos = np.arange(len(idx)) + np.repeat(offsets[:-1], lengths)
-        words[pos] = idx.astype(np.uint32)
-        words[pos + np.repeat(lengths, lengths)] = val.astype(np.float32).view(np.uint32)
-        return digest_segments(words, 2 * offsets)
+        return _sparse_digests(table.column("sparse_values"))
     x = dense_matrix(table.column("values"), int(ctx.spec.dimension or 0))
-    return digest_rows(x)
+    dense = digest_rows(x)
+    if ctx.spec.kind == "hybrid" and "sparse_values" in table.column_names:
+        sparse = _sparse_digests(table.column("sparse_values"))
+        # combine: rotate the sparse digest so (a, b) and (b, a) differ
+        combined: np.ndarray = dense ^ np.roll(sparse, 1, axis=1) ^ np.uint64(0x9E3779B97F4A7C15)
+        return combined
+    return dense
 
 
 def _id_hash(ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -291,9 +315,14 @@ def _scatter(
         buckets = np.minimum(nsplan.buckets - 1, clusters.astype(np.int64) * nsplan.buckets // nsplan.k)
     data = t.append_column("_file", pa.array(files)).append_column("_row", pa.array(rows))
     data = data.append_column("_cluster", pa.array(clusters.astype(np.int32)))
-    for b in np.unique(buckets):
-        sel = np.flatnonzero(buckets == b)
-        spill.add(P.shuffle_dir(ctx, chunk.ns, int(b)), data.take(pa.array(sel)))
+    # one take into bucket order, then zero-copy slices
+    order = np.argsort(buckets, kind="stable")
+    data = data.take(pa.array(order))
+    sorted_buckets = buckets[order]
+    bounds = np.flatnonzero(np.diff(sorted_buckets)) + 1
+    for s, e in zip([0, *bounds.tolist()], [*bounds.tolist(), len(order)], strict=True):
+        b = int(sorted_buckets[s])
+        spill.add(P.shuffle_dir(ctx, chunk.ns, b), data.slice(s, e - s))
     # dedup keys -> partitions
     ids = t.column("id")
     id_part = (_id_hash(ids) % np.uint64(nsplan.partitions)).astype(np.int64)

@@ -48,7 +48,8 @@ def test_import_on_external_scheduler(external_scheduler: str, tmp_path: Path) -
     job = run_import(index, bad)
     assert job.status == "Failed"
     assert job.error == (
-        'file "ns/0.parquet": Parquet footer could not be parsed. Are you sure this is valid parquet?'
+        f'file "{bad / "ns" / "0.parquet"}": Parquet footer could not be parsed. '
+        "Are you sure this is valid parquet?"
     )
 
 

@@ -329,16 +329,9 @@ def test_schema_error(
     test_schema_error_names_the_file_like_record_errors for the convention)."""
     index = make_index()
     bad, message = _write_bad(src, case)
-    assert_failed(index, store_root, src, mode, f'file "{bad.relative_to(src)}": {message}')
+    assert_failed(index, store_root, src, mode, f'file "{bad}": {message}')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipelines/discover.py inspect_file prefixes schema errors with the file's key "
-    "relative to the import URI, while record, limit and layout messages use display_path "
-    "(the key in the bucket, or the full local path) as DESIGN/discover's module doc say; "
-    "discover.py is owned elsewhere: reported",
-)
 def test_schema_error_names_the_file_like_record_errors(
     make_index: Callable[..., Index], store_root: Path, src: Path
 ) -> None:

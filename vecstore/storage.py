@@ -495,7 +495,10 @@ class Store:
     def url(self, key: str = "") -> str:
         """A URL for ``key`` fit for messages (never contains credentials)."""
         key = key.strip("/")
-        base = _scrub(self.uri.rstrip("/"), self._secrets)
+        # local paths are made absolute: a URL recorded in a job must not
+        # depend on the reader's working directory
+        uri = self._fs_uri if self.kind == "local" and "://" not in self.uri else self.uri
+        base = _scrub(uri.rstrip("/"), self._secrets)
         return f"{base}/{key}" if key else base
 
     def relative(self, path: str) -> str:

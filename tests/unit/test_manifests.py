@@ -536,12 +536,6 @@ class _DeleteAfterSnapshot(dict):  # type: ignore[type-arg]
         return iter(keys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Store.ls on memory:// raises StorageError(KeyError) when a listed key is "
-    "deleted concurrently (fsspec's MemoryFileSystem.ls snapshots the keys, then indexes the "
-    "dict), so a reader racing delete_namespace fails instead of seeing the tombstone",
-)
 def test_reader_racing_delete_on_memory_sees_the_tombstone(
     memory_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -131,7 +131,10 @@ def sample(ctx: P.Context, chunk: P.Chunk, fraction: float) -> np.ndarray:
     else:
         picked, row_fraction = groups, fraction
     parts: list[np.ndarray] = []
-    with ctx.source.open_input(chunk.key) as fh:
+    check()  # a stopped import opens no more source files (each open may retry for seconds)
+    # no readahead: on a remote source it would fetch MBs past each picked
+    # row group, turning the sample into a second full read of the file
+    with ctx.source.open_input(chunk.key, readahead=False) as fh:
         pf = pq.ParquetFile(fh)
         for batch in pf.iter_batches(batch_size=P.BATCH_ROWS, row_groups=picked, columns=["values"]):
             check()
@@ -260,7 +263,10 @@ def scan(
     row = chunk.first_row
     abort = ctx.error_mode == "abort"
     shown = display_path(ctx.source, chunk.key)
-    with ctx.source.open_input(chunk.key) as fh:
+    check()  # a stopped import opens no more source files (each open may retry for seconds)
+    # pyarrow reads (and coalesces) the chunk's column chunks itself; a
+    # readahead would also fetch the next chunk's row groups
+    with ctx.source.open_input(chunk.key, readahead=False) as fh:
         pf = pq.ParquetFile(fh)
         for batch in pf.iter_batches(batch_size=P.BATCH_ROWS, row_groups=list(chunk.row_groups)):
             check()

@@ -107,6 +107,15 @@ def validate_import_uri(uri: Any, spec: IndexSpec) -> str:
             f'Unsupported import uri "{uri}": expected s3://, gs://, az://, '
             "https://ACCOUNT.blob.core.windows.net/CONTAINER/DIR, memory:// or a local path"
         )
+    if kind in ("s3", "gcs", "azure") and not uri.startswith("https://"):
+        # (the https form of Azure was checked by translate_uri)
+        bucket = uri.split("://", 1)[1].split("/", 1)[0]
+        if not bucket:
+            what = "container" if kind == "azure" else "bucket"
+            raise InvalidArgumentError(
+                f'Import uri "{uri}" names no {what}: expected '
+                f"{uri.split('://', 1)[0]}://{what.upper()}/IMPORT_DIR"
+            )
     if kind == "s3":
         if spec.cloud in ("gcp", "azure"):
             raise InvalidArgumentError(
@@ -356,8 +365,18 @@ class Index:
             time.sleep(poll_interval)
 
     def recover_imports(self) -> list[str]:
-        """Resume or fail imports whose runner died; returns their ids."""
-        return get_runner(self._vs.scheduler_address).recover(self.store, self.name)
+        """Resume or fail imports whose runner died; returns their ids.
+
+        A resumed import reads its source with this VecStore's integration
+        of the job's ``integration_id`` (and its ``source_options``): the
+        credentials are never stored with the job."""
+
+        def source_for(job: ImportJob) -> Store:
+            return self._vs.source_store(job.uri, job.integration_id)
+
+        return get_runner(self._vs.scheduler_address).recover(
+            self.store, self.name, source_for=source_for
+        )
 
     # ------------------------------------------------------------- reading
     @property

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from schemas import ImportJob, IndexSpec
@@ -26,8 +27,12 @@ class ImportRunner(Protocol):
     def submit(self, store: Store, spec: IndexSpec, job: ImportJob, source: Store) -> None:
         """Start the job in the background; return at once."""
 
-    def recover(self, store: Store, index: str) -> list[str]:
-        """Resume or fail jobs of ``index`` whose runner died; their ids."""
+    def recover(
+        self, store: Store, index: str, source_for: Callable[[ImportJob], Store] | None = None
+    ) -> list[str]:
+        """Resume or fail jobs of ``index`` whose runner died; their ids.
+        ``source_for(job)``: the source Store of a job to resume (with the
+        credentials of its integration)."""
 
     def close(self) -> None: ...
 

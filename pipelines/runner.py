@@ -20,6 +20,7 @@ from pipelines.driver import ImportDriver, runner_name
 from schemas import ImportJob, IndexSpec
 from vecstore import jobstate, manifests
 from vecstore.cleanup import cleanup_import, finish_staging
+from vecstore.errors import VecstoreError
 from vecstore.jobs import JobStore, heartbeat_age
 from vecstore.storage import Store
 
@@ -117,6 +118,19 @@ class DaskRunner:
             t.join(timeout)
 
     # ----------------------------------------------------------- recovery
+    @staticmethod
+    def _fail_unresumable(store: Store, index: str, job: ImportJob, why: str) -> ImportJob:
+        new, actions = jobstate.apply(
+            job,
+            jobstate.Fail(error=f"Import could not be resumed: {why}", now=datetime.now(UTC)),
+        )
+        for action in actions:
+            if isinstance(action, jobstate.Cleanup):
+                cleanup_import(store, index, job.id, keep_rejects=action.keep_rejects)
+            elif isinstance(action, jobstate.Persist):
+                JobStore(store, index).save(action.job)
+        return new
+
     def recover(self, store: Store, index: str, source_for: Any = None) -> list[str]:
         """Resume or fail jobs of ``index`` whose runner stopped heartbeating."""
         from vecstore.api import VecStore
@@ -151,11 +165,19 @@ class DaskRunner:
                     jobs.save(action.job)
                 elif isinstance(action, jobstate.Resume):
                     vs = VecStore(store.uri, storage_options=store.storage_options)
-                    spec = vs.describe_index(index)
-                    source = (
-                        source_for(new) if source_for is not None
-                        else self._sources.get(job.id) or vs.source_store(new.uri, new.integration_id)
-                    )
+                    try:
+                        spec = vs.describe_index(index)
+                        source = (
+                            source_for(new)
+                            if source_for is not None
+                            else self._sources.get(job.id)
+                            or vs.source_store(new.uri, new.integration_id)
+                        )
+                    except VecstoreError as exc:
+                        # e.g. this process lacks the job's integration: fail it
+                        # clearly rather than leave it to go stale again
+                        new = self._fail_unresumable(store, index, new, exc.message)
+                        continue
                     self.submit(store, spec, new, source)
             log.warning("recovered import %s: now %s", job.id, new.status)
             recovered.append(job.id)

@@ -7,6 +7,7 @@ arguments; every problem with the data or the import directory ends as a
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -30,12 +31,15 @@ from vecstore.errors import (
     FormatError,
     InvalidArgumentError,
     NotFoundError,
+    VecstoreError,
     WaitTimeoutError,
 )
 from vecstore.integrations import Integrations, anonymous_options, from_environment
 from vecstore.jobs import JobStore, heartbeat_age, new_job_id
 from vecstore.runners import get_runner
 from vecstore.storage import Store, scheme_of, translate_uri
+
+log = logging.getLogger("vecstore")
 
 INDEX_NAME = re.compile(r"^[a-z0-9-]{1,45}$")
 MAX_DIMENSION = 20_000
@@ -294,6 +298,7 @@ class Index:
             self._vs.integrations.options(integration_id)  # unknown id -> argument error
         source = self._vs.source_store(uri, integration_id)
         runner = get_runner(self._vs.scheduler_address)  # before any record: no orphan job
+        self._recover_quietly()
         job_id = new_job_id()
         job = self.jobs.create(
             ImportJob(
@@ -363,6 +368,13 @@ class Index:
                     id=id,
                 )
             time.sleep(poll_interval)
+
+    def _recover_quietly(self) -> None:
+        """Take over imports of this index whose runner died (on every start)."""
+        try:
+            self.recover_imports()
+        except VecstoreError as exc:  # a new import must not fail for an old one
+            log.warning("recovering stale imports of %s failed: %s", self.name, exc.message)
 
     def recover_imports(self) -> list[str]:
         """Resume or fail imports whose runner died; returns their ids.

@@ -52,11 +52,13 @@ class NoRunner:
 
     def __init__(self) -> None:
         self.submitted: list[tuple[Store, IndexSpec, ImportJob, Store]] = []
+        self.recovered: list[str] = []
 
     def submit(self, store: Store, spec: IndexSpec, job: ImportJob, source: Store) -> None:
         self.submitted.append((store, spec, job, source))
 
-    def recover(self, store: Store, index: str) -> list[str]:
+    def recover(self, store: Store, index: str, source_for: Any = None) -> list[str]:
+        self.recovered.append(index)
         return []
 
     def close(self) -> None:
@@ -254,6 +256,8 @@ def test_start_import_hands_a_pending_job_to_the_runner(vs: VecStore, runner: No
     assert (store, spec, submitted) == (vs.store, index.spec, job)
     assert source.uri == "memory://source-dir/"
     assert len(op.id) == 24 and op.id.isalnum()
+    # every start first takes over imports of the index whose runner died
+    assert runner.recovered == ["docs"]
 
 
 def test_import_does_not_load_heavy_modules(tmp_path: Path) -> None:

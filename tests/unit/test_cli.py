@@ -463,7 +463,7 @@ class ScriptedRunner:
         self.threads.append(t)
         t.start()
 
-    def recover(self, store: Store, index: str) -> list[str]:
+    def recover(self, store: Store, index: str, source_for: Any = None) -> list[str]:
         return []
 
     def close(self) -> None:

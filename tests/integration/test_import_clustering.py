@@ -7,7 +7,6 @@ dense part and keep the sparse part."""
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,7 +57,7 @@ def test_dense_clusters(
 ) -> None:
     n = 3 * kmeans.TARGET_PER_CLUSTER + 500
     k = kmeans.choose_k(n)
-    assert k == math.ceil(n / kmeans.TARGET_PER_CLUSTER) and 1000 <= n / k <= 4096  # DESIGN: 1-4 k
+    assert k == n // kmeans.records_per_cluster(n) and 1000 <= n / k <= 4096  # DESIGN: 1-4 k
     x = clustered_vectors(n, DIM, centers=k + 2, seed=1)
     if metric == "cosine":  # very different norms: must not matter for cosine clustering
         x *= np.random.default_rng(2).uniform(0.01, 100, size=(n, 1)).astype(np.float32)

@@ -1,7 +1,9 @@
 """k-means for centroid partitioning: pure, seeded functions (numpy / sklearn).
 
-- :func:`choose_k` picks the number of clusters from the record count
-  (a target of ~4,096 records per cluster, DESIGN "Clustering").
+- :func:`choose_k` picks the number of clusters from the record count:
+  ``clamp(4 * sqrt(n), target / 4, target)`` records per cluster with the
+  default target 4,096, i.e. 1,024 per cluster up to 65,536 records, growing
+  to 4,096 at ~1M (DESIGN "Clustering": roughly 1-4k records per cluster).
 - :func:`fit` trains on a sample (FAISS's rule: at most 256 points per
   centroid) with *random* initialisation: k-means++ is ~6x slower at large k
   on these machines (PERF-NOTES) for no recall gain after Lloyd iterations.
@@ -16,18 +18,35 @@ import math
 
 import numpy as np
 
-TARGET_PER_CLUSTER = 4096  # the upper end of DESIGN's 1-4k: cheaper training, larger BLAS blocks at query time
+TARGET_PER_CLUSTER = 4096  # the upper end of DESIGN's 1-4k (the default target)
+PER_CLUSTER_SQRT = 4.0  # records per cluster grow as 4 * sqrt(n) between target/4 and target
 POINTS_PER_CENTROID = 256
 MAX_K = 65_536
 MAX_ITER = 10  # as FAISS's IVF training; recall is flat beyond
 _BLOCK = 16_384
 
 
+def records_per_cluster(n: int, target: int = TARGET_PER_CLUSTER) -> int:
+    """Records per cluster wanted for ``n`` records: ``4 * sqrt(n)`` kept
+    within ``[target / 4, target]`` (default: 1,024 to 4,096).
+
+    Small and medium namespaces get the smallest clusters DESIGN allows: a
+    query then probes fewer rows for the same recall (the share of clusters
+    needed falls as k grows). Large ones get larger clusters, so that
+    training stays cheap (k-means costs ~ n * k): 1,000,000 records give
+    250 clusters of 4,000."""
+    target = max(1, int(target))
+    low = max(1, target // 4)
+    return int(min(target, max(low, round(PER_CLUSTER_SQRT * math.sqrt(max(n, 0))))))
+
+
 def choose_k(n: int, target: int = TARGET_PER_CLUSTER) -> int:
-    """Clusters for ``n`` records: ~``target`` records each, at least 1."""
+    """Clusters for ``n`` records: ``n // records_per_cluster(n, target)``, at least 1.
+
+    Rounding down keeps the mean cluster at or above the per-cluster size."""
     if n <= 0:
         return 1
-    return int(min(MAX_K, max(1, math.ceil(n / target))))
+    return int(min(MAX_K, max(1, n // records_per_cluster(n, target))))
 
 
 def sample_size(k: int) -> int:

@@ -41,11 +41,18 @@ from schemas import (
 from vecstore.errors import InvalidArgumentError, NotFoundError
 from vecstore.query import args
 from vecstore.query.cache import DEFAULT_CACHE_BYTES, ByteLRU, DiskCache
-from vecstore.query.executor import EMPTY_HITS, Executor, Filter, Hits, SparseQuery, prepare_dense
+from vecstore.query.executor import (
+    EMPTY_HITS,
+    Executor,
+    Filter,
+    Hits,
+    SparseQuery,
+    prepare_dense,
+)
 from vecstore.query.filters import canonical, parse_filter
 from vecstore.query.idindex import load_id_index
 from vecstore.query.planner import ManifestTracker, NamespaceState
-from vecstore.query.rows import materialize
+from vecstore.query.rows import ids_of, materialize
 from vecstore.query.segdata import SegmentSource
 from vecstore.storage import Store
 
@@ -72,6 +79,7 @@ class Reader:
         cache_dir: str | None = None,
         manifest_ttl: float | None = None,
         threaded_matvec: bool = False,
+        threads: int | None = None,
     ) -> None:
         self.store = store
         self.spec = spec
@@ -84,7 +92,11 @@ class Reader:
         self.source = SegmentSource(store, self.cache, disk)
         self.tracker = ManifestTracker(store, spec.name, manifest_ttl)
         self.executor = Executor(
-            self.source, spec.metric, spec.dimension, threaded_matvec=threaded_matvec
+            self.source,
+            spec.metric,
+            spec.dimension,
+            threaded_matvec=threaded_matvec,
+            threads=threads,
         )
 
     def __repr__(self) -> str:
@@ -128,10 +140,14 @@ class Reader:
         probes = args.nprobe(nprobe)
         flt = self._filter(filter)
         dense, sparse = self._query_vectors(vector, sparse_vector, id)
+        plain = dense is not None and sparse is None and flt is None
 
         def run(state: NamespaceState | None) -> QueryResponse:
             if state is None:
                 return QueryResponse(matches=[], namespace=ns)
+            if plain and state.probe_centroids is not None:
+                assert dense is not None
+                return self._plain(state, dense, k, probes, include_values, include_metadata, ns)
             d, s = dense, sparse
             if id is not None:
                 found = self._vectors_of(state, id)
@@ -139,7 +155,9 @@ class Reader:
                     return QueryResponse(matches=[], namespace=ns, usage=self._usage(state))
                 d, s = found
             hits = self._search(state, d, s, k, flt, probes)
-            matches = self._matches(state, hits, d, include_values, include_metadata)
+            qsq = float(np.dot(d, d)) if d is not None and self.spec.metric == "euclidean" else 0.0
+            scores = self._public_scores(hits.scores, qsq)
+            matches = self._matches(state, hits.refs, scores, include_values, include_metadata)
             return QueryResponse(matches=matches, namespace=ns, usage=self._usage(state))
 
         return self._pinned(ns, run)
@@ -190,6 +208,31 @@ class Reader:
             return out
 
         return self._pinned(ns, run)
+
+    def _plain(
+        self,
+        state: NamespaceState,
+        dense: np.ndarray,
+        k: int,
+        probes: int | None,
+        include_values: bool,
+        include_metadata: bool,
+        ns: str,
+    ) -> QueryResponse:
+        """One dense query without filter or sparse part: the lean path."""
+        scores, refs = self.executor.single_lists(state, dense, k, probes)
+        if self.spec.metric == "euclidean" and scores:
+            qsq = float(np.dot(dense, dense))  # squared distance = |q|^2 - (2 x.q - |x|^2)
+            scores = [max(qsq - s, 0.0) for s in scores]
+        if include_values or include_metadata:
+            refs_arr = np.asarray(refs, dtype=np.int64)
+            matches = self._matches(state, refs_arr, scores, include_values, include_metadata)
+        else:
+            # validated construction of two plain fields is the cheapest way
+            # to build a pydantic model (~1 us; model_construct ~3 us)
+            ids = ids_of(self.source, state, refs)
+            matches = [ScoredVector(id=i, score=s) for i, s in zip(ids, scores, strict=True)]
+        return QueryResponse(matches=matches, namespace=ns, usage=self._usage(state))
 
     # ------------------------------------------------------------ helpers
     @staticmethod
@@ -287,8 +330,8 @@ class Reader:
     def _matches(
         self,
         state: NamespaceState,
-        hits: Hits,
-        dense: np.ndarray | None,
+        refs: np.ndarray,
+        scores: list[float],
         include_values: bool,
         include_metadata: bool,
     ) -> list[ScoredVector]:
@@ -296,15 +339,13 @@ class Reader:
         rows = materialize(
             self.source,
             state,
-            hits.refs,
+            refs,
             dense=kind != "sparse",
             values=include_values,
             sparse=include_values and kind != "dense",
             metadata=include_metadata,
             dimension=self.executor.dimension,
         )
-        qsq = 0.0 if dense is None else float(np.dot(dense, dense))
-        scores = self._public_scores(hits.scores, qsq)
         return [
             ScoredVector.model_construct(
                 id=rows.ids[i],
@@ -342,6 +383,7 @@ class Reader:
                 sparse=kind != "dense",
                 metadata=True,
                 dimension=self.executor.dimension,
+                known_ids=order,
             )
             vectors = {
                 rows.ids[j]: Vector.model_construct(

@@ -20,7 +20,14 @@ from schemas import ClusterEntry, IndexSpec, Manifest, MetadataField
 from schemas.arrow import ID_INDEX_SCHEMA, SPARSE_TYPE, segment_schema
 from vecstore import kmeans, layout, manifests
 from vecstore.metadata import column_stats, meta_fields_of, shred
-from vecstore.segments import dense_matrix, fixed_list, new_name, write_centroids, write_table
+from vecstore.segments import (
+    dense_matrix,
+    fixed_list,
+    new_name,
+    segment_row_group_rows,
+    write_centroids,
+    write_table,
+)
 
 
 def _ns_key(index: str, namespace: str, rel: str) -> str:
@@ -43,10 +50,19 @@ def conform(table: pa.Table, spec: IndexSpec) -> pa.Table:
 def write_cluster(
     store: Any, spec: IndexSpec, namespace: str, owner: str, cluster_id: int, table: pa.Table
 ) -> ClusterEntry:
-    """Write one cluster's rows as an immutable segment file."""
+    """Write one cluster's rows as an immutable segment file.
+
+    The file is cut into row groups of :func:`segment_row_group_rows` rows so
+    that fetching one record reads one small row group (files written before
+    with a single row group read the same way)."""
     table = conform(table, spec)
     rel = new_name(".parquet", owner)
-    size = write_table(store, _ns_key(spec.name, namespace, rel), table)
+    size = write_table(
+        store,
+        _ns_key(spec.name, namespace, rel),
+        table,
+        row_group_size=segment_row_group_rows(spec.dimension if spec.kind != "sparse" else None),
+    )
     return ClusterEntry(
         id=cluster_id,
         segment=rel,

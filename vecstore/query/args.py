@@ -52,6 +52,14 @@ def namespace(value: Any) -> str:
 
 def dense_vector(value: Any, dimension: int | None) -> np.ndarray:
     """A query vector as float32 (d,), checked against the index dimension."""
+    if (
+        isinstance(value, np.ndarray)
+        and value.dtype == np.float32
+        and value.ndim == 1
+        and (dimension is None or len(value) == dimension)
+        and math.isfinite(float(np.dot(value, value)))  # finite: so is every element
+    ):
+        return value
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):

@@ -29,12 +29,18 @@ times the unfiltered probe.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from schemas.models import Metric
+from vecstore.query import kernels
 from vecstore.query.filters import Node
 from vecstore.query.planner import (
     NamespaceState,
@@ -46,6 +52,7 @@ from vecstore.query.planner import (
 from vecstore.query.segdata import DenseBlock, SegmentSource
 from vecstore.query.topk import NEG_INF, ROW_BITS, TopK, make_refs
 
+PARALLEL_WORK = 20_000_000  # query x row x dimension products: below, one thread
 GATHER_BELOW = 0.5  # a filter matching fewer rows than this share: gather them first
 FILTER_DEPTH = 1.0  # matching rows to see, relative to the rows an unfiltered probe scans
 
@@ -79,6 +86,15 @@ def prepare_dense(vectors: np.ndarray, metric: Metric) -> np.ndarray:
     return q
 
 
+def default_threads() -> int:
+    """Threads a batch uses: the cores this process may run on (at most 8)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(8, n))
+
+
 class Executor:
     """Runs planned scans over one namespace version through a SegmentSource."""
 
@@ -89,11 +105,15 @@ class Executor:
         dimension: int | None,
         *,
         threaded_matvec: bool = False,
+        threads: int | None = None,
     ) -> None:
         self.source = source
         self.metric = metric
         self.dimension = int(dimension or 0)
         self.threaded_matvec = threaded_matvec
+        self.threads = max(1, threads if threads is not None else default_threads())
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     # ---------------------------------------------------------- dense
     def dense(
@@ -107,15 +127,105 @@ class Executor:
     ) -> list[Hits]:
         """Top-k of each prepared dense query (hybrid: plus its sparse part)."""
         q = len(queries)
+        if (
+            q == 1
+            and flt is None
+            and state.probe_centroids is not None
+            and (sparse is None or all(s is None or len(s[0]) == 0 for s in sparse))
+        ):
+            return [self.single(state, queries[0], top_k, nprobe)]
         cands = candidate_clusters(state, flt.node if flt else None, flt.canon if flt else None)
         if q == 0 or len(cands) == 0:
             return [EMPTY_HITS] * q
-        ranked = rank_clusters(state, queries, cands, self.metric)
         p = min(probe_count(state, nprobe), len(cands))
+        # filtered queries may probe past p, in centroid order: rank them all
+        ranked = rank_clusters(state, queries, cands, self.metric, None if flt else p)
         target = max(top_k, int(FILTER_DEPTH * rows_probed(state, probe_count(state, nprobe))))
         if q == 1:
             return [self._dense_one(state, queries[0], ranked[0], p, top_k, flt, target, sparse)]
         return self._dense_batch(state, queries, ranked, p, top_k, flt, target, sparse)
+
+    def single(
+        self, state: NamespaceState, query: np.ndarray, top_k: int, nprobe: int | None = None
+    ) -> Hits:
+        """One unfiltered dense query (prepared): its top k as :class:`Hits`."""
+        scores, refs = self.single_lists(state, query, top_k, nprobe)
+        return Hits(np.asarray(scores, dtype=np.float32), np.asarray(refs, dtype=np.int64))
+
+    def single_lists(
+        self, state: NamespaceState, query: np.ndarray, top_k: int, nprobe: int | None = None
+    ) -> tuple[list[float], list[int]]:
+        """One unfiltered dense query (a float32 (d,) vector, prepared or not):
+        internal scores and refs, best first.
+
+        The lean path of ``Reader.query``. The probed clusters' scores go into
+        one reused buffer (one single-threaded matrix-vector product per
+        cluster, written in place); one selection over the buffer finds the
+        k-th best score; only the entries at or above it (k, plus ties) are
+        mapped back to (cluster, row) and sorted, in Python. Each numpy call
+        after a scan runs on caches the scan evicted (several microseconds
+        each on these machines), so the path makes as few as it can."""
+        cands = state.nonempty
+        c = len(cands)
+        if c == 0:
+            return [], []
+        euclid = self.metric == "euclidean"
+        if self.metric == "cosine":
+            norm = np.sqrt(np.dot(query, query))
+            qv = query / norm if norm > 0 else query
+        elif euclid:
+            qv = query * np.float32(2.0)  # 2 x.q - |x|^2
+        else:
+            qv = query
+        p = min(probe_count(state, nprobe), c)
+        if p >= c:
+            probe: list[int] = cands.tolist()
+        else:
+            cents, csq = state.probe_centroids, state.probe_csq
+            assert cents is not None
+            sims = kernels.vecdot(cents, qv)
+            if euclid and csq is not None:
+                sims -= csq
+            if p == 1:
+                probe = [int(cands[int(np.argmax(sims))])]
+            else:
+                probe = cands[np.argpartition(sims, c - p)[c - p :]].tolist()
+        keys = state.segment_keys
+        blocks = [self.source.dense(keys[pos], self.dimension, self.metric) for pos in probe]
+        starts: list[int] = []
+        total = 0
+        for b in blocks:
+            starts.append(total)
+            total += b.matrix.shape[0]
+        buf = kernels.scratch(total)
+        into = kernels.threaded_matvec_into if self.threaded_matvec else kernels.matvec_into
+        for b, at in zip(blocks, starts, strict=True):
+            n = b.matrix.shape[0]
+            if n:
+                out = buf[at : at + n]
+                into(b.matrix, qv, out)
+                if b.inv_norm is not None:
+                    out *= b.inv_norm
+                elif b.sq_norm is not None:
+                    out -= b.sq_norm
+        if total > top_k:
+            kth = np.partition(buf, total - top_k)[total - top_k]
+            idx = np.flatnonzero(buf >= kth)  # ties at the k-th score included
+            found = buf[idx].tolist()
+            where = idx.tolist()
+        else:
+            found = buf.tolist()  # a copy: the scratch buffer is reused
+            where = list(range(total))
+        if len(probe) == 1:
+            base = probe[0] << ROW_BITS
+            refs = [base | i for i in where]
+        else:
+            refs = []
+            for i in where:
+                j = bisect.bisect_right(starts, i) - 1
+                refs.append((probe[j] << ROW_BITS) | (i - starts[j]))
+        best = sorted(zip(found, refs, strict=True), key=_best_first)[:top_k]
+        return [s for s, _ in best], [r for _, r in best]
 
     def _tile(
         self,
@@ -156,11 +266,12 @@ class Executor:
         if len(q) == 1 and self.threaded_matvec:
             s = (x @ q[0]).reshape(1, -1)  # BLAS gemv on the row-major matrix as stored
         elif len(q) == 1:
-            # numpy's own single-threaded SIMD loop: steadier than a threaded
-            # BLAS gemv when cores are shared (see docs/query.md)
-            s = _vecdot(x, q[0]).reshape(1, -1)
+            # single-threaded: steadier than a threaded BLAS gemv when cores
+            # are shared (see docs/query.md)
+            s = np.empty((1, len(x)), dtype=np.float32)
+            kernels.matvec_into(x, q[0], s[0])
         else:
-            s = q @ x.T
+            s = kernels.gemm_t(q, x)
         if block.inv_norm is not None:
             s *= block.inv_norm if rows is None else block.inv_norm[rows]
         elif block.sq_norm is not None:
@@ -223,14 +334,14 @@ class Executor:
         sparse: Sequence[SparseQuery | None] | None,
     ) -> list[Hits]:
         q, c = ranked.shape
-        top = TopK(q, top_k)
+        tops = [TopK(q, top_k) for _ in range(self.threads)]
         matched = np.zeros(q, dtype=np.int64)
         all_q = np.arange(q)
-        self._scan_pairs(state, queries, all_q, ranked[:, 0], top, matched, flt, sparse)
+        self._scan_pairs(state, queries, all_q, ranked[:, 0], tops, matched, flt, sparse)
         if p > 1:
             qs = np.repeat(all_q, p - 1)
             self._scan_pairs(
-                state, queries, qs, ranked[:, 1:p].reshape(-1), top, matched, flt, sparse
+                state, queries, qs, ranked[:, 1:p].reshape(-1), tops, matched, flt, sparse
             )
         if flt is not None:
             probed = np.full(q, p, dtype=np.int64)
@@ -242,8 +353,11 @@ class Executor:
                 step = np.maximum(probed, 1)
                 sel = need[:, None] & (cols >= probed[:, None]) & (cols < (probed + step)[:, None])
                 qs, js = np.nonzero(sel)
-                self._scan_pairs(state, queries, qs, ranked[qs, js], top, matched, flt, sparse)
+                self._scan_pairs(state, queries, qs, ranked[qs, js], tops, matched, flt, sparse)
                 probed = np.where(need, np.minimum(probed + step, c), probed)
+        top = tops[0]
+        for other in tops[1:]:
+            top.merge(other)
         return [Hits(*top.results(i)) for i in range(q)]
 
     def _scan_pairs(
@@ -252,24 +366,72 @@ class Executor:
         queries: np.ndarray,
         qs: np.ndarray,
         clusters: np.ndarray,
-        top: TopK,
+        tops: list[TopK],
         matched: np.ndarray,
         flt: Filter | None,
         sparse: Sequence[SparseQuery | None] | None,
     ) -> None:
-        """Scan (query, cluster) pairs grouped by cluster: one product per cluster."""
+        """Scan (query, cluster) pairs grouped by cluster: one product per cluster.
+
+        With ``threads`` > 1, enough work and only small tiles (a few queries
+        per cluster, as at low nprobe, each scored single-threaded), the
+        clusters are shared out dynamically (largest first) between the
+        calling thread and helper threads, each keeping its own top-k (merged
+        at the end): the kernels release the GIL, and a helper that is not
+        scheduled (busy cores) simply takes fewer clusters, where a threaded
+        BLAS call would wait for it. Large tiles use the threaded GEMM, one
+        at a time."""
         if len(qs) == 0:
             return
         order = np.argsort(clusters, kind="stable")
         qs, clusters = qs[order], clusters[order]
         bounds = np.flatnonzero(np.diff(clusters)) + 1
-        starts = np.concatenate([[0], bounds])
-        ends = np.concatenate([bounds, [len(clusters)]])
-        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-            qidx = qs[s:e]
-            scores, refs, m = self._tile(state, int(clusters[s]), queries, flt, sparse, qidx)
-            matched[qidx] += m
-            top.push(qidx, scores, refs)
+        starts = np.concatenate([[0], bounds]).tolist()
+        ends = np.concatenate([bounds, [len(clusters)]]).tolist()
+        tiles = [(int(clusters[s]), qs[s:e]) for s, e in zip(starts, ends, strict=True)]
+        work = sum(len(qidx) * int(state.row_counts[pos]) for pos, qidx in tiles)
+        helpers = min(len(tops) - 1, len(tiles) - 1)
+        if (
+            helpers <= 0
+            or work * self.dimension < PARALLEL_WORK
+            # a tile on BLAS threads already uses the cores: threads of ours
+            # on top would only oversubscribe them
+            or not all(kernels.gemm_single_threaded(len(t[1]), self.dimension) for t in tiles)
+        ):
+            for pos, qidx in tiles:
+                scores, refs, m = self._tile(state, pos, queries, flt, sparse, qidx)
+                matched[qidx] += m
+                tops[0].push(qidx, scores, refs)
+            return
+        tiles.sort(key=lambda t: -len(t[1]) * int(state.row_counts[t[0]]))
+        counter = itertools.count()
+
+        def run(slot: int) -> np.ndarray:
+            seen = np.zeros(len(matched), dtype=np.int64)
+            top = tops[slot]
+            while True:
+                i = next(counter)  # atomic: each tile goes to exactly one thread
+                if i >= len(tiles):
+                    return seen
+                pos, qidx = tiles[i]
+                scores, refs, m = self._tile(state, pos, queries, flt, sparse, qidx)
+                seen[qidx] += m
+                top.push(qidx, scores, refs)
+
+        pool = self._helpers()
+        futures = [pool.submit(run, slot) for slot in range(1, helpers + 1)]
+        matched += run(0)
+        for f in futures:
+            if not f.cancel():  # a helper that never started has nothing to give
+                matched += f.result()
+
+    def _helpers(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=max(1, self.threads - 1), thread_name_prefix="vecstore-query"
+                )
+            return self._pool
 
     # ---------------------------------------------------------- sparse
     def sparse_only(
@@ -293,11 +455,8 @@ class Executor:
         return select(scores, refs, top_k)
 
 
-def _vecdot(x: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Row-wise dot products on one thread (numpy >= 2: ``vecdot``)."""
-    fn = getattr(np, "vecdot", None)
-    out: np.ndarray = fn(x, q) if fn is not None else np.einsum("ij,j->i", x, q)
-    return out
+def _best_first(pair: tuple[float, int]) -> tuple[float, int]:
+    return -pair[0], pair[1]
 
 
 def select(scores: Sequence[np.ndarray], refs: Sequence[np.ndarray], top_k: int) -> Hits:
@@ -316,4 +475,12 @@ def select(scores: Sequence[np.ndarray], refs: Sequence[np.ndarray], top_k: int)
     return Hits(s[order], r[order])
 
 
-__all__ = ["EMPTY_HITS", "Executor", "Filter", "Hits", "ROW_BITS", "prepare_dense", "select"]
+__all__ = [
+    "EMPTY_HITS",
+    "Executor",
+    "Filter",
+    "Hits",
+    "ROW_BITS",
+    "prepare_dense",
+    "select",
+]

@@ -287,10 +287,11 @@ def _all_equal_to_one_of(st: FieldStats, values: tuple[Scalar, ...]) -> bool:
     if st.count == st.num_count and st.min is not None and st.min == st.max:
         return any(isinstance(v, float) and not isinstance(v, bool) and v == st.min for v in values)
     if st.count == st.bool_true + st.bool_false and st.count > 0:
+        # ``True in values`` would match 1.0 too (True == 1.0): kinds never mix
         if st.bool_false == 0:
-            return True in values
+            return any(v is True for v in values)
         if st.bool_true == 0:
-            return False in values
+            return any(v is False for v in values)
     if st.count == st.str_count and st.values is not None:
         strs = {v for v in values if isinstance(v, str)}
         return bool(st.values) and set(st.values) <= strs

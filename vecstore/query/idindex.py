@@ -21,8 +21,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vecstore.query.planner import NamespaceState
-from vecstore.query.segdata import SegmentSource
+from vecstore.query.segdata import SegmentSource, StringColumn
 from vecstore.query.topk import make_refs
+
+
+class _Bytes(Sequence[bytes]):
+    """The UTF-8 bytes of an Arrow string array, for ``bisect`` (UTF-8 byte
+    order is code point order, and Arrow sorts strings by their bytes)."""
+
+    def __init__(self, arr: pa.Array) -> None:
+        self._col = StringColumn(arr)
+
+    def __len__(self) -> int:
+        return len(self._col)
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[bytes]: ...
+    def __getitem__(self, i: int | slice) -> bytes | Sequence[bytes]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self._col.raw(i)
 
 
 class _Strings(Sequence[str]):
@@ -44,14 +64,34 @@ class _Strings(Sequence[str]):
         return str(self._arr[i].as_py())
 
 
+SPARSE_STEP = 64  # every 64th id of a file is kept as Python bytes: the first search level
+
+
 @dataclass(frozen=True, slots=True)
 class IdFile:
     ids: pa.Array  # sorted
     refs: np.ndarray  # int64 ref (cluster position, row) of each id
+    keys: _Bytes = field(init=False, compare=False)
+    sample: list[bytes] = field(init=False, compare=False)  # keys[::SPARSE_STEP]
+
+    def __post_init__(self) -> None:
+        keys = _Bytes(self.ids)
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "sample", [keys[i] for i in range(0, len(keys), SPARSE_STEP)])
+
+    def find(self, raw: bytes) -> int:
+        """Position of the id with UTF-8 bytes ``raw``, or -1."""
+        block = bisect.bisect_right(self.sample, raw) - 1
+        if block < 0:
+            return -1
+        lo = block * SPARSE_STEP
+        hi = min(lo + SPARSE_STEP, len(self.keys))
+        i = bisect.bisect_left(self.keys, raw, lo, hi)
+        return i if i < hi and self.keys[i] == raw else -1
 
     @property
     def nbytes(self) -> int:
-        return int(self.ids.nbytes + self.refs.nbytes)
+        return int(self.ids.nbytes + self.refs.nbytes + 48 * len(self.sample))
 
 
 @dataclass
@@ -65,15 +105,15 @@ class IdIndex:
         return sum(f.nbytes for f in self.files)
 
     def lookup(self, ids: Iterable[str]) -> dict[str, int]:
-        """id -> ref for the ids present."""
+        """id -> ref for the ids present (a binary search per id and file)."""
         out: dict[str, int] = {}
+        wanted = [(id_, id_.encode()) for id_ in ids]
         for f in self.files:
-            seq = _Strings(f.ids)
-            for id_ in ids:
+            for id_, raw in wanted:
                 if id_ in out:
                     continue
-                i = bisect.bisect_left(seq, id_)
-                if i < len(seq) and seq[i] == id_:
+                i = f.find(raw)
+                if i >= 0:
                     out[id_] = int(f.refs[i])
         return out
 

@@ -1,9 +1,9 @@
 """Materialise result rows: ids, values, sparse values and metadata of refs.
 
-Only the rows that are returned are touched: the id column (and, when asked,
-``metadata`` / ``sparse_values``) of their segments is read through the
-cache and ``take``-n; ``json.loads`` runs once per returned row, never over
-a whole segment.
+Only the rows that are returned are touched: ids from the id column a scan
+cached, or else (and ``values`` / ``metadata`` / ``sparse_values`` when
+asked) from the row groups holding the rows; ``json.loads`` runs once per
+returned row, never over a whole segment.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from schemas import SparseValues
+from vecstore.errors import FormatError
 from vecstore.query.planner import NamespaceState
-from vecstore.query.segdata import SegmentSource
-from vecstore.query.topk import split_refs
+from vecstore.query.segdata import SegmentSource, StringColumn
+from vecstore.query.topk import ROW_BITS
+
+ROW_MASK = (1 << ROW_BITS) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,41 +41,85 @@ def materialize(
     sparse: bool,
     metadata: bool,
     dimension: int,
+    known_ids: list[str] | None = None,
 ) -> Rows:
-    """The stored fields of ``refs`` in their order. ``dense``: the index has values."""
+    """The stored fields of ``refs`` in their order. ``dense``: the index has values.
+
+    Ids come from the segment's id column a scan cached (or ``known_ids``,
+    when the caller looked the refs up by id); values from its cached
+    matrix. Anything else is read from the row groups holding the rows only
+    (:meth:`SegmentSource.row_fields`)."""
     n = len(refs)
-    ids: list[str] = [""] * n
+    ids: list[str] = list(known_ids) if known_ids is not None else [""] * n
     vals: list[list[float] | None] = [None] * n
     sps: list[SparseValues | None] = [None] * n
     metas: list[dict[str, Any] | None] = [None] * n
     if n == 0:
         return Rows(ids, vals, sps, metas)
-    positions, rows = split_refs(refs)
-    order = np.argsort(positions, kind="stable")
-    bounds = np.flatnonzero(np.diff(positions[order])) + 1
-    for group in np.split(order, bounds):
-        pos = int(positions[group[0]])
+    r64 = np.asarray(refs, dtype=np.int64)
+    positions = (r64 >> ROW_BITS).tolist()
+    rows = (r64 & ROW_MASK).tolist()
+    groups: dict[int, list[int]] = {}
+    for slot, pos in enumerate(positions):
+        groups.setdefault(pos, []).append(slot)
+    names = [] if known_ids is not None else ["id"]
+    if values and dense:
+        names.append("values")
+    if sparse:
+        names.append("sparse_values")
+    if metadata:
+        names.append("metadata")
+    if not names:
+        return Rows(ids, vals, sps, metas)
+    for pos, slots in groups.items():
         key = state.segment_keys[pos]
-        take = pa.array(rows[group])
-        slots = group.tolist()
-        for slot, value in zip(slots, source.ids(key).take(take).to_pylist(), strict=True):
-            ids[slot] = value
-        if values and dense:
-            block = source.dense(key, dimension, state.manifest.metric)
-            for slot, vec in zip(slots, block.matrix[rows[group]].tolist(), strict=True):
+        got = source.row_fields(key, [rows[i] for i in slots], names, dimension)
+        if "id" in got:
+            for slot, value in zip(slots, got["id"], strict=True):
+                if value is None:
+                    raise FormatError(f'Segment "{source.store.url(key)}" has no id column')
+                ids[slot] = value
+        if "values" in got:
+            for slot, vec in zip(slots, got["values"], strict=True):
+                if vec is None:
+                    raise FormatError(f'Segment "{source.store.url(key)}" has no values column')
                 vals[slot] = vec
-        if sparse:
-            col = source.column(key, "sparse_values")
-            if col is not None:
-                for slot, sv in zip(slots, col.take(take).to_pylist(), strict=True):
-                    if sv is not None:
-                        sps[slot] = SparseValues.model_construct(
-                            indices=list(sv["indices"]), values=list(sv["values"])
-                        )
-        if metadata:
-            col = source.column(key, "metadata")
-            if col is not None:
-                for slot, text in zip(slots, col.take(take).to_pylist(), strict=True):
-                    if text is not None:
-                        metas[slot] = json.loads(text)
+        for slot, sv in zip(slots, got.get("sparse_values", ()), strict=False):
+            if sv is not None:
+                sps[slot] = SparseValues.model_construct(
+                    indices=list(sv["indices"]), values=list(sv["values"])
+                )
+        for slot, text in zip(slots, got.get("metadata", ()), strict=False):
+            if text is not None:
+                metas[slot] = json.loads(text)
     return Rows(ids, vals, sps, metas)
+
+
+def ids_of(source: SegmentSource, state: NamespaceState, refs: list[int]) -> list[str]:
+    """The ids of ``refs`` (Python ints), from the id columns scans cached.
+
+    The lean path of a query returning ids only: a plain Python loop over
+    the few refs (no arrays); falls back to :func:`materialize` when a
+    segment's id column is not in memory."""
+    cols: dict[int, StringColumn] = {}
+    out: list[str] = []
+    keys = state.segment_keys
+    for ref in refs:
+        pos = ref >> ROW_BITS
+        col = cols.get(pos)
+        if col is None:
+            col = source.cache.get((keys[pos], "ids"))
+            if col is None:
+                return materialize(
+                    source,
+                    state,
+                    np.asarray(refs, dtype=np.int64),
+                    dense=True,
+                    values=False,
+                    sparse=False,
+                    metadata=False,
+                    dimension=0,
+                ).ids
+            cols[pos] = col
+        out.append(col.get(ref & ROW_MASK))
+    return out

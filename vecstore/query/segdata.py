@@ -15,9 +15,14 @@ when one is configured.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -127,6 +132,109 @@ def _array_nbytes(arr: pa.Array | None) -> int:
     return 0 if arr is None else int(arr.nbytes)
 
 
+class StringColumn:
+    """Fast ``str`` access to single rows of an Arrow string column.
+
+    ``get`` / ``take`` decode only the rows asked for, straight from the Arrow
+    buffers (memoryviews: no Arrow ``take`` kernel, no numpy scalars, no
+    Python objects for the other rows): a few ids cost about a microsecond
+    each."""
+
+    __slots__ = ("_data", "_offsets", "array")
+
+    def __init__(self, array: pa.Array | pa.ChunkedArray) -> None:
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        large = pa.types.is_large_string(array.type)
+        if not large and not pa.types.is_string(array.type):
+            array = array.cast(pa.string())
+        self.array = array
+        buffers = array.buffers()
+        n = len(array)
+        if n == 0 or buffers[1] is None:
+            self._offsets: Any = [0] * (n + 1)
+            self._data = memoryview(b"")
+            return
+        raw = memoryview(buffers[1]).cast("B")
+        offsets = raw.cast("q") if large else raw.cast("i")
+        self._offsets = offsets[array.offset : array.offset + n + 1]
+        self._data = memoryview(buffers[2]) if buffers[2] is not None else memoryview(b"")
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.array.nbytes)
+
+    def get(self, row: int) -> str:
+        o = self._offsets
+        return str(self._data[o[row] : o[row + 1]], "utf-8")
+
+    def raw(self, row: int) -> bytes:
+        """The UTF-8 bytes of one row."""
+        o = self._offsets
+        return self._data[o[row] : o[row + 1]].tobytes()
+
+    def get_or_none(self, row: int) -> str | None:
+        if self.array.null_count and not self.array[row].is_valid:
+            return None
+        return self.get(row)
+
+    def take(self, rows: list[int]) -> list[str]:
+        o, data = self._offsets, self._data
+        return [str(data[o[r] : o[r + 1]], "utf-8") for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Footer:
+    """The Parquet footer of one segment and where its row groups start."""
+
+    metadata: pq.FileMetaData
+    starts_list: list[int]  # first row of each row group, then the row count
+    names: frozenset[str]  # top-level column names
+
+    @property
+    def row_groups(self) -> int:
+        return len(self.starts_list) - 1
+
+
+def _footer(md: pq.FileMetaData) -> Footer:
+    starts = [0]
+    for i in range(md.num_row_groups):
+        starts.append(starts[-1] + md.row_group(i).num_rows)
+    return Footer(md, starts, frozenset(md.schema.to_arrow_schema().names))
+
+
+class _RowGroupPart:
+    """One column of one row group, ready for single-row reads."""
+
+    __slots__ = ("array", "matrix", "nbytes")
+
+    def __init__(self, matrix: np.ndarray | None = None, array: pa.Array | None = None) -> None:
+        self.matrix = matrix
+        self.array = array
+        self.nbytes = int(
+            (matrix.nbytes if matrix is not None else 0) + (array.nbytes if array is not None else 0)
+        )
+
+    @staticmethod
+    def of(table: pa.Table, name: str, dimension: int) -> _RowGroupPart:
+        if name not in table.column_names:
+            return _RowGroupPart()
+        col = table.column(name)
+        if name == "values":
+            return _RowGroupPart(matrix=dense_matrix(col, dimension))
+        return _RowGroupPart(array=col.chunk(0) if col.num_chunks == 1 else col.combine_chunks())
+
+    def get(self, row: int) -> Any:
+        if self.matrix is not None:
+            return self.matrix[row].tolist()
+        if self.array is not None:
+            return self.array[row].as_py()
+        return None
+
+
 @dataclass
 class ReadCounter:
     """Segment file reads by this source (tests and benchmarks look here)."""
@@ -151,19 +259,50 @@ class SegmentSource:
         self.reads = ReadCounter()
 
     # -------------------------------------------------------------- raw IO
-    def read_columns(self, key: str, columns: list[str]) -> pa.Table:
-        """Read ``columns`` of a segment (absent ones are skipped)."""
+    @contextmanager
+    def _open(self, key: str) -> Iterator[pq.ParquetFile]:
+        """The segment as a ParquetFile (its footer parsed once, then cached)."""
         self.reads.add(key)
-        if self.store.kind == "local":
+        known = self.cache.get((key, "footer"))
+        md = known.metadata if known is not None else None
+        if self.store.kind == "local" or self.disk is not None:
+            path = (
+                self.store.path(key)
+                if self.disk is None
+                else self.disk.local_path(self.store, key)
+            )
             try:
-                pf = pq.ParquetFile(self.store.path(key))
+                f = pa.OSFile(path)  # no filesystem resolution per open
             except FileNotFoundError:
                 raise NotFoundError(f'Object not found: "{self.store.url(key)}"', key=key) from None
-            return self._read(pf, columns)
-        if self.disk is not None:
-            return self._read(pq.ParquetFile(self.disk.local_path(self.store, key)), columns)
+            try:
+                # pre_buffer off: it costs a thread-pool round trip per read,
+                # and local reads gain nothing from coalescing
+                yield self._remember(key, pq.ParquetFile(f, metadata=md, pre_buffer=False), known)
+            finally:
+                f.close()
+            return
         with self.store.open_input(key) as f:
-            return self._read(pq.ParquetFile(f), columns)
+            yield self._remember(key, pq.ParquetFile(f, metadata=md), known)
+
+    def _remember(self, key: str, pf: pq.ParquetFile, known: Footer | None) -> pq.ParquetFile:
+        if known is None:
+            footer = _footer(pf.metadata)
+            self.cache.put((key, "footer"), footer, int(pf.metadata.serialized_size) + 256)
+        return pf
+
+    def footer(self, key: str) -> Footer:
+        """The segment's footer (read once; cached)."""
+        known = self.cache.get((key, "footer"))
+        if known is not None:
+            return known  # type: ignore[no-any-return]
+        with self._open(key) as pf:
+            return _footer(pf.metadata)
+
+    def read_columns(self, key: str, columns: list[str]) -> pa.Table:
+        """Read ``columns`` of a segment, every row group (absent ones are skipped)."""
+        with self._open(key) as pf:
+            return self._read(pf, columns)
 
     @staticmethod
     def _read(pf: pq.ParquetFile, columns: list[str]) -> pa.Table:
@@ -178,23 +317,24 @@ class SegmentSource:
 
     # -------------------------------------------------------------- parts
     def dense(self, key: str, dimension: int, metric: Metric) -> DenseBlock:
+        """The segment's vectors (read with its ids: results need those next)."""
+
         def load() -> tuple[DenseBlock, int]:
-            col = self._column(key, "values")
-            if col is None:
+            table = self.read_columns(key, ["values", "id"])
+            if "values" not in table.column_names:
                 raise FormatError(f'Segment "{self.store.url(key)}" has no values column')
-            matrix = dense_matrix(col, dimension)
-            block = DenseBlock(matrix)
-            if metric == "cosine":
-                norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
-                if len(norms) and np.abs(norms - 1.0).max() > UNIT_NORM_TOLERANCE:
-                    safe = np.where(norms > 0, norms, 1.0)
-                    inv = np.where(norms > 0, 1.0 / safe, 0.0).astype(np.float32)
-                    block = DenseBlock(matrix, inv_norm=inv)
-            elif metric == "euclidean":
-                block = DenseBlock(matrix, sq_norm=np.einsum("ij,ij->i", matrix, matrix))
+            if "id" in table.column_names and self.cache.get((key, "ids")) is None:
+                ids = StringColumn(table.column("id"))
+                self.cache.put((key, "ids"), ids, ids.nbytes + 64)
+            block = make_dense_block(dense_matrix(table.column("values"), dimension), metric)
             return block, block.nbytes
 
         return self.cache.get_or_load((key, "dense"), load)
+
+    def cached_dense(self, key: str) -> DenseBlock | None:
+        """The segment's DenseBlock if it is in memory (no read)."""
+        block: DenseBlock | None = self.cache.get((key, "dense"))
+        return block
 
     def column(self, key: str, name: str) -> pa.Array | None:
         """One column (``id``, ``metadata``, ``sparse_values``, ``m.*``) or None."""
@@ -205,11 +345,83 @@ class SegmentSource:
 
         return self.cache.get_or_load((key, "col", name), load)
 
-    def ids(self, key: str) -> pa.Array:
-        col = self.column(key, "id")
-        if col is None:
-            raise FormatError(f'Segment "{self.store.url(key)}" has no id column')
-        return col
+    def ids(self, key: str) -> StringColumn:
+        """The whole id column (read once; cached)."""
+
+        def load() -> tuple[StringColumn, int]:
+            col = self._column(key, "id")
+            if col is None:
+                raise FormatError(f'Segment "{self.store.url(key)}" has no id column')
+            ids = StringColumn(col)
+            return ids, ids.nbytes + 64
+
+        return self.cache.get_or_load((key, "ids"), load)
+
+    def row_fields(
+        self, key: str, rows: list[int], names: list[str], dimension: int
+    ) -> dict[str, list[Any]]:
+        """Python values of the columns ``names`` at ``rows`` of a segment.
+
+        ``values`` gives lists of floats, ``id`` / ``metadata`` strings (or
+        None), ``sparse_values`` dicts (or None); a column the segment lacks
+        gives Nones. What is in memory is used first: the whole dense matrix
+        or id column a scan cached. Otherwise only the row groups holding
+        ``rows`` are read (one open of the file, one read per row group) and
+        cached per row group, so fetching a few records reads a few small row
+        groups, not whole segments. A segment written as one row group
+        (before row groups were cut) is read whole the same way."""
+        n = len(rows)
+        out: dict[str, list[Any]] = {}
+        todo: list[str] = []
+        for name in names:
+            if name == "values":
+                block = self.cached_dense(key)
+                if block is not None:
+                    out[name] = block.matrix[rows].tolist()
+                    continue
+            elif name == "id":
+                ids = self.cache.get((key, "ids"))
+                if ids is not None:
+                    out[name] = ids.take(rows)
+                    continue
+            todo.append(name)
+        if not todo:
+            return out
+        for name in todo:
+            out[name] = [None] * n
+        footer: Footer | None = self.cache.get((key, "footer"))
+        with contextlib.ExitStack() as stack:
+            pf: pq.ParquetFile | None = None
+            if footer is None:
+                pf = stack.enter_context(self._open(key))
+                footer = self.cache.get((key, "footer")) or _footer(pf.metadata)
+            starts = footer.starts_list
+            groups: dict[int, list[int]] = {}
+            for i, r in enumerate(rows):
+                groups.setdefault(bisect.bisect_right(starts, r) - 1, []).append(i)
+            for g, slots in groups.items():
+                parts: dict[str, _RowGroupPart | None] = {
+                    name: self.cache.get((key, "rg", g, name)) for name in todo
+                }
+                missing = [name for name, part in parts.items() if part is None]
+                if missing:
+                    if pf is None:
+                        pf = stack.enter_context(self._open(key))
+                    table = pf.read_row_group(
+                        g, columns=[c for c in missing if c in footer.names], use_threads=False
+                    )
+                    for name in missing:
+                        fresh = _RowGroupPart.of(table, name, dimension)
+                        self.cache.put((key, "rg", g, name), fresh, fresh.nbytes + 64)
+                        parts[name] = fresh
+                base = starts[g]
+                for name in todo:
+                    part = parts[name]
+                    assert part is not None
+                    dest = out[name]
+                    for i in slots:
+                        dest[i] = part.get(rows[i] - base)
+        return out
 
     def sparse(self, key: str, n: int) -> SparseBlock:
         def load() -> tuple[SparseBlock, int]:
@@ -239,3 +451,17 @@ class SegmentSource:
             return m, int(m.nbytes) + 64
 
         return self.cache.get_or_load((key, "mask", canon), load)
+
+
+def make_dense_block(matrix: np.ndarray, metric: Metric) -> DenseBlock:
+    """A DenseBlock with what scoring ``metric`` needs besides the matrix."""
+    if metric == "cosine":
+        norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+        if len(norms) and np.abs(norms - 1.0).max() > UNIT_NORM_TOLERANCE:
+            safe = np.where(norms > 0, norms, 1.0)
+            inv = np.where(norms > 0, 1.0 / safe, 0.0).astype(np.float32)
+            return DenseBlock(matrix, inv_norm=inv)
+        return DenseBlock(matrix)
+    if metric == "euclidean":
+        return DenseBlock(matrix, sq_norm=np.einsum("ij,ij->i", matrix, matrix))
+    return DenseBlock(matrix)

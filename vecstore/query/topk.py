@@ -40,10 +40,14 @@ class TopK:
         self.scores = np.full((q, k), NEG_INF, dtype=np.float32)
         self.refs = np.full((q, k), -1, dtype=np.int64)
         self.threshold = np.full(q, NEG_INF, dtype=np.float32)
+        self.fresh = np.ones(q, dtype=bool)  # nothing pushed yet
 
     def push(self, qidx: np.ndarray, tile: np.ndarray, refs: np.ndarray) -> None:
         """Merge a tile: ``tile[i, j]`` is the score of ``refs[j]`` for query ``qidx[i]``."""
         if tile.shape[1] == 0 or len(qidx) == 0:
+            return
+        if tile.shape[1] >= self.k and self.fresh[qidx].all():
+            self._push_first(qidx, tile, refs)
             return
         thr = self.threshold[qidx]
         full = thr > NEG_INF
@@ -60,6 +64,12 @@ class TopK:
         self.push(np.array([qi]), scores.reshape(1, -1), refs)
 
     # ----------------------------------------------------------- internals
+    def _push_first(self, qidx: np.ndarray, tile: np.ndarray, refs: np.ndarray) -> None:
+        """The first tile of queries holding nothing yet: select in the tile alone."""
+        n, k = tile.shape[1], self.k
+        pick = np.argpartition(tile, n - k, axis=1)[:, n - k :]
+        self._store(qidx, np.take_along_axis(tile, pick, axis=1), refs[pick])
+
     def _push_dense(self, qidx: np.ndarray, tile: np.ndarray, refs: np.ndarray) -> None:
         k = self.k
         joined = np.concatenate([self.scores[qidx], tile], axis=1)
@@ -116,6 +126,20 @@ class TopK:
         self.scores[qidx] = scores
         self.refs[qidx] = refs
         self.threshold[qidx] = scores.min(axis=1)
+        self.fresh[qidx] = False
+
+    def merge(self, other: TopK) -> None:
+        """Fold another TopK of the same queries into this one."""
+        if not (~other.fresh).any():
+            return
+        k = self.k
+        joined = np.concatenate([self.scores, other.scores], axis=1)
+        joined_refs = np.concatenate([self.refs, other.refs], axis=1)
+        pick = np.argpartition(joined, k, axis=1)[:, k:]
+        self.scores = np.take_along_axis(joined, pick, axis=1)
+        self.refs = np.take_along_axis(joined_refs, pick, axis=1)
+        self.threshold = self.scores.min(axis=1)
+        self.fresh &= other.fresh
 
     def results(self, qi: int) -> tuple[np.ndarray, np.ndarray]:
         """Query ``qi``'s (scores, refs), best first, without empty slots."""

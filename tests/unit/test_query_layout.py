@@ -249,8 +249,8 @@ def test_batch_shared_between_threads_matches_one_thread(
     monkeypatch.setattr(executor, "PARALLEL_WORK", 0)
     qs = np.random.default_rng(4).standard_normal((60, 16)).astype(np.float32)
     for kwargs in ({"nprobe": 1}, {"nprobe": 4}, {"filter": {"g": {"$in": [1, 3]}}}):
-        a = one.query_batch(qs, top_k=7, namespace="ns", **kwargs)  # type: ignore[arg-type]
-        b = many.query_batch(qs, top_k=7, namespace="ns", **kwargs)  # type: ignore[arg-type]
+        a = one.query_batch(qs, top_k=7, namespace="ns", **kwargs)
+        b = many.query_batch(qs, top_k=7, namespace="ns", **kwargs)
         assert [[i for i, _ in r] for r in a] == [[i for i, _ in r] for r in b]
         for ra, rb in zip(a, b, strict=True):
             np.testing.assert_allclose([s for _, s in ra], [s for _, s in rb], rtol=1e-6)
@@ -336,3 +336,26 @@ def test_nin_on_booleans_does_not_mix_kinds() -> None:
         assert node is not None and may_match(node, column_stats(t), 1)
     node = parse_filter({"y": {"$ne": False}})
     assert node is not None and not may_match(node, column_stats(t), 1)
+
+
+def test_remote_fetch_reads_row_groups_without_downloading_segments(tmp_path: Path) -> None:
+    """On a remote store a fetch reads the footer and one row group with
+    ranged reads; a scan downloads the segment into the disk cache."""
+    counting = ByteCountingStore(f"memory://remote-{os.getpid()}-{time.time_ns()}")
+    x, ids = _namespace(counting)
+    counting.kind = "s3"  # as a remote store: reads go through the disk cache
+    reader = Reader(counting, spec_for("euclidean", 128), cache_dir=str(tmp_path / "disk"))
+    assert reader.source.disk is not None
+    res = reader.fetch([ids[3], ids[900]], namespace="ns")
+    assert [v.values for v in res.vectors.values()] == [x[3].tolist(), x[900].tolist()]
+
+    def downloaded() -> int:
+        return len([p for p in (tmp_path / "disk").rglob("*") if p.is_file()])
+
+    m = manifests.load_namespace(counting, "idx", "ns")
+    assert m is not None
+    assert downloaded() == len(m.id_files)  # the id lookup, no segment
+    assert counting.segment_bytes < sum(c.byte_size for c in m.clusters) / 2
+    q = reader.query(namespace="ns", vector=x[7], top_k=1, nprobe=1)
+    assert q.matches[0].id == ids[7]
+    assert downloaded() == len(m.id_files) + 1  # the scanned segment

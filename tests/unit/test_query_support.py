@@ -32,9 +32,9 @@ class CountingStore(Store):
         self._count(key)
         return super().read_bytes(key)
 
-    def open_input(self, key: str) -> IO[bytes]:
+    def open_input(self, key: str, *, readahead: bool = True) -> IO[bytes]:
         self._count(key)
-        return super().open_input(key)
+        return super().open_input(key, readahead=readahead)
 
     def segment_reads(self) -> int:
         return sum(n for k, n in self.reads.items() if k.endswith(".parquet") and ".ids." not in k)

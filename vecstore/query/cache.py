@@ -130,6 +130,11 @@ class DiskCache:
         digest = hashlib.sha256(f"{store.uri}\0{key}".encode()).hexdigest()[:40]
         return os.path.join(self.directory, digest[:2], digest)
 
+    def cached_path(self, store: Store, key: str) -> str | None:
+        """The local copy of ``key`` if one was downloaded already (no download)."""
+        path = self.path_for(store, key)
+        return path if os.path.exists(path) else None
+
     def local_path(self, store: Store, key: str) -> str:
         """A local file with the bytes of ``key`` (downloaded on first use)."""
         path = self.path_for(store, key)

@@ -260,17 +260,26 @@ class SegmentSource:
 
     # -------------------------------------------------------------- raw IO
     @contextmanager
-    def _open(self, key: str) -> Iterator[pq.ParquetFile]:
-        """The segment as a ParquetFile (its footer parsed once, then cached)."""
+    def _open(self, key: str, whole: bool = True) -> Iterator[pq.ParquetFile]:
+        """The segment as a ParquetFile (its footer parsed once, then cached).
+
+        Remote stores: ``whole`` (a scan) downloads the file into the disk
+        cache first; otherwise (a few row groups) a file not cached yet is
+        read with ranged GETs of the bytes pyarrow asks for (the footer, then
+        the column chunks), not downloaded whole."""
         self.reads.add(key)
         known = self.cache.get((key, "footer"))
         md = known.metadata if known is not None else None
-        if self.store.kind == "local" or self.disk is not None:
+        path: str | None = None
+        if self.store.kind == "local":
+            path = self.store.path(key)
+        elif self.disk is not None:
             path = (
-                self.store.path(key)
-                if self.disk is None
-                else self.disk.local_path(self.store, key)
+                self.disk.local_path(self.store, key)
+                if whole
+                else self.disk.cached_path(self.store, key)
             )
+        if path is not None:
             try:
                 f = pa.OSFile(path)  # no filesystem resolution per open
             except FileNotFoundError:
@@ -282,7 +291,7 @@ class SegmentSource:
             finally:
                 f.close()
             return
-        with self.store.open_input(key) as f:
+        with self.store.open_input(key, readahead=False) as f:
             yield self._remember(key, pq.ParquetFile(f, metadata=md), known)
 
     def _remember(self, key: str, pf: pq.ParquetFile, known: Footer | None) -> pq.ParquetFile:
@@ -393,7 +402,7 @@ class SegmentSource:
         with contextlib.ExitStack() as stack:
             pf: pq.ParquetFile | None = None
             if footer is None:
-                pf = stack.enter_context(self._open(key))
+                pf = stack.enter_context(self._open(key, whole=False))
                 footer = self.cache.get((key, "footer")) or _footer(pf.metadata)
             starts = footer.starts_list
             groups: dict[int, list[int]] = {}
@@ -406,7 +415,7 @@ class SegmentSource:
                 missing = [name for name, part in parts.items() if part is None]
                 if missing:
                     if pf is None:
-                        pf = stack.enter_context(self._open(key))
+                        pf = stack.enter_context(self._open(key, whole=False))
                     table = pf.read_row_group(
                         g, columns=[c for c in missing if c in footer.names], use_threads=False
                     )

@@ -359,3 +359,13 @@ def test_remote_fetch_reads_row_groups_without_downloading_segments(tmp_path: Pa
     q = reader.query(namespace="ns", vector=x[7], top_k=1, nprobe=1)
     assert q.matches[0].id == ids[7]
     assert downloaded() == len(m.id_files) + 1  # the scanned segment
+
+
+def test_matvec_into_a_strided_output() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4000, 128)).astype(np.float32)
+    q = rng.standard_normal(128).astype(np.float32)
+    out = np.zeros((4000, 2), dtype=np.float32)
+    kernels.matvec_into(x, q, out[:, 0])  # not contiguous: no stacked view of it
+    np.testing.assert_allclose(out[:, 0], x @ q, rtol=1e-4, atol=1e-3)
+    assert not out[:, 1].any()

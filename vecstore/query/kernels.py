@@ -55,7 +55,12 @@ def matvec_into(x: np.ndarray, q: np.ndarray, out: np.ndarray) -> None:
     numpy's ``vecdot``."""
     n, d = x.shape
     rows = SINGLE_THREAD_GEMV // max(d, 1)
-    if rows >= MIN_STACK_ROWS and n >= 8 * rows and x.flags.c_contiguous:
+    if (
+        rows >= MIN_STACK_ROWS
+        and n >= 8 * rows
+        and x.flags.c_contiguous
+        and out.flags.c_contiguous  # reshaped below: must stay a view
+    ):
         m = n - n % rows
         np.matmul(x[:m].reshape(-1, rows, d), q, out=out[:m].reshape(-1, rows))
         if m < n:

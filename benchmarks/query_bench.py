@@ -423,11 +423,14 @@ def summary(ours: list[Row], faiss_rows: list[Row], floor: float = FLOOR) -> dic
 
 
 def fetch_latency(
-    store: Store, spec: IndexSpec, ds: Dataset, warm_reader: Reader, reps: int = 20
+    store: Store, spec: IndexSpec, ds: Dataset, warm_reader: Reader, reps: int = 20, seed: int = 0
 ) -> dict[str, float]:
-    """Fetch of 100 random ids: cold (a new Reader), warm (fresh ids), repeated ids."""
+    """Fetch of 100 random ids: cold (a new Reader: id lookup files, footers and
+    row groups read from storage; the OS page cache is warm), warm (the same
+    Reader, fresh random ids), the same ids again, and on the Reader that ran
+    the queries (vectors of scanned segments in memory)."""
     ns = ds.namespace
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(1 + seed)
 
     def pick() -> list[str]:
         return [ds.ids[i] for i in rng.choice(len(ds.ids), 100, replace=False)]
@@ -508,9 +511,9 @@ def run_dataset(
             f"  single queries alone (back to back, default nprobe): recall@10 {rec:.4f}, "
             f"p50 {p50:.2f} ms, p99 {p99:.2f} ms  [{load()}]"
         )
+        if fetch:
+            summ["fetch"] = fetch_latency(store, spec, ds, reader, seed=rnd)
         result["rounds"].append({"rows": [r.__dict__ for r in ours + theirs], "summary": summ})
-    if fetch:
-        result["fetch"] = fetch_latency(store, spec, ds, reader)
     return result
 
 

@@ -44,7 +44,7 @@ class Recorder:
     def submit(self, store: Store, spec: IndexSpec, job: ImportJob, source: Store) -> None:
         self.submitted.append((spec, job, source))
 
-    def recover(self, store: Store, index: str) -> list[str]:
+    def recover(self, store: Store, index: str, source_for: Any = None) -> list[str]:
         return []
 
     def close(self) -> None:

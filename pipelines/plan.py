@@ -67,7 +67,8 @@ def partition_rows() -> int:
 
 
 def records_per_cluster() -> int:
-    """The k-means target (DESIGN: 1-4k records per cluster, overridable)."""
+    """The top of the records-per-cluster band (``kmeans.records_per_cluster``
+    keeps clusters within [target/4, target]; DESIGN: 1-4k, overridable)."""
     return _env_int(ENV_RECORDS_PER_CLUSTER, kmeans.TARGET_PER_CLUSTER)
 
 

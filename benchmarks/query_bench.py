@@ -54,9 +54,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from schemas import IndexSpec  # noqa: E402
 from vecstore import kmeans, manifests  # noqa: E402
 from vecstore.reader import Reader  # noqa: E402
+from vecstore.schemas import IndexSpec  # noqa: E402
 from vecstore.segments import dense_matrix, segment_row_group_rows  # noqa: E402
 from vecstore.storage import Store  # noqa: E402
 

@@ -66,9 +66,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.arrow import REQUIRED_COLUMNS, ImportKind
 from vecstore.errors import IngestError, InvalidArgumentError, LimitExceededError, SchemaError
 from vecstore.layout import DEFAULT_NAMESPACE_DIR, ns_from_dir
+from vecstore.schemas.arrow import REQUIRED_COLUMNS, ImportKind
 from vecstore.storage import Store
 
 __all__ = [
@@ -309,8 +309,8 @@ def inspect_file(source: Store, f: SourceFile, kind: ImportKind, dimension: int 
     prefixed by ``file "<path>": `` (:func:`display_path`, as record errors
     name files) and context ``file`` and ``column``;
     checked in this order: the footer parses, required columns
-    (:data:`schemas.arrow.REQUIRED_COLUMNS`) are present, every column is
-    allowed (those of :func:`schemas.arrow.import_schema`) and appears once,
+    (:data:`vecstore.schemas.arrow.REQUIRED_COLUMNS`) are present, every column is
+    allowed (those of :func:`vecstore.schemas.arrow.import_schema`) and appears once,
     column types. Accepted types:
 
     - ``id``: string or large_string (also dictionary-encoded strings);

@@ -27,11 +27,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipelines import plan as P
-from pipelines import tasks
-from pipelines.discover import Discovery, FileInfo, discover, display_path
-from schemas import ImportJob, IndexSpec, NamespaceProgress
-from schemas.arrow import REJECT_SCHEMA
 from vecstore import jobstate, layout, manifests
 from vecstore.cleanup import cleanup_attempt, cleanup_import, finish_staging
 from vecstore.errors import (
@@ -44,6 +39,11 @@ from vecstore.errors import (
     VecstoreError,
 )
 from vecstore.jobs import JobStore
+from vecstore.pipelines import plan as P
+from vecstore.pipelines import tasks
+from vecstore.pipelines.discover import Discovery, FileInfo, discover, display_path
+from vecstore.schemas import ImportJob, IndexSpec, NamespaceProgress
+from vecstore.schemas.arrow import REJECT_SCHEMA
 from vecstore.storage import Store
 from vecstore.writer import assemble_manifest, write_centroids_file
 

@@ -10,9 +10,9 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from pipelines import discover
-from schemas import IndexSpec
 from vecstore import kmeans, layout
+from vecstore.pipelines import discover
+from vecstore.schemas import IndexSpec
 from vecstore.storage import Store
 
 # A scan task reads about this many bytes of Parquet (whole row groups).
@@ -73,7 +73,7 @@ def records_per_cluster() -> int:
 
 
 def limits() -> dict[str, int]:
-    """Keyword arguments of :func:`pipelines.discover.discover`: the import limits."""
+    """Keyword arguments of :func:`vecstore.pipelines.discover.discover`: the import limits."""
     defaults = {
         "max_namespaces": discover.MAX_NAMESPACES,
         "max_files": discover.MAX_FILES,

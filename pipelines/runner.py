@@ -16,12 +16,12 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from pipelines.driver import ImportDriver, runner_name
-from schemas import ImportJob, IndexSpec
 from vecstore import jobstate, manifests
 from vecstore.cleanup import cleanup_import, finish_staging
 from vecstore.errors import VecstoreError
 from vecstore.jobs import JobStore, heartbeat_age
+from vecstore.pipelines.driver import ImportDriver, runner_name
+from vecstore.schemas import ImportJob, IndexSpec
 from vecstore.storage import Store
 
 log = logging.getLogger("vecstore.runner")

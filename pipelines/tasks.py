@@ -25,15 +25,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import plan as P
-from pipelines.discover import FileInfo, SourceFile, display_path, inspect_file
-from pipelines.hashing import digest_rows, digest_segments, hash_segments
-from pipelines.validate import Reject, record_error, validate_batch
-from schemas import ClusterEntry
-from schemas.arrow import REJECT_SCHEMA
 from vecstore import kmeans
 from vecstore.errors import CancelledError
 from vecstore.metadata import meta_fields_of
+from vecstore.pipelines import plan as P
+from vecstore.pipelines.discover import FileInfo, SourceFile, display_path, inspect_file
+from vecstore.pipelines.hashing import digest_rows, digest_segments, hash_segments
+from vecstore.pipelines.validate import Reject, record_error, validate_batch
+from vecstore.schemas import ClusterEntry
+from vecstore.schemas.arrow import REJECT_SCHEMA
 from vecstore.segments import dense_matrix
 from vecstore.writer import write_cluster, write_id_file
 

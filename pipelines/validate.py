@@ -1,8 +1,8 @@
 """Record-level validation of one Arrow record batch of an import file.
 
 :func:`validate_batch` checks every row of a batch whose schema
-:func:`pipelines.discover.inspect_file` accepted, and returns the valid rows
-normalised to the segment column types (:func:`schemas.arrow.segment_schema`)
+:func:`vecstore.pipelines.discover.inspect_file` accepted, and returns the valid rows
+normalised to the segment column types (:func:`vecstore.schemas.arrow.segment_schema`)
 plus one :class:`Reject` per invalid row. Vector checks are vectorised over
 the whole batch (numpy / pyarrow.compute on the flattened list values); only
 metadata JSON is parsed only for rows that carry metadata: in one call to
@@ -76,7 +76,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from schemas.arrow import (
+from vecstore.errors import InvalidArgumentError, RecordError
+from vecstore.metadata import Meta, kind_of, shred
+from vecstore.schemas.arrow import (
     META_KINDS,
     SPARSE_TYPE,
     ImportKind,
@@ -84,8 +86,6 @@ from schemas.arrow import (
     parse_meta_column,
     segment_schema,
 )
-from vecstore.errors import InvalidArgumentError, RecordError
-from vecstore.metadata import Meta, kind_of, shred
 
 __all__ = [
     "MAX_ID_BYTES",
@@ -143,7 +143,7 @@ class ValidatedBatch:
     """The outcome of one batch.
 
     ``table``: the valid rows, in input order, with exactly the schema
-    :func:`schemas.arrow.segment_schema` gives for the shredded metadata
+    :func:`vecstore.schemas.arrow.segment_schema` gives for the shredded metadata
     fields present (``id`` string, ``values`` fixed_size_list<float32>,
     ``sparse_values`` struct<list<uint32>, list<float32>>, ``metadata`` the
     original JSON text or null, then ``m.<kind>.<field>`` columns).

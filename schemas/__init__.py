@@ -1,6 +1,6 @@
 """Data shapes of vecstore: pydantic models and Arrow schemas. No IO, no dask."""
 
-from schemas.models import (
+from vecstore.schemas.models import (
     FINAL_STATUSES,
     FORMAT_VERSION,
     STATS_MAX_VALUES,

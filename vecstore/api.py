@@ -14,16 +14,6 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas import (
-    FINAL_STATUSES,
-    ImportJob,
-    ImportPage,
-    IndexSpec,
-    IndexStats,
-    NamespaceDescription,
-    NamespaceSummary,
-    StartImportResponse,
-)
 from vecstore import jobstate, layout, manifests
 from vecstore.cleanup import cleanup_import
 from vecstore.errors import (
@@ -37,6 +27,16 @@ from vecstore.errors import (
 from vecstore.integrations import Integrations, anonymous_options, from_environment
 from vecstore.jobs import JobStore, heartbeat_age, new_job_id
 from vecstore.runners import get_runner
+from vecstore.schemas import (
+    FINAL_STATUSES,
+    ImportJob,
+    ImportPage,
+    IndexSpec,
+    IndexStats,
+    NamespaceDescription,
+    NamespaceSummary,
+    StartImportResponse,
+)
 from vecstore.storage import Store, scheme_of, translate_uri
 
 log = logging.getLogger("vecstore")

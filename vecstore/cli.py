@@ -38,7 +38,6 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, NoReturn
 
-from schemas import ImportJob
 from vecstore import __version__
 from vecstore.api import Index, VecStore
 from vecstore.errors import (
@@ -58,6 +57,7 @@ from vecstore.progress import (
     format_bytes,
     format_duration,
 )
+from vecstore.schemas import ImportJob
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -760,7 +760,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             uri=args.uri, integration_id=args.integration_id, error_mode=args.error_mode
         )
     except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] != "pipelines":
+        if not (exc.name or "").startswith(("vecstore.pipelines", "dask", "distributed")):
             raise
         raise NotImplementedYet(
             f"The import engine is not available (module {exc.name} is missing)"

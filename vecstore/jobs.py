@@ -10,9 +10,9 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from schemas import ImportJob, ImportPage, Pagination
 from vecstore import layout
 from vecstore.errors import AlreadyExistsError, FormatError, InvalidArgumentError, NotFoundError
+from vecstore.schemas import ImportJob, ImportPage, Pagination
 from vecstore.storage import Store
 
 MAX_PAGE = 100

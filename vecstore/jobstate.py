@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from schemas import ImportJob, NamespaceProgress
+from vecstore.schemas import ImportJob, NamespaceProgress
 
 MAX_RUNNING_PERCENT = 99.0
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import threading
 
-from schemas import Manifest
 from vecstore import layout
 from vecstore.errors import AlreadyExistsError, CommitConflictError, FormatError, NotFoundError
+from vecstore.schemas import Manifest
 from vecstore.storage import Store
 
 _committed_cache: set[tuple[str, str, str]] = set()

@@ -3,7 +3,7 @@ vectorised, plus per-cluster statistics for pruning.
 
 A record's metadata is a JSON object whose values are strings, numbers,
 booleans or lists of strings. For each field and kind present, a segment
-holds one column (see :mod:`schemas.arrow`): ``m.num.<f>`` float64,
+holds one column (see :mod:`vecstore.schemas.arrow`): ``m.num.<f>`` float64,
 ``m.str.<f>`` string, ``m.bool.<f>`` bool, ``m.list.<f>`` list<string>.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas import STATS_MAX_VALUES, FieldStats
-from schemas.arrow import META_KINDS, meta_column, parse_meta_column
+from vecstore.schemas import STATS_MAX_VALUES, FieldStats
+from vecstore.schemas.arrow import META_KINDS, meta_column, parse_meta_column
 
 Meta = dict[str, Any]
 

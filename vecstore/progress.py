@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
-from schemas import ImportJob
+from vecstore.schemas import ImportJob
 
 WINDOW_SECONDS = 15.0
 

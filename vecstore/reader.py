@@ -27,17 +27,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from schemas import (
-    FetchResponse,
-    IndexSpec,
-    ListItem,
-    ListResponse,
-    Pagination,
-    QueryResponse,
-    ScoredVector,
-    Usage,
-    Vector,
-)
 from vecstore.errors import InvalidArgumentError, NotFoundError
 from vecstore.query import args
 from vecstore.query.cache import DEFAULT_CACHE_BYTES, ByteLRU, DiskCache
@@ -54,6 +43,17 @@ from vecstore.query.idindex import load_id_index
 from vecstore.query.planner import ManifestTracker, NamespaceState
 from vecstore.query.rows import ids_of, materialize
 from vecstore.query.segdata import SegmentSource
+from vecstore.schemas import (
+    FetchResponse,
+    IndexSpec,
+    ListItem,
+    ListResponse,
+    Pagination,
+    QueryResponse,
+    ScoredVector,
+    Usage,
+    Vector,
+)
 from vecstore.storage import Store
 
 T = TypeVar("T")

@@ -2,7 +2,7 @@
 
 ``vecstore`` does not import ``pipelines`` statically (dependencies point
 one way: schemas <- vecstore <- pipelines). The runner is located by name,
-``module:attribute`` (default ``pipelines.runner:DaskRunner``, override with
+``module:attribute`` (default ``vecstore.pipelines.runner:DaskRunner``, override with
 the ``VECSTORE_RUNNER`` environment variable), and created once per process
 and scheduler address.
 """
@@ -15,10 +15,10 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from schemas import ImportJob, IndexSpec
+from vecstore.schemas import ImportJob, IndexSpec
 from vecstore.storage import Store
 
-DEFAULT_RUNNER = "pipelines.runner:DaskRunner"
+DEFAULT_RUNNER = "vecstore.pipelines.runner:DaskRunner"
 RUNNER_ENV = "VECSTORE_RUNNER"
 SCHEDULER_ENV = "VECSTORE_SCHEDULER"
 

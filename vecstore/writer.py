@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from schemas import ClusterEntry, IndexSpec, Manifest, MetadataField
-from schemas.arrow import ID_INDEX_SCHEMA, SPARSE_TYPE, segment_schema
 from vecstore import kmeans, layout, manifests
 from vecstore.metadata import column_stats, meta_fields_of, shred
+from vecstore.schemas import ClusterEntry, IndexSpec, Manifest, MetadataField
+from vecstore.schemas.arrow import ID_INDEX_SCHEMA, SPARSE_TYPE, segment_schema
 from vecstore.segments import (
     dense_matrix,
     fixed_list,

@@ -34,11 +34,11 @@ import pyarrow.parquet as pq
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))  # the repository root, when run as a script
 
-from schemas import ImportJob, IndexSpec, NamespaceProgress  # noqa: E402
-from schemas.arrow import REJECT_SCHEMA  # noqa: E402
 from vecstore import kmeans, layout, manifests, writer  # noqa: E402
 from vecstore.jobs import JobStore  # noqa: E402
 from vecstore.metadata import meta_fields_of  # noqa: E402
+from vecstore.schemas import ImportJob, IndexSpec, NamespaceProgress  # noqa: E402
+from vecstore.schemas.arrow import REJECT_SCHEMA  # noqa: E402
 from vecstore.storage import Store  # noqa: E402
 
 OUT = HERE / "v1" / "store"

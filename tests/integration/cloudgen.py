@@ -31,8 +31,8 @@ from servers import AZURITE_ACCOUNT, Emulator, unique_name
 from vecstore.storage import Store
 
 if TYPE_CHECKING:
-    from schemas import ImportJob
     from vecstore.api import Index
+    from vecstore.schemas import ImportJob
 
 DIM = 8
 SERVER_OF = {"s3": "s3_server", "gcs": "gcs_server", "azure": "azure_server",

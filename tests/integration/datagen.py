@@ -22,13 +22,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.arrow import SPARSE_TYPE
 from vecstore import layout
+from vecstore.schemas.arrow import SPARSE_TYPE
 from vecstore.segments import read_centroids
 
 if TYPE_CHECKING:
-    from schemas import ImportJob
     from vecstore.api import Index
+    from vecstore.schemas import ImportJob
 
 VENV_BIN = Path(sys.executable).parent
 IMPORT_TIMEOUT = 90.0

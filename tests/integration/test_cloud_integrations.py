@@ -348,8 +348,8 @@ def test_recovered_import_reads_with_the_integration(
     VecStore, with that VecStore's credentials for the integration id."""
     from datetime import UTC, datetime, timedelta
 
-    from schemas import ImportJob
     from vecstore.jobs import JobStore, new_job_id
+    from vecstore.schemas import ImportJob
 
     uri, tables, _ = seed_import(private, tmp_path, {"a": 300}, files=1)
     vs = VecStore(str(tmp_path / "store"), integrations={"az-private": private.options})

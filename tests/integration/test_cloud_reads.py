@@ -37,8 +37,8 @@ from cloudgen import (
 from datagen import IMPORT_TIMEOUT
 from servers import Emulator
 
-from pipelines.discover import discover, inspect_file
 from vecstore import VecStore
+from vecstore.pipelines.discover import discover, inspect_file
 from vecstore.query.planner import REMOTE_TTL_SECONDS
 from vecstore.storage import Store
 

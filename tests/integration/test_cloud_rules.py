@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from schemas import ImportJob, IndexSpec
 from vecstore import VecStore, layout
 from vecstore.errors import InvalidArgumentError
+from vecstore.schemas import ImportJob, IndexSpec
 from vecstore.storage import Store
 
 SOURCES = {

@@ -25,9 +25,9 @@ from datagen import (
     write,
 )
 
-from pipelines import plan
 from vecstore import kmeans
 from vecstore.api import Index
+from vecstore.pipelines import plan
 
 pytestmark = pytest.mark.dask
 

@@ -31,9 +31,9 @@ from datagen import (
     wait_until,
 )
 
-from schemas import ImportJob
 from vecstore import layout, manifests
 from vecstore.api import Index
+from vecstore.schemas import ImportJob
 from vecstore.storage import Store
 
 pytestmark = [pytest.mark.dask, pytest.mark.slow]

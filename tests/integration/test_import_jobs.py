@@ -18,9 +18,9 @@ from datagen import (
     wait_until,
 )
 
-from schemas import ImportJob
 from vecstore.api import Index
 from vecstore.errors import InvalidArgumentError, NotFoundError
+from vecstore.schemas import ImportJob
 
 pytestmark = pytest.mark.dask
 

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from schemas import ImportJob, IndexSpec, StartImportResponse
 from vecstore import VecStore, layout, manifests
 from vecstore.errors import (
     AlreadyExistsError,
@@ -27,6 +26,7 @@ from vecstore.errors import (
     WaitTimeoutError,
 )
 from vecstore.jobs import JobStore, decode_token, encode_token
+from vecstore.schemas import ImportJob, IndexSpec, StartImportResponse
 from vecstore.storage import Store
 from vecstore.writer import records_to_table, write_namespace
 

@@ -22,14 +22,6 @@ from typing import Any
 import pytest
 
 import vecstore.api
-from schemas import (
-    ImportJob,
-    IndexSpec,
-    Manifest,
-    NamespaceProgress,
-    QueryResponse,
-    ScoredVector,
-)
 from vecstore import cli, jobstate, manifests
 from vecstore.cli import (
     EXIT_CANCELLED,
@@ -67,6 +59,14 @@ from vecstore.progress import (
     format_rate,
     progress_fields,
     records_processed,
+)
+from vecstore.schemas import (
+    ImportJob,
+    IndexSpec,
+    Manifest,
+    NamespaceProgress,
+    QueryResponse,
+    ScoredVector,
 )
 from vecstore.storage import Store
 

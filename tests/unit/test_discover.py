@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.discover import (
+from vecstore.errors import IngestError, InvalidArgumentError, LimitExceededError, SchemaError
+from vecstore.pipelines.discover import (
     DOCS_URL,
     Discovery,
     FileInfo,
@@ -26,8 +27,7 @@ from pipelines.discover import (
     inspect_file,
     type_name,
 )
-from schemas.arrow import SPARSE_TYPE, ImportKind
-from vecstore.errors import IngestError, InvalidArgumentError, LimitExceededError, SchemaError
+from vecstore.schemas.arrow import SPARSE_TYPE, ImportKind
 from vecstore.storage import Store
 
 KINDS: tuple[ImportKind, ...] = ("dense", "sparse", "hybrid")

@@ -22,7 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from schemas import (
+from vecstore import VecStore, layout, manifests
+from vecstore.jobs import JobStore
+from vecstore.metadata import column_stats, meta_fields_of
+from vecstore.schemas import (
     FORMAT_VERSION,
     ClusterEntry,
     FieldStats,
@@ -32,10 +35,7 @@ from schemas import (
     MetadataField,
     NamespaceProgress,
 )
-from schemas.arrow import ID_INDEX_SCHEMA, REJECT_SCHEMA, SPARSE_TYPE, segment_schema
-from vecstore import VecStore, layout, manifests
-from vecstore.jobs import JobStore
-from vecstore.metadata import column_stats, meta_fields_of
+from vecstore.schemas.arrow import ID_INDEX_SCHEMA, REJECT_SCHEMA, SPARSE_TYPE, segment_schema
 from vecstore.segments import dense_matrix, read_centroids, read_table
 from vecstore.storage import Store
 from vecstore.writer import assemble_manifest, conform, records_to_table

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import FINAL_STATUSES, ImportJob, NamespaceProgress
 from vecstore import jobstate
 from vecstore.jobstate import (
     MAX_RUNNING_PERCENT,
@@ -30,6 +29,7 @@ from vecstore.jobstate import (
     WorkStopped,
     apply,
 )
+from vecstore.schemas import FINAL_STATUSES, ImportJob, NamespaceProgress
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 

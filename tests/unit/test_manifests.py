@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import ClusterEntry, FieldStats, IndexSpec, Manifest, MetadataField
 from vecstore import layout, manifests, storage
 from vecstore.errors import CommitConflictError, FormatError, NotFoundError
+from vecstore.schemas import ClusterEntry, FieldStats, IndexSpec, Manifest, MetadataField
 from vecstore.storage import Store
 from vecstore.writer import records_to_table, write_namespace
 
@@ -331,7 +331,7 @@ def test_commit_race_threads(store: Store) -> None:
 
 _RACE_WORKER = """
 import os
-from schemas import Manifest
+from vecstore.schemas import Manifest
 from vecstore import manifests
 from vecstore.errors import CommitConflictError
 from vecstore.storage import Store

@@ -16,9 +16,9 @@ from test_query_support import (
     write,
 )
 
-from schemas import QueryResponse
 from vecstore.errors import FilterError, InvalidArgumentError
 from vecstore.reader import Reader
+from vecstore.schemas import QueryResponse
 
 N, D = 600, 12
 

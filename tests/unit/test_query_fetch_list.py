@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from test_query_support import clustered, memory_store, spec_for, write
 
-from schemas import FetchResponse, ListResponse
 from vecstore.errors import InvalidArgumentError
 from vecstore.reader import Reader
+from vecstore.schemas import FetchResponse, ListResponse
 
 D = 6
 

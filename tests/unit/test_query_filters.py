@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_query_support import ref_match
 
-from schemas import IndexSpec
 from vecstore.errors import FilterError, InvalidArgumentError
 from vecstore.metadata import column_stats
 from vecstore.query.filters import evaluate, may_match, parse_filter
+from vecstore.schemas import IndexSpec
 from vecstore.writer import records_to_table
 
 METAS: list[dict[str, Any] | None] = [

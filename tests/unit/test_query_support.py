@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from schemas import IndexSpec, Manifest
+from vecstore.schemas import IndexSpec, Manifest
 from vecstore.storage import Store
 from vecstore.writer import records_to_table, write_namespace
 

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from schemas.arrow import (
+from vecstore.schemas.arrow import (
     ID_INDEX_SCHEMA,
     IMPORT_ROW_MODELS,
     META_KINDS,

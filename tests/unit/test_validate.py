@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.validate import (
+from vecstore.errors import InvalidArgumentError, RecordError
+from vecstore.pipelines.validate import (
     MAX_METADATA_BYTES,
     REASON_CODES,
     Reject,
@@ -24,8 +25,7 @@ from pipelines.validate import (
     record_error,
     validate_batch,
 )
-from schemas.arrow import SPARSE_TYPE, ImportKind, segment_schema
-from vecstore.errors import InvalidArgumentError, RecordError
+from vecstore.schemas.arrow import SPARSE_TYPE, ImportKind, segment_schema
 
 DIM = 3
 IN_SPARSE = pa.struct([("indices", pa.list_(pa.int64())), ("values", pa.list_(pa.float64()))])
@@ -506,7 +506,7 @@ _meta_objects = st.one_of(
 def test_metadata_fast_path_matches_per_row_path(metas: list[dict[str, object] | None]) -> None:
     """Arrow's JSON reader (one call per batch) and the per-row parser give the
     same table whenever the fast path accepts a batch."""
-    import pipelines.validate as V
+    import vecstore.pipelines.validate as V
 
     n = len(metas)
     batch = pa.record_batch(
@@ -526,7 +526,7 @@ def test_metadata_fast_path_matches_per_row_path(metas: list[dict[str, object] |
 
 
 def test_metadata_fast_path_is_taken_and_falls_back() -> None:
-    import pipelines.validate as V
+    import vecstore.pipelines.validate as V
 
     texts = pa.array([json.dumps({"genre": "a", "year": i}) for i in range(64)])
     cols = V._fast_shred(texts)

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from schemas.models import Metric
 from vecstore.query import kernels
 from vecstore.query.filters import Node
 from vecstore.query.planner import (
@@ -51,6 +50,7 @@ from vecstore.query.planner import (
 )
 from vecstore.query.segdata import DenseBlock, SegmentSource
 from vecstore.query.topk import NEG_INF, ROW_BITS, TopK, make_refs
+from vecstore.schemas.models import Metric
 
 PARALLEL_WORK = 20_000_000  # query x row x dimension products: below, one thread
 GATHER_BELOW = 0.5  # a filter matching fewer rows than this share: gather them first

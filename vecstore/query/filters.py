@@ -4,7 +4,7 @@ A filter is parsed once into a small tree (:class:`Cmp`, :class:`And`,
 :class:`Or`); malformed filters raise :class:`~vecstore.errors.FilterError`
 naming the bad part. The tree is then used twice:
 
-- :func:`may_match` decides from a cluster's :class:`~schemas.FieldStats`
+- :func:`may_match` decides from a cluster's :class:`~vecstore.schemas.FieldStats`
   whether the cluster can hold a match at all (the planner's pruning). It is
   conservative: False only when the statistics prove there is no match.
 - :func:`evaluate` computes a boolean row mask, vectorised with
@@ -36,8 +36,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas import FieldStats
 from vecstore.errors import FilterError
+from vecstore.schemas import FieldStats
 
 Scalar = str | float | bool
 COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists")

@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from schemas import Manifest
-from schemas.arrow import meta_column
 from vecstore import layout, manifests
 from vecstore.errors import NotFoundError
 from vecstore.query import kernels
 from vecstore.query.filters import Node, may_match
+from vecstore.schemas import Manifest
+from vecstore.schemas.arrow import meta_column
 from vecstore.segments import read_centroids
 from vecstore.storage import Store
 

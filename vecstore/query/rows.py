@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from schemas import SparseValues
 from vecstore.errors import FormatError
 from vecstore.query.planner import NamespaceState
 from vecstore.query.segdata import SegmentSource, StringColumn
 from vecstore.query.topk import ROW_BITS
+from vecstore.schemas import SparseValues
 
 ROW_MASK = (1 << ROW_BITS) - 1
 

@@ -28,11 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.arrow import meta_column
-from schemas.models import Metric
 from vecstore.errors import FormatError, NotFoundError
 from vecstore.query.cache import ByteLRU, DiskCache
 from vecstore.query.filters import Node, evaluate
+from vecstore.schemas.arrow import meta_column
+from vecstore.schemas.models import Metric
 from vecstore.segments import dense_matrix
 from vecstore.storage import Store
 

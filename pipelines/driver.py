@@ -44,12 +44,12 @@ from vecstore.pipelines import tasks
 from vecstore.pipelines.discover import Discovery, FileInfo, discover, display_path
 from vecstore.schemas import ImportJob, IndexSpec, NamespaceProgress
 from vecstore.schemas.arrow import REJECT_SCHEMA
+from vecstore.settings import settings
 from vecstore.storage import Store
 from vecstore.writer import assemble_manifest, write_centroids_file
 
 log = logging.getLogger("vecstore.import")
 
-HEARTBEAT_SECONDS = float(os.environ.get("VECSTORE_HEARTBEAT_SECONDS", "1.0"))
 PERSIST_SECONDS = 0.5
 POLL_SECONDS = 0.25
 
@@ -218,7 +218,7 @@ class ImportDriver:
             if self.jobs.cancel_requested(self.job.id):
                 self._apply(jobstate.CancelRequest(now=_now()))
                 raise _Stop()
-        if now - self._last_persist >= HEARTBEAT_SECONDS:
+        if now - self._last_persist >= settings().heartbeat_seconds:
             self._apply(jobstate.Heartbeat(now=_now()))
 
     # ----------------------------------------------------------- progress

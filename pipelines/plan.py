@@ -7,12 +7,11 @@ small, so it travels to workers as task arguments.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 from vecstore import kmeans, layout
-from vecstore.pipelines import discover
 from vecstore.schemas import IndexSpec
+from vecstore.settings import settings
 from vecstore.storage import Store
 
 # A scan task reads about this many bytes of Parquet (whole row groups).
@@ -28,59 +27,34 @@ BATCH_ROWS = 32_768
 SPARSE_CLUSTER_STRIDE = 1 << 20
 MIN_BUCKETS = 8
 
-# Operator overrides, read from the environment each time an import is planned
-# (in the driver's process), so tests and operators can force many chunks,
-# buckets or dedup partitions on small data, or lower the import limits.
-# Unset or empty: the defaults above / discover's limits.
-ENV_CHUNK_BYTES = "VECSTORE_CHUNK_BYTES"
-ENV_BUCKET_BYTES = "VECSTORE_BUCKET_BYTES"
-ENV_PARTITION_ROWS = "VECSTORE_PARTITION_ROWS"
-ENV_RECORDS_PER_CLUSTER = "VECSTORE_RECORDS_PER_CLUSTER"
-ENV_LIMITS = {
-    "max_namespaces": "VECSTORE_MAX_NAMESPACES",
-    "max_files": "VECSTORE_MAX_FILES",
-    "max_file_bytes": "VECSTORE_MAX_FILE_BYTES",
-    "max_namespace_bytes": "VECSTORE_MAX_NAMESPACE_BYTES",
-}
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    value = int(raw)
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {raw!r}")
-    return value
+# Operator overrides (VECSTORE_CHUNK_BYTES... in vecstore.settings), read each
+# time an import is planned (in the driver's process), so tests and operators
+# can force many chunks, buckets or dedup partitions on small data, or lower
+# the import limits. Their defaults (vecstore.settings) equal the values above
+# and discover's limits (tests/unit/test_settings.py checks).
 
 
 def chunk_bytes() -> int:
-    return _env_int(ENV_CHUNK_BYTES, CHUNK_BYTES)
+    return settings().chunk_bytes
 
 
 def bucket_bytes() -> int:
-    return _env_int(ENV_BUCKET_BYTES, BUCKET_BYTES)
+    return settings().bucket_bytes
 
 
 def partition_rows() -> int:
-    return _env_int(ENV_PARTITION_ROWS, PARTITION_ROWS)
+    return settings().partition_rows
 
 
 def records_per_cluster() -> int:
     """The top of the records-per-cluster band (``kmeans.records_per_cluster``
     keeps clusters within [target/4, target]; DESIGN: 1-4k, overridable)."""
-    return _env_int(ENV_RECORDS_PER_CLUSTER, kmeans.TARGET_PER_CLUSTER)
+    return settings().records_per_cluster
 
 
 def limits() -> dict[str, int]:
     """Keyword arguments of :func:`vecstore.pipelines.discover.discover`: the import limits."""
-    defaults = {
-        "max_namespaces": discover.MAX_NAMESPACES,
-        "max_files": discover.MAX_FILES,
-        "max_file_bytes": discover.MAX_FILE_BYTES,
-        "max_namespace_bytes": discover.MAX_NAMESPACE_BYTES,
-    }
-    return {k: _env_int(env, defaults[k]) for k, env in ENV_LIMITS.items()}
+    return settings().limits()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ heartbeat), claims them atomically and resumes or fails them.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -22,28 +21,25 @@ from vecstore.errors import VecstoreError
 from vecstore.jobs import JobStore, heartbeat_age
 from vecstore.pipelines.driver import ImportDriver, runner_name
 from vecstore.schemas import ImportJob, IndexSpec
+from vecstore.settings import settings
 from vecstore.storage import Store
 
 log = logging.getLogger("vecstore.runner")
 
-# Defaults; the VECSTORE_* environment variables override them and are read
-# when used (recovery, cluster start), not at import time, so that a process
-# (or a test) can set them after importing this module.
-STALE_SECONDS = 30.0
-MAX_ATTEMPTS = 3
-N_WORKERS = 2
+# VECSTORE_STALE_SECONDS, VECSTORE_MAX_ATTEMPTS, VECSTORE_WORKERS: read when
+# used (recovery, cluster start) through vecstore.settings.
 
 
 def stale_seconds() -> float:
-    return float(os.environ.get("VECSTORE_STALE_SECONDS") or STALE_SECONDS)
+    return settings().stale_seconds
 
 
 def max_attempts() -> int:
-    return int(os.environ.get("VECSTORE_MAX_ATTEMPTS") or MAX_ATTEMPTS)
+    return settings().max_attempts
 
 
 def n_workers() -> int:
-    return int(os.environ.get("VECSTORE_WORKERS") or N_WORKERS)
+    return settings().workers
 
 
 class DaskRunner:
@@ -76,7 +72,7 @@ class DaskRunner:
                         host="127.0.0.1",
                         dashboard_address=":0",
                         silence_logs=logging.ERROR,
-                        memory_limit=os.environ.get("VECSTORE_WORKER_MEMORY", "6GB"),
+                        memory_limit=settings().worker_memory,
                     )
                     self._client = Client(self._cluster, set_as_default=False)
             return self._client

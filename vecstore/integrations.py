@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vecstore.errors import InvalidArgumentError
+from vecstore.settings import settings
 
 CONFIG_ENV = "VECSTORE_CONFIG"
 INLINE_ENV = "VECSTORE_INTEGRATIONS"
@@ -78,14 +79,14 @@ def load_config_file(path: str) -> dict[str, Any]:
 def from_environment(config_path: str | None = None) -> Integrations:
     """Integrations from a config file (argument or VECSTORE_CONFIG) and VECSTORE_INTEGRATIONS."""
     found: dict[str, Options] = {}
-    inline = os.environ.get(INLINE_ENV)
+    inline = settings().integrations
     if inline:
         try:
             data = json.loads(inline)
         except json.JSONDecodeError as exc:
             raise InvalidArgumentError(f"{INLINE_ENV} is not JSON: {exc.msg}") from None
         found.update(_section(data, INLINE_ENV))
-    path = config_path or os.environ.get(CONFIG_ENV)
+    path = config_path or settings().config
     if path:
         found.update(_section(load_config_file(path), path))
     return Integrations(found)

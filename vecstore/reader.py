@@ -29,7 +29,7 @@ import numpy as np
 
 from vecstore.errors import InvalidArgumentError, NotFoundError
 from vecstore.query import args
-from vecstore.query.cache import DEFAULT_CACHE_BYTES, ByteLRU, DiskCache
+from vecstore.query.cache import ByteLRU, DiskCache
 from vecstore.query.executor import (
     EMPTY_HITS,
     Executor,
@@ -54,16 +54,14 @@ from vecstore.schemas import (
     Usage,
     Vector,
 )
+from vecstore.settings import external, settings
 from vecstore.storage import Store
 
 T = TypeVar("T")
 
-CACHE_BYTES_ENV = "VECSTORE_QUERY_CACHE_BYTES"
-CACHE_DIR_ENV = "VECSTORE_QUERY_CACHE_DIR"
-
 
 def _default_cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = external("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "vecstore", "segments")
 
 
@@ -84,11 +82,11 @@ class Reader:
         self.store = store
         self.spec = spec
         if cache_bytes is None:
-            cache_bytes = int(os.environ.get(CACHE_BYTES_ENV, DEFAULT_CACHE_BYTES))
+            cache_bytes = settings().query_cache_bytes
         self.cache = ByteLRU(cache_bytes)
         disk = None
         if store.kind not in ("local", "memory"):
-            disk = DiskCache(cache_dir or os.environ.get(CACHE_DIR_ENV) or _default_cache_dir())
+            disk = DiskCache(cache_dir or settings().query_cache_dir or _default_cache_dir())
         self.source = SegmentSource(store, self.cache, disk)
         self.tracker = ManifestTracker(store, spec.name, manifest_ttl)
         self.executor = Executor(

@@ -10,17 +10,13 @@ and scheduler address.
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 from collections.abc import Callable
 from typing import Protocol
 
 from vecstore.schemas import ImportJob, IndexSpec
+from vecstore.settings import settings
 from vecstore.storage import Store
-
-DEFAULT_RUNNER = "vecstore.pipelines.runner:DaskRunner"
-RUNNER_ENV = "VECSTORE_RUNNER"
-SCHEDULER_ENV = "VECSTORE_SCHEDULER"
 
 
 class ImportRunner(Protocol):
@@ -42,8 +38,8 @@ _lock = threading.Lock()
 
 
 def get_runner(scheduler_address: str | None = None, name: str | None = None) -> ImportRunner:
-    name = name or os.environ.get(RUNNER_ENV) or DEFAULT_RUNNER
-    address = scheduler_address or os.environ.get(SCHEDULER_ENV) or None
+    name = name or settings().runner
+    address = scheduler_address or settings().scheduler
     with _lock:
         runner = _runners.get((name, address))
         if runner is None:

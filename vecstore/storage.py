@@ -66,6 +66,7 @@ from vecstore.errors import (
     StorageError,
     VecstoreError,
 )
+from vecstore.settings import external
 
 T = TypeVar("T")
 
@@ -376,18 +377,18 @@ def _endpoint_of(kind: str, options: dict[str, Any]) -> str | None:
         ep = (
             options.get("endpoint_url")
             or client_kwargs.get("endpoint_url")
-            or os.environ.get("AWS_ENDPOINT_URL_S3")
-            or os.environ.get("AWS_ENDPOINT_URL")
+            or external("AWS_ENDPOINT_URL_S3")
+            or external("AWS_ENDPOINT_URL")
         )
         return str(ep) if ep else None
     if kind == "gcs":
-        ep = options.get("endpoint_url") or os.environ.get("STORAGE_EMULATOR_HOST")
+        ep = options.get("endpoint_url") or external("STORAGE_EMULATOR_HOST")
         if ep and "storage.googleapis.com" not in str(ep):
             return str(ep)
         return None
     if kind == "azure":
-        conn = options.get("connection_string") or os.environ.get(
-            "AZURE_STORAGE_CONNECTION_STRING", ""
+        conn = options.get("connection_string") or (
+            external("AZURE_STORAGE_CONNECTION_STRING") or ""
         )
         for part in str(conn).split(";"):
             name, _, value = part.partition("=")

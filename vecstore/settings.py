@@ -1,0 +1,419 @@
+"""Every environment variable vecstore reads, in one typed object.
+
+:class:`Settings` holds the ``VECSTORE_*`` knobs: each field names its variable
+(the field's alias), its type and bounds, its default and what it does.
+:func:`settings` reads them from the environment *when called*, never at import
+time, so a process (or a test) may set a variable after importing vecstore;
+call it where the value is used. A malformed value raises
+:class:`~vecstore.errors.InvalidArgumentError` naming the variable.
+
+Variables that belong to other tools but that vecstore also consults (an S3
+endpoint, the XDG cache home...) are read through :func:`external`, which only
+knows the names listed in :data:`EXTERNAL`. No other module reads
+``os.environ`` (a test checks).
+
+``docs/settings.md`` is generated from this module::
+
+    python -m vecstore.settings --markdown            # print the tables
+    python -m vecstore.settings --write docs/settings.md
+    python -m vecstore.settings --check docs/settings.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
+
+from vecstore.errors import InvalidArgumentError
+
+__all__ = ["EXTERNAL", "Settings", "external", "markdown", "settings"]
+
+MiB = 1024 * 1024
+
+# groups, in the order the docs show them
+CLI, IMPORT, RECOVERY, LIMITS, QUERY = (
+    "Command line and API",
+    "Import planning",
+    "Import runner and recovery",
+    "Import limits",
+    "Queries",
+)
+
+
+def _knob(
+    env: str,
+    default: Any,
+    description: str,
+    *,
+    group: str,
+    short: str | None = None,
+    secret: bool = False,
+    default_text: str | None = None,
+    **bounds: Any,
+) -> Any:
+    """A field read from ``env``. ``short``: its line in ``vecstore --help``."""
+    extra: dict[str, Any] = {"group": group, "secret": secret}
+    if short is not None:
+        extra["short"] = short
+    if default_text is not None:
+        extra["default_text"] = default_text
+    return Field(
+        default,
+        alias=env,
+        description=description,
+        repr=not secret,
+        json_schema_extra=extra,
+        **bounds,
+    )
+
+
+class Settings(BaseModel):
+    """The ``VECSTORE_*`` environment variables. Unset or empty: the default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    # ------------------------------------------------------------ CLI and API
+    store: str = _knob(
+        "VECSTORE_STORE",
+        "./vecstore-data",
+        "The store root of the `vecstore` command when `--store` is not given: a local "
+        "folder or an fsspec URL (`s3://bucket/prefix`, `gs://…`, `az://…`).",
+        group=CLI,
+        short="store root (instead of --store)",
+    )
+    scheduler: str | None = _knob(
+        "VECSTORE_SCHEDULER",
+        None,
+        "The Dask scheduler imports run on (`tcp://host:8786`) when none is passed "
+        "(`--scheduler`, `VecStore(scheduler_address=)`). Unset: a `LocalCluster` "
+        "started by the process.",
+        group=CLI,
+        short="Dask scheduler address (instead of --scheduler)",
+    )
+    config: str | None = _knob(
+        "VECSTORE_CONFIG",
+        None,
+        "The integrations config file (credentials for import sources) when none is "
+        'passed (`--config`, `VecStore(config_path=)`): JSON `{"integrations": {ID: {options}}}`.',
+        group=CLI,
+        short="integrations config file (instead of --config)",
+    )
+    integrations: str | None = _knob(
+        "VECSTORE_INTEGRATIONS",
+        None,
+        "Integrations as inline JSON, the same form as the config file; read in "
+        "addition to it. Holds credentials: never printed.",
+        group=CLI,
+        short="integrations as inline JSON",
+        secret=True,
+    )
+    runner: str = _knob(
+        "VECSTORE_RUNNER",
+        "vecstore.pipelines.runner:DaskRunner",
+        "The import runner, as `module:attribute` of a factory taking "
+        "`scheduler_address=` (tests put a stand-in here).",
+        group=CLI,
+    )
+
+    # -------------------------------------------------------- import planning
+    chunk_bytes: int = _knob(
+        "VECSTORE_CHUNK_BYTES",
+        96 * MiB,
+        "Bytes of whole row groups one scan task reads (a Parquet file is split into "
+        "chunks of about this size).",
+        group=IMPORT,
+        ge=1,
+    )
+    bucket_bytes: int = _knob(
+        "VECSTORE_BUCKET_BYTES",
+        96 * MiB,
+        "Bytes of decoded rows one gather (write) task holds.",
+        group=IMPORT,
+        ge=1,
+    )
+    partition_rows: int = _knob(
+        "VECSTORE_PARTITION_ROWS",
+        2_000_000,
+        "Rows per duplicate-detection partition.",
+        group=IMPORT,
+        ge=1,
+    )
+    records_per_cluster: int = _knob(
+        "VECSTORE_RECORDS_PER_CLUSTER",
+        4096,
+        "The top of the records-per-cluster band: clusters are kept between a quarter "
+        "of it and it.",
+        group=IMPORT,
+        ge=1,
+    )
+
+    # --------------------------------------------------- runner and recovery
+    workers: int = _knob(
+        "VECSTORE_WORKERS",
+        2,
+        "Worker processes of the `LocalCluster` an import starts when no scheduler is given.",
+        group=RECOVERY,
+        ge=1,
+    )
+    worker_memory: str = _knob(
+        "VECSTORE_WORKER_MEMORY",
+        "6GB",
+        "Memory limit of each `LocalCluster` worker, in Dask's form (`6GB`, `auto`, `0` for none).",
+        group=RECOVERY,
+    )
+    heartbeat_seconds: float = _knob(
+        "VECSTORE_HEARTBEAT_SECONDS",
+        1.0,
+        "How often a running import persists its heartbeat and progress.",
+        group=RECOVERY,
+        gt=0,
+        allow_inf_nan=False,
+    )
+    stale_seconds: float = _knob(
+        "VECSTORE_STALE_SECONDS",
+        30.0,
+        "A running job whose heartbeat is older than this is taken as lost: the next "
+        "recovery resumes or fails it.",
+        group=RECOVERY,
+        gt=0,
+        allow_inf_nan=False,
+    )
+    max_attempts: int = _knob(
+        "VECSTORE_MAX_ATTEMPTS",
+        3,
+        "Most attempts a job gets: recovery resumes a lost job that has had fewer, "
+        "and fails it otherwise.",
+        group=RECOVERY,
+        ge=1,
+    )
+
+    # ----------------------------------------------------------- import limits
+    max_namespaces: int = _knob(
+        "VECSTORE_MAX_NAMESPACES",
+        10_000,
+        "Most namespaces one import may create.",
+        group=LIMITS,
+        ge=1,
+    )
+    max_files: int = _knob(
+        "VECSTORE_MAX_FILES", 100_000, "Most files one import may read.", group=LIMITS, ge=1
+    )
+    max_file_bytes: int = _knob(
+        "VECSTORE_MAX_FILE_BYTES",
+        10 * 10**9,
+        "Largest file an import accepts, in bytes.",
+        group=LIMITS,
+        ge=1,
+    )
+    max_namespace_bytes: int = _knob(
+        "VECSTORE_MAX_NAMESPACE_BYTES",
+        500 * 10**9,
+        "Largest namespace an import accepts (the sum of its files), in bytes.",
+        group=LIMITS,
+        ge=1,
+    )
+
+    # ------------------------------------------------------------------ queries
+    query_cache_bytes: int = _knob(
+        "VECSTORE_QUERY_CACHE_BYTES",
+        2 << 30,
+        "Size of each reader's in-memory segment cache, in bytes, when `cache_bytes` "
+        "is not passed.",
+        group=QUERY,
+        ge=0,
+    )
+    query_cache_dir: str | None = _knob(
+        "VECSTORE_QUERY_CACHE_DIR",
+        None,
+        "The local disk cache for segments read from object storage, when `cache_dir` "
+        "is not passed.",
+        group=QUERY,
+        default_text="`$XDG_CACHE_HOME/vecstore/segments`, else `~/.cache/vecstore/segments`",
+    )
+
+    @classmethod
+    def env_names(cls) -> tuple[str, ...]:
+        return tuple(str(f.alias) for f in cls.model_fields.values())
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings ``environ`` (default ``os.environ``) describes."""
+        source = os.environ if environ is None else environ
+        return _parse(tuple(source.get(name) for name in cls.env_names()))
+
+    def limits(self) -> dict[str, int]:
+        """The import limits, as keyword arguments of ``pipelines.discover.discover``."""
+        return {
+            "max_namespaces": self.max_namespaces,
+            "max_files": self.max_files,
+            "max_file_bytes": self.max_file_bytes,
+            "max_namespace_bytes": self.max_namespace_bytes,
+        }
+
+
+@functools.lru_cache(maxsize=16)
+def _parse(raw: tuple[str | None, ...]) -> Settings:
+    values = {
+        name: value.strip()
+        for name, value in zip(Settings.env_names(), raw, strict=True)
+        if value is not None and value.strip()
+    }
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise _env_error(exc, values) from None
+
+
+def _env_error(exc: ValidationError, values: Mapping[str, str]) -> InvalidArgumentError:
+    first = exc.errors()[0]
+    name = str(first["loc"][0])
+    field = _field_by_env(name)
+    got = "(value not shown)" if _extra(field).get("secret") else f"got {values.get(name)!r}"
+    return InvalidArgumentError(
+        f"Environment variable {name} must be {_type_text(field)}, {got}", variable=name
+    )
+
+
+def settings() -> Settings:
+    """The current settings, read from the environment now (cheap: cached per value)."""
+    return Settings.from_env()
+
+
+# ============================================================ other variables
+
+EXTERNAL: dict[str, str] = {
+    "AWS_ENDPOINT_URL_S3": "the S3 endpoint botocore uses; vecstore reads it to tell an "
+    "emulator or S3-compatible store from AWS",
+    "AWS_ENDPOINT_URL": "the same, for every AWS service (after `AWS_ENDPOINT_URL_S3`)",
+    "STORAGE_EMULATOR_HOST": "the GCS emulator gcsfs talks to; vecstore reads it the same way",
+    "AZURE_STORAGE_CONNECTION_STRING": "adlfs's default connection string; vecstore reads its "
+    "`BlobEndpoint` only (the rest holds credentials and is never printed)",
+    "XDG_CACHE_HOME": "the base of the default query disk cache (`VECSTORE_QUERY_CACHE_DIR`)",
+}
+
+
+def external(name: str) -> str | None:
+    """The value of another tool's variable listed in :data:`EXTERNAL` (unset or empty: None)."""
+    if name not in EXTERNAL:
+        raise KeyError(f"{name} is not listed in vecstore.settings.EXTERNAL")
+    return os.environ.get(name) or None
+
+
+# ======================================================================= docs
+
+
+def _extra(field: FieldInfo) -> dict[str, Any]:
+    extra = field.json_schema_extra
+    return dict(extra) if isinstance(extra, dict) else {}
+
+
+def _field_by_env(name: str) -> FieldInfo:
+    return next(f for f in Settings.model_fields.values() if f.alias == name)
+
+
+def _type_text(field: FieldInfo) -> str:
+    kinds: dict[object, str] = {int: "an integer", float: "a number"}
+    kind = kinds.get(field.annotation, "a string")
+    for bound in field.metadata:
+        if isinstance(bound, annotated_types.Ge):
+            kind += f" >= {bound.ge}"
+        elif isinstance(bound, annotated_types.Gt):
+            kind += f" > {bound.gt}"
+    return kind
+
+
+def _default_text(field: FieldInfo) -> str:
+    text = _extra(field).get("default_text")
+    if text is not None:
+        return str(text)
+    value = field.default
+    if value is None:
+        return "unset"
+    if isinstance(value, bool | str):
+        return f"`{value}`"
+    if isinstance(value, int) and value >= MiB and value % MiB == 0 and value < 10**9:
+        return f"{value:,} ({value // MiB} MiB)"
+    if isinstance(value, int) and value >= 2**30 and value % 2**30 == 0:
+        return f"{value:,} ({value // 2**30} GiB)"
+    if isinstance(value, int) and value >= 10**9 and value % 10**9 == 0:
+        return f"{value:,} ({value // 10**9} GB)"
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def markdown() -> str:
+    """The tables of ``docs/settings.md``: one per group, then the other variables."""
+    lines: list[str] = []
+    groups: dict[str, list[FieldInfo]] = {}
+    for field in Settings.model_fields.values():
+        groups.setdefault(str(_extra(field)["group"]), []).append(field)
+    for group, fields in groups.items():
+        lines += [f"### {group}", "", "| variable | type | default | meaning |"]
+        lines.append("| --- | --- | --- | --- |")
+        for f in fields:
+            lines.append(
+                f"| `{f.alias}` | {_type_text(f)} | {_default_text(f)} | {f.description} |"
+            )
+        lines.append("")
+    lines += ["### Variables of other tools that vecstore reads", "", "| variable | use |"]
+    lines.append("| --- | --- |")
+    lines += [f"| `{name}` | {use} |" for name, use in EXTERNAL.items()]
+    return "\n".join(lines) + "\n"
+
+
+def cli_lines() -> list[tuple[str, str]]:
+    """(variable, short text) of the knobs ``vecstore --help`` lists."""
+    return [
+        (str(f.alias), str(_extra(f)["short"]))
+        for f in Settings.model_fields.values()
+        if "short" in _extra(f)
+    ]
+
+
+BEGIN = "<!-- BEGIN generated by `python -m vecstore.settings --write docs/settings.md` -->"
+END = "<!-- END generated -->"
+
+
+def render_doc(text: str) -> str:
+    """``text`` with the block between BEGIN and END replaced by :func:`markdown`."""
+    head, sep, rest = text.partition(BEGIN)
+    _, sep2, tail = rest.partition(END)
+    if not sep or not sep2:
+        raise ValueError("the file has no BEGIN/END markers of the generated block")
+    return f"{head}{BEGIN}\n\n{markdown()}\n{END}{tail}"
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vecstore.settings")
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--markdown", action="store_true", help="print the tables")
+    how.add_argument("--write", metavar="PATH", help="update the generated block of PATH")
+    how.add_argument("--check", metavar="PATH", help="exit 1 if PATH is not up to date")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(markdown())
+        return 0
+    path = Path(args.write or args.check)
+    text = path.read_text(encoding="utf-8")
+    if args.write:
+        path.write_text(render_doc(text), encoding="utf-8")
+        return 0
+    if render_doc(text) != text:
+        print(f"{path} is out of date: run python -m vecstore.settings --write {path}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(_main())

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 import vecstore.api
-from vecstore import cli, jobstate, manifests
+from vecstore import jobstate, manifests
 from vecstore.cli import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -32,13 +33,19 @@ from vecstore.cli import (
     EXIT_TIMEOUT,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
+    app,
     build_parser,
     command_paths,
+    commands,
     exit_code_for,
     exit_code_for_error,
+    exitcodes,
     main,
     open_store,
+    output,
+    waiting,
 )
+from vecstore.cli.app import planned_commands
 from vecstore.errors import (
     AlreadyExistsError,
     CommitConflictError,
@@ -83,7 +90,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "VECSTORE_RUNNER",
     ):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(cli, "POLL_INTERVAL", 0.01)
+    monkeypatch.setattr(waiting, "POLL_INTERVAL", 0.01)
 
 
 @pytest.fixture
@@ -312,8 +319,8 @@ def test_secrets_are_never_printed(run: Run, index: str) -> None:
 
 
 def test_urls_lose_their_userinfo() -> None:
-    assert cli._without_userinfo("s3://AKIA:hunter2@bucket/root") == "s3://bucket/root"
-    assert cli._without_userinfo("/srv/store") == "/srv/store"
+    assert output.without_userinfo("s3://AKIA:hunter2@bucket/root") == "s3://bucket/root"
+    assert output.without_userinfo("/srv/store") == "/srv/store"
 
 
 def test_integrations_config_errors_exit_64(run: Run, tmp_path: Path, index: str) -> None:
@@ -576,7 +583,7 @@ def test_import_ctrl_c_cancels_and_exits_130(
             raise KeyboardInterrupt
         time.sleep(seconds)
 
-    monkeypatch.setattr(cli, "_pause", pause)
+    monkeypatch.setattr(waiting, "pause", pause)
     code, out, err = run("import", "s3://b/d", "--index", index, "--wait")
     assert code == EXIT_INTERRUPTED
     assert "cancelling import" in err and "Cancelled" in out
@@ -595,7 +602,7 @@ def test_import_sigterm_cancels_and_exits_143(
             os.kill(os.getpid(), signal.SIGTERM)  # the CLI's handler raises in this thread
         time.sleep(seconds)
 
-    monkeypatch.setattr(cli, "_pause", pause)
+    monkeypatch.setattr(waiting, "pause", pause)
     previous = signal.getsignal(signal.SIGTERM)
     code, out, err = run("import", "s3://b/d", "--index", index, "--no-progress")
     assert code == EXIT_TERMINATED
@@ -878,11 +885,15 @@ def test_every_help_renders(capsys: pytest.CaptureFixture[str]) -> None:
         assert out.startswith("usage: vecstore"), path
     assert main(["--help"]) == 0
     top = capsys.readouterr().out
-    for text in ("examples:", "exit codes:", "VECSTORE_STORE", "import", "rebuild", "serve"):
+    for text in ("examples:", "exit codes:", "VECSTORE_STORE", "import", *PLANNED):
         assert text in top
+    assert f"69   not available yet ({', '.join(PLANNED)})" in top
 
 
-@pytest.mark.parametrize("command", ["rebuild", "serve"])
+PLANNED = ["rebuild", "serve", "load", "build", "vacuum"]
+
+
+@pytest.mark.parametrize("command", PLANNED)
 def test_not_available_yet_exit_69(run: Run, command: str) -> None:
     code, out, err = run(command, "--anything")
     assert code == EXIT_UNAVAILABLE
@@ -907,3 +918,67 @@ def test_console_script_entry_point(tmp_path: Path) -> None:
     )
     assert proc.returncode == EXIT_USAGE
     assert proc.stderr == 'error: Index "nope" not found\n'
+
+
+# ===================================================== structure of the CLI
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+
+
+def test_exit_code_table_is_written_once_and_documented() -> None:
+    codes = [e.code for e in exitcodes.TABLE]
+    assert len(set(codes)) == len(codes)
+    constants = {v for k, v in vars(exitcodes).items() if k.startswith("EXIT_")}
+    assert constants == set(codes)
+    table = exitcodes.markdown(planned_commands())
+    assert table in DOCS.read_text(encoding="utf-8"), (
+        "docs/cli.md's exit-code table is out of date; it should read:\n" + table
+    )
+
+
+def test_every_command_module_is_registered() -> None:
+    folder = Path(commands.__file__).parent
+    found = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+    assert found == set(commands.MODULES)
+
+
+def test_adding_a_command_is_one_module_and_one_line(
+    monkeypatch: pytest.MonkeyPatch, root: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A module with ``register`` and its name in ``MODULES``: the command gets the
+    global options, help, exit codes and error handling of every other."""
+    module = types.ModuleType("vecstore.cli.commands.hello")
+
+    def hello(args: Any) -> int:
+        if args.name == "nope":
+            raise NotFoundError('Index "nope" not found')
+        print(json.dumps({"hello": args.name, "store": args.store}) if args.json else args.name)
+        return EXIT_OK
+
+    def register(commands: Any) -> None:
+        commands.command("hello", hello, "say hello").add_argument("name")
+
+    module.register = register  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(app, "MODULES", (*commands.MODULES, "hello"))
+
+    assert main(["hello", "you", "--store", root, "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out) == {"hello": "you", "store": root}
+    assert main(["hello", "nope"]) == EXIT_USAGE
+    assert capsys.readouterr().err == 'error: Index "nope" not found\n'
+    assert main(["hello", "--help"]) == EXIT_OK
+    assert "global options" in capsys.readouterr().out
+    assert ["hello"] in list(command_paths(build_parser()))
+
+
+def test_a_malformed_setting_exits_64(
+    run: Run, index: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VECSTORE_QUERY_CACHE_BYTES", "lots")
+    code, out, err = run("query", "--index", index, "--id", "a")
+    assert code == EXIT_USAGE and out == ""
+    assert err == (
+        "error: Environment variable VECSTORE_QUERY_CACHE_BYTES must be an integer >= 0, "
+        "got 'lots'\n"
+    )

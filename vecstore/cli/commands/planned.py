@@ -1,0 +1,16 @@
+"""Commands announced in ``--help`` that are not available yet: they exit 69.
+
+Making one available: a module of its own registering it, in place of its line here.
+"""
+
+from __future__ import annotations
+
+from vecstore.cli.registry import Commands
+
+
+def register(commands: Commands) -> None:
+    commands.planned("rebuild", "rebuild an index's clusters offline (not available yet)")
+    commands.planned("serve", "serve the Pinecone-compatible REST API (not available yet)")
+    commands.planned("load", "upsert Parquet files into an index (not available yet)")
+    commands.planned("build", "fold recent writes into an index's clusters (not available yet)")
+    commands.planned("vacuum", "delete files no version needs any more (not available yet)")

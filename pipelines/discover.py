@@ -516,6 +516,8 @@ def type_name(t: pa.DataType) -> str:
         return f"{outer}<{type_name(t.value_type)}>"
     if pa.types.is_fixed_size_list(t):
         return f"FIXED_SIZE_LIST<{type_name(t.value_type)}, {t.list_size}>"
+    if pa.types.is_map(t):
+        return f"MAP<{type_name(t.key_type)}, {type_name(t.item_type)}>"
     if pa.types.is_struct(t):
         inner = ", ".join(
             f"{t.field(i).name}: {type_name(t.field(i).type)}" for i in range(t.num_fields)

@@ -22,6 +22,9 @@ Listing rules (decisions recorded here):
   ignored silently: they are common next to exported Parquet data.
 - Each direct sub-directory of the URI that holds data files is a namespace,
   its name the directory name decoded with :func:`vecstore.layout.ns_from_dir`.
+  A name whose percent-decoded bytes are not UTF-8 (``caf%E9``, Latin-1) is
+  refused (:class:`~vecstore.errors.IngestError` ``Invalid namespace
+  directory ...``), never decoded with replacement characters.
   Files are found recursively below the namespace directory
   (``ns/part=1/x.parquet`` belongs to ``ns``), as Spark and Hive write them.
   A sub-directory without data files is not a namespace (it is not reported).
@@ -60,15 +63,19 @@ file's full path.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vecstore.errors import IngestError, InvalidArgumentError, LimitExceededError, SchemaError
 from vecstore.layout import DEFAULT_NAMESPACE_DIR, ns_from_dir
-from vecstore.schemas.arrow import REQUIRED_COLUMNS, ImportKind
+from vecstore.pipelines.reading import clean_text, footer_error
+from vecstore.schemas.arrow import REQUIRED_COLUMNS, ImportKind, is_string_type
 from vecstore.storage import Store
 
 __all__ = [
@@ -226,7 +233,7 @@ def _group(data: Iterable[tuple[str, int]]) -> dict[str, list[SourceFile]]:
     grouped: dict[str, list[SourceFile]] = {}
     for key, size in sorted(data):
         directory = key.split("/", 1)[0]
-        namespace = ns_from_dir(directory)
+        namespace = _namespace_of(directory)
         seen = dirs.setdefault(namespace, directory)
         if seen != directory:
             raise IngestError(
@@ -242,6 +249,27 @@ def _group(data: Iterable[tuple[str, int]]) -> dict[str, list[SourceFile]]:
             )
         grouped.setdefault(namespace, []).append(SourceFile(key, size, namespace))
     return {ns: grouped[ns] for ns in sorted(grouped)}
+
+
+def _namespace_of(directory: str) -> str:
+    """The namespace a directory names, refusing names that are not UTF-8
+    once percent-decoded (``caf%E9``: Latin-1) instead of replacing bytes."""
+    try:
+        unquote(directory, errors="strict").encode("utf-8")
+    except UnicodeError:
+        raise IngestError(
+            f'Invalid namespace directory "{_printable(directory)}": its name is not valid UTF-8 '
+            "once percent-decoded. Name the directory in UTF-8 (percent-encode UTF-8 bytes, "
+            '"caf%C3%A9" for "café")',
+            directory=_printable(directory),
+        ) from None
+    return ns_from_dir(directory)
+
+
+def _printable(text: str) -> str:
+    """``text`` with lone surrogates (undecodable bytes of a local file name)
+    and control characters shown as escapes."""
+    return clean_text(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def _shown(namespace: str) -> str:
@@ -313,11 +341,19 @@ def inspect_file(source: Store, f: SourceFile, kind: ImportKind, dimension: int 
     allowed (those of :func:`vecstore.schemas.arrow.import_schema`) and appears once,
     column types. Accepted types:
 
-    - ``id``: string or large_string (also dictionary-encoded strings);
+    - ``id``: string, large_string or string_view (also dictionary-encoded,
+      or a JSON extension column over one of them:
+      :func:`vecstore.schemas.arrow.is_string_type`);
     - ``values``: list, large_list or fixed_size_list of any float or integer;
     - ``sparse_values``: struct of exactly ``indices`` (a list of any integer)
       and ``values`` (a list of any float or integer);
-    - ``metadata``: string or large_string (also dictionary-encoded).
+    - ``metadata``: the same string types as ``id``; DuckDB writes its
+      ``JSON`` type as a string column with the ``arrow.json`` extension type.
+
+    Writer defaults that are rejected get a hint after Pinecone's message: a
+    pandas index column (``__index_level_0__``: write with ``index=False``), a
+    list of decimals (DuckDB's ``[0.1, 0.2]``: cast to ``FLOAT[]``), metadata
+    as a struct or map (serialise it to a JSON string).
 
     An optional column (``metadata``; ``sparse_values`` in hybrid) may also
     have Arrow's null type: a column of nulls only. A fixed_size_list whose
@@ -348,10 +384,7 @@ def _read_footer(source: Store, key: str, shown: str) -> tuple[pa.Schema, list[i
     except (FileNotFoundError, PermissionError, ConnectionError, TimeoutError):
         raise  # the store failed, not the file
     except (pa.ArrowException, ValueError, OSError) as exc:  # thrift errors are plain OSError
-        raise SchemaError(
-            f'file "{shown}": Parquet footer could not be parsed. Are you sure this is valid parquet?',
-            file=shown,
-        ) from exc
+        raise footer_error(shown) from exc
 
 
 def _allowed_columns(kind: ImportKind) -> tuple[str, ...]:
@@ -368,9 +401,11 @@ def _check_columns(key: str, schema: pa.Schema, kind: ImportKind) -> None:
         if name not in names:
             _fail(key, name, f'Missing required column "{name}"')
     allowed = _allowed_columns(kind)
+    pandas_index = _pandas_index_columns(schema)
     for name in names:
         if name not in allowed:
-            _fail(key, name, f'Unsupported column "{name}"')
+            hint = _INDEX_HINT if name in pandas_index else ""
+            _fail(key, name, f'Unsupported column "{name}"{hint}')
         if names.count(name) > 1:
             _fail(key, name, f'Duplicate column "{name}"')
     for name in names:
@@ -381,35 +416,72 @@ def _check_type(key: str, name: str, t: pa.DataType, *, optional: bool) -> None:
     if optional and pa.types.is_null(t):
         return
     if name == "metadata":
-        if not _is_string(t):
+        if not is_string_type(t):
+            hint = _STRUCT_HINT if pa.types.is_struct(t) or pa.types.is_map(t) else ""
             _fail(
                 key,
                 name,
                 "The expected data type for metadata is a JSON encoded string in UTF-8 format, "
-                f'but got "{type_name(t)}"',
+                f'but got "{type_name(t)}"{hint}',
             )
         return
     ok, expected = {
-        "id": (_is_string, _STRING),
+        "id": (is_string_type, _STRING),
         "values": (_is_number_list, _VALUES),
         "sparse_values": (_is_sparse, _SPARSE),
     }[name]
     if not ok(t):
+        hint = _DECIMAL_HINT if _has_decimal_list(t) else ""
         _fail(
             key,
             name,
-            f'The expected data type for column "{name}" is "{expected}", but got "{type_name(t)}"',
+            f'The expected data type for column "{name}" is "{expected}", but got '
+            f'"{type_name(t)}"{hint}',
         )
+
+
+# Hints for what common writers produce by default (Pinecone's rule stands:
+# the file is rejected; the message says how to write it instead).
+_INDEX_HINT = (
+    ". It holds the index of a pandas DataFrame: write the file with "
+    "DataFrame.to_parquet(..., index=False)"
+)
+_DECIMAL_HINT = (
+    ". Decimal lists are what DuckDB writes for list literals such as [0.1, 0.2]: cast the "
+    "column to FLOAT[] (values::FLOAT[])"
+)
+_STRUCT_HINT = (
+    ". Serialise the metadata to a JSON string (json.dumps in Python, to_json(metadata) in "
+    "DuckDB)"
+)
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
+
+
+def _pandas_index_columns(schema: pa.Schema) -> set[str]:
+    """Columns holding a pandas index: named ``__index_level_<n>__``, or listed
+    as ``index_columns`` in the schema's ``pandas`` metadata."""
+    out = {name for name in schema.names if _PANDAS_INDEX.fullmatch(name)}
+    raw = (schema.metadata or {}).get(b"pandas")
+    if raw:
+        try:
+            listed = json.loads(raw).get("index_columns", [])
+        except (ValueError, AttributeError):
+            listed = []
+        out.update(c for c in listed if isinstance(c, str))  # a RangeIndex is a dict: no column
+    return out
+
+
+def _has_decimal_list(t: pa.DataType) -> bool:
+    """A list of decimals, or a sparse struct whose values are one."""
+    if _is_list(t):
+        return bool(pa.types.is_decimal(t.value_type))
+    if pa.types.is_struct(t) and t.get_field_index("values") >= 0:
+        return _has_decimal_list(t.field("values").type)
+    return False
 
 
 def _fail(key: str, column: str, message: str) -> None:
     raise SchemaError(f'file "{key}": {message}', file=key, column=column)
-
-
-def _is_string(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        return _is_string(t.value_type)
-    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
 
 
 def _is_list(t: pa.DataType) -> bool:
@@ -444,6 +516,8 @@ def type_name(t: pa.DataType) -> str:
         return f"{outer}<{type_name(t.value_type)}>"
     if pa.types.is_fixed_size_list(t):
         return f"FIXED_SIZE_LIST<{type_name(t.value_type)}, {t.list_size}>"
+    if pa.types.is_map(t):
+        return f"MAP<{type_name(t.key_type)}, {type_name(t.item_type)}>"
     if pa.types.is_struct(t):
         inner = ", ".join(
             f"{t.field(i).name}: {type_name(t.field(i).type)}" for i in range(t.num_fields)

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from vecstore import kmeans, layout
+from vecstore.errors import IngestError
 from vecstore.schemas import IndexSpec
 from vecstore.settings import settings
 from vecstore.storage import Store
@@ -184,12 +185,20 @@ def plan_namespace(
     *,
     target_per_cluster: int | None = None,
 ) -> NamespacePlan:
-    """``files``: (key, size, row-group row counts) sorted by key."""
+    """``files``: (key, size, row-group row counts) sorted by key.
+
+    A namespace whose files hold no rows at all fails the import (both error
+    modes) with ``No records found for namespace: <ns> (its files have 0
+    rows)``: there is nothing to import, and saying that all rows were
+    skipped would send the user looking for bad records.
+    """
     chunks: list[Chunk] = []
     max_chunk = chunk_bytes()
     for file_idx, (key, size, groups) in enumerate(files):
         chunks.extend(chunk_file(ns, file_idx, key, groups, size, len(chunks), max_chunk))
     rows = sum(c.num_rows for c in chunks)
+    if rows == 0:
+        raise IngestError(empty_namespace_message(ns), namespace=ns)
     nbytes = sum(size for _, size, _ in files)
     target = target_per_cluster or records_per_cluster()
     k = 1 if spec.kind == "sparse" else kmeans.choose_k(rows, target)
@@ -210,6 +219,11 @@ def plan_namespace(
         partitions=partitions,
         sample_fraction=fraction,
     )
+
+
+def empty_namespace_message(ns: str) -> str:
+    """Why a namespace whose files hold no rows fails the import."""
+    return f"No records found for namespace: {ns or layout.DEFAULT_NAMESPACE_DIR} (its files have 0 rows)"
 
 
 def bucket_of_cluster(cluster: int, k: int, buckets: int) -> int:

@@ -12,6 +12,11 @@ small frozen results, and checks the job's cancel event between batches.
   the first in (file, row) order wins.
 - :func:`gather` reads one bucket's shuffle files, drops duplicates, and
   writes one segment file per cluster plus an id lookup file.
+
+Source files are opened and read through :mod:`vecstore.pipelines.reading`
+(page checksums verified; a page that cannot be decoded fails the import
+with a message naming the file and row group), and vector values become
+float32 by :func:`vecstore.schemas.arrow.as_float32` everywhere.
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ from vecstore.metadata import meta_fields_of
 from vecstore.pipelines import plan as P
 from vecstore.pipelines.discover import FileInfo, SourceFile, display_path, inspect_file
 from vecstore.pipelines.hashing import digest_rows, digest_segments, hash_segments
+from vecstore.pipelines.reading import iter_batches, open_parquet
 from vecstore.pipelines.validate import Reject, record_error, validate_batch
 from vecstore.schemas import ClusterEntry
-from vecstore.schemas.arrow import REJECT_SCHEMA
+from vecstore.schemas.arrow import REJECT_SCHEMA, as_float32
 from vecstore.segments import dense_matrix
 from vecstore.writer import write_cluster, write_id_file
 
@@ -98,7 +104,7 @@ def _dense_values(arr: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
     lengths = pc.fill_null(pc.list_value_length(arr), -1).to_numpy(zero_copy_only=False)
     ok = lengths == dim
     good = arr.filter(pa.array(ok))
-    flat = pc.list_flatten(good).cast(pa.float32())
+    flat = as_float32(pc.list_flatten(good))  # validation's rounding rule, never an error
     mat = flat.to_numpy(zero_copy_only=False).reshape(-1, dim) if dim else np.zeros((0, 0))
     finite = np.isfinite(mat).all(axis=1)
     idx = np.flatnonzero(ok)
@@ -134,9 +140,12 @@ def sample(ctx: P.Context, chunk: P.Chunk, fraction: float) -> np.ndarray:
     check()  # a stopped import opens no more source files (each open may retry for seconds)
     # no readahead: on a remote source it would fetch MBs past each picked
     # row group, turning the sample into a second full read of the file
+    shown = display_path(ctx.source, chunk.key)
     with ctx.source.open_input(chunk.key, readahead=False) as fh:
-        pf = pq.ParquetFile(fh)
-        for batch in pf.iter_batches(batch_size=P.BATCH_ROWS, row_groups=picked, columns=["values"]):
+        pf = open_parquet(fh, shown)
+        for batch in iter_batches(
+            pf, shown, picked, batch_size=P.BATCH_ROWS, columns=["values"]
+        ):
             check()
             n = batch.num_rows
             take = np.flatnonzero(rng.random(n) < row_fraction) if row_fraction < 1.0 else np.arange(n)
@@ -267,8 +276,8 @@ def scan(
     # pyarrow reads (and coalesces) the chunk's column chunks itself; a
     # readahead would also fetch the next chunk's row groups
     with ctx.source.open_input(chunk.key, readahead=False) as fh:
-        pf = pq.ParquetFile(fh)
-        for batch in pf.iter_batches(batch_size=P.BATCH_ROWS, row_groups=list(chunk.row_groups)):
+        pf = open_parquet(fh, shown)
+        for batch in iter_batches(pf, shown, chunk.row_groups, batch_size=P.BATCH_ROWS):
             check()
             vb = validate_batch(batch, ctx.spec.kind, ctx.spec.dimension, shown, row)
             if vb.rejects:

@@ -55,10 +55,13 @@ Pinecone's ``dense_in_sparse`` ("Upserting dense vectors is not supported for
 sparse indexes") cannot reach this module: a ``values`` column in a file for a
 sparse index is an ``Unsupported column`` schema error of the whole file.
 
-Numeric widening: any integer or float vector values become float32; sparse
-indices become uint32 once checked to be in range. ``large_string`` and
-``large_list`` inputs, dictionary-encoded strings, fixed-size lists and
-sliced arrays (non-zero offsets, as ``iter_batches`` produces) are accepted.
+Numeric widening: any integer or float vector values become float32 through
+:func:`vecstore.schemas.arrow.as_float32` (rounded to the nearest float32:
+integers beyond +-2**24 lose their low bits, never an error); sparse indices
+become uint32 once checked to be in range. ``large_string``, ``string_view``
+and JSON extension (``arrow.json``) strings, ``large_list`` inputs,
+dictionary-encoded strings, fixed-size lists and sliced arrays (non-zero
+offsets, as ``iter_batches`` produces) are accepted.
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ from vecstore.schemas.arrow import (
     META_KINDS,
     SPARSE_TYPE,
     ImportKind,
+    as_float32,
+    as_string,
     meta_column,
     parse_meta_column,
     segment_schema,
@@ -249,10 +254,10 @@ def _column(batch: pa.RecordBatch, name: str) -> pa.Array | None:
 
 
 def _strings(col: pa.Array | None, n: int) -> pa.Array:
-    """A string column (large / dictionary / null type cast), nulls if absent."""
+    """A string column (large / view / JSON / dictionary / null type cast), nulls if absent."""
     if col is None:
         return pa.nulls(n, pa.string())
-    return pc.cast(col, pa.string())
+    return as_string(col)
 
 
 def _valid(arr: pa.Array) -> Mask:
@@ -297,8 +302,10 @@ def _lists(col: pa.Array | None, n: int, value_type: pa.DataType | None) -> _Lis
     """Normalise a list column to ``list<value_type>`` (its own type if None)."""
     if col is None or pa.types.is_null(col.type):
         col = pa.nulls(n, pa.list_(value_type or pa.float32()))
-    target = pa.list_(value_type or col.type.value_type)
-    array = pc.cast(col, target, safe=False)
+    if value_type == pa.float32():
+        array = as_float32(col)  # the one rounding rule of imports
+    else:
+        array = pc.cast(col, pa.list_(value_type or col.type.value_type), safe=False)
     offsets = np.asarray(array.offsets.to_numpy(), dtype=np.int64)
     if offsets.size == 0:
         offsets = np.zeros(1, dtype=np.int64)

@@ -53,6 +53,45 @@ def parse_meta_column(name: str) -> tuple[str, str] | None:
     return field, kind
 
 
+def is_string_type(t: pa.DataType) -> bool:
+    """A string column of an import file: ``string``, ``large_string`` or
+    ``string_view``, dictionary-encoded or not, or a JSON extension column
+    (``arrow.json``, what DuckDB writes for ``JSON``) over one of these."""
+    if pa.types.is_dictionary(t):
+        return is_string_type(t.value_type)
+    if isinstance(t, pa.BaseExtensionType):
+        return t.extension_name == "arrow.json" and is_string_type(t.storage_type)
+    return bool(
+        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    )
+
+
+def as_string(array: pa.Array) -> pa.Array:
+    """A column :func:`is_string_type` accepts, as plain ``string``."""
+    if isinstance(array, pa.ExtensionArray):
+        array = array.storage
+    if isinstance(array, pa.DictionaryArray):
+        return as_string(array.dictionary).take(array.indices)
+    return array.cast(pa.string())
+
+
+def as_float32(array: pa.Array) -> pa.Array:
+    """The one numeric rule of imports: vector values of any integer or float
+    type (a flat array, or a list / large / fixed-size list of them, which
+    becomes ``list<float32>``) are rounded to the nearest float32.
+
+    Never raises for a number: integers beyond +-2**24 lose their low bits
+    (2**24 + 1 becomes 16777216.0, as numpy's ``astype(float32)`` does), a
+    float64 beyond the float32 range becomes +-inf (validation then rejects
+    it as ``non_finite``). Validation, the k-means sampler and every other
+    reader of import values cast through here, so all agree on each value.
+    """
+    t = array.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return array.cast(pa.list_(pa.float32()), safe=False)
+    return array.cast(pa.float32(), safe=False)
+
+
 def import_schema(kind: ImportKind) -> pa.Schema:
     """The canonical schema of an import file of ``kind`` (others widen to it)."""
     fields = [pa.field("id", pa.string(), nullable=False)]

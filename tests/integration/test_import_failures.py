@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from datagen import (
     NOTHING_LEFT,
@@ -288,6 +289,28 @@ def _schema_cases(src: Path) -> list[tuple[str, pa.Table | bytes, str]]:
             'but got "BINARY"',
         ),
         (
+            "pandas-index",
+            pa.table({"id": ids, "values": list_array(vals), "__index_level_0__": list(range(n))}),
+            'Unsupported column "__index_level_0__". It holds the index of a pandas DataFrame: '
+            "write the file with DataFrame.to_parquet(..., index=False)",
+        ),
+        (
+            "decimal-values",
+            pa.table(
+                {"id": ids, "values": pa.array([[1] * dim] * n, pa.list_(pa.decimal128(4, 1)))}
+            ),
+            'The expected data type for column "values" is "LIST<FLOAT>", but got '
+            '"LIST<DECIMAL128(4, 1)>". Decimal lists are what DuckDB writes for list literals '
+            "such as [0.1, 0.2]: cast the column to FLOAT[] (values::FLOAT[])",
+        ),
+        (
+            "metadata-struct",
+            pa.table({"id": ids, "values": list_array(vals), "metadata": [{"i": i} for i in range(n)]}),
+            "The expected data type for metadata is a JSON encoded string in UTF-8 format, "
+            'but got "STRUCT<i: INT64>". Serialise the metadata to a JSON string (json.dumps in '
+            "Python, to_json(metadata) in DuckDB)",
+        ),
+        (
             "corrupt",
             b"PAR1" + b"\x00garbage, not parquet\x00" * 20 + b"PAR1",
             "Parquet footer could not be parsed. Are you sure this is valid parquet?",
@@ -338,3 +361,115 @@ def test_schema_error_names_the_file_like_record_errors(
     index = make_index()
     bad, message = _write_bad(src, "unsupported")
     assert_failed(index, store_root, src, "abort", f'file "{bad}": {message}')
+
+
+# ------------------------------------------------------------ corrupt data
+
+
+def _page_of(path: Path, row_group: int) -> tuple[int, int]:
+    """(start, end) of the ``values`` column chunk of ``row_group``."""
+    col = pq.ParquetFile(path).metadata.row_group(row_group).column(1)
+    return col.data_page_offset, col.data_page_offset + col.total_compressed_size
+
+
+def _flip(path: Path, offset: int, n: int = 1) -> None:
+    data = bytearray(path.read_bytes())
+    for i in range(offset, offset + n):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _read_error(path: Path, row_group: int, rows: str, reason: str) -> str:
+    return (
+        f'file "{path}": row group {row_group} (rows {rows}) could not be read: {reason}. '
+        "Are you sure this is valid parquet?"
+    )
+
+
+def _paged_file(path: Path, **kwargs: object) -> None:
+    """60 rows in row groups of 20, plain (no dictionary) pages."""
+    t = dense_table([f"{path.stem}-{i}" for i in range(60)], vectors(60, 8, seed=3))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(t, path, row_group_size=20, use_dictionary=False, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("offset", "reason", "mode"),
+    [
+        (8, "Corrupt snappy compressed data", "continue"),
+        # thrift's own message holds a control character (0x0e), shown escaped
+        (
+            45,
+            "Couldn't deserialize thrift: don't know what type: \\x0e; Deserializing page "
+            "header failed",
+            "abort",
+        ),
+    ],
+    ids=["snappy", "thrift"],
+)
+def test_corrupt_data_page(
+    make_index: Callable[..., Index],
+    store_root: Path,
+    src: Path,
+    offset: int,
+    reason: str,
+    mode: str,
+) -> None:
+    """A corrupt page (one byte flipped, found by flipping each in turn): the
+    job fails naming the file and row group in clean text, in both error
+    modes, instead of ``Internal error: OSError: ...``."""
+    index = make_index()
+    good_file(src / "alpha" / "0.parquet")
+    bad = src / "beta" / "0.parquet"
+    _paged_file(bad, compression="snappy")
+    start, _ = _page_of(bad, 2)
+    _flip(bad, start + offset)
+    expected = _read_error(bad, 2, "40-59", reason)
+    assert expected.isprintable()
+    assert_failed(index, store_root, src, mode, expected)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_page_checksum_mismatch(
+    make_index: Callable[..., Index], store_root: Path, src: Path, mode: str
+) -> None:
+    """A file written with page checksums whose values were altered in place
+    fails; without the check it imported as Completed with garbage values."""
+    index = make_index()
+    bad = src / "alpha" / "0.parquet"
+    _paged_file(bad, compression="none", write_page_checksum=True)
+    start, end = _page_of(bad, 1)
+    _flip(bad, (start + end) // 2, 4)
+    reason = "could not verify page integrity, CRC checksum verification failed for page_ordinal 0"
+    assert_failed(index, store_root, src, mode, _read_error(bad, 1, "20-39", reason))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_namespace_of_0_row_files(
+    make_index: Callable[..., Index], store_root: Path, src: Path, mode: str
+) -> None:
+    index = make_index()
+    good_file(src / "alpha" / "0.parquet")
+    for name in ("0.parquet", "1.parquet"):
+        write(src / "empty" / name, dense_table([], np.zeros((0, 8), np.float32)))
+    assert_failed(
+        index, store_root, src, mode, "No records found for namespace: empty (its files have 0 rows)"
+    )
+
+
+def test_undecodable_namespace_directory(
+    make_index: Callable[..., Index], store_root: Path, src: Path
+) -> None:
+    index = make_index()
+    good_file(src / "caf%C3%A9" / "0.parquet")
+    job = run_import(index, src, "abort")
+    assert (job.status, [n.name for n in index.list_namespaces()]) == ("Completed", ["café"])
+    other = src.parent / "other"
+    good_file(other / "caf%E9" / "0.parquet", seed=1)
+    job = run_import(index, other, "continue")
+    assert job.status == "Failed"
+    assert job.error == (
+        'Invalid namespace directory "caf%E9": its name is not valid UTF-8 once percent-decoded. '
+        'Name the directory in UTF-8 (percent-encode UTF-8 bytes, "caf%C3%A9" for "café")'
+    )
+    assert [n.name for n in index.list_namespaces()] == ["café"]

@@ -326,3 +326,72 @@ def test_abort_first_bad_record_wins_over_a_faster_chunk(
         "finite numbers, but found NaN at position 0 (values are stored as float32)"
     )
     assert leftovers(store_root, index.name, job.id) == NOTHING_LEFT
+
+
+def test_integers_beyond_2_to_the_24_round_to_float32(
+    make_index: Callable[..., Index], store_root: Path, src: Path
+) -> None:
+    """int64 values past +-2**24 in a row group the k-means sampler reads (a
+    small namespace: it reads every row group) import as float32 rounding has
+    them, the rule validation applies too, instead of failing with
+    ``Internal error: ArrowInvalid: Integer value ... not in range``."""
+    index = make_index(metric="euclidean")
+    n = 60
+    base = np.random.default_rng(0).integers(-1000, 1000, size=(n, DIM)).astype(np.int64)
+    base[45, 2] = 2**24 + 1  # row group 2
+    base[50, 0] = -(2**24 + 1)
+    ids = [f"r{i}" for i in range(n)]
+    write(
+        src / "ints" / "0.parquet",
+        pa.table({"id": ids, "values": pa.array(list(base), pa.list_(pa.int64()))}),
+        row_group_size=20,
+    )
+    for mode in ("abort", "continue"):
+        if mode == "continue":
+            index.delete_namespace("ints")
+        job = run_import(index, src, mode)
+        assert (job.status, job.error, job.records_imported) == ("Completed", None, n)
+        got = index.fetch(ids=["r45", "r50", "r0"], namespace="ints").vectors
+        assert got["r45"].values[2] == 16777216.0
+        assert got["r50"].values[0] == -16777216.0
+        assert got["r0"].values == base[0].astype(np.float32).tolist()
+
+
+def test_duckdb_json_and_string_view_columns_import(
+    make_index: Callable[..., Index], store_root: Path, src: Path
+) -> None:
+    """DuckDB writes ``metadata::JSON`` as an arrow.json extension column; Arrow
+    writers may keep ``string_view`` ids and metadata: all are strings."""
+    import duckdb
+
+    index = make_index(dimension=2)
+    duck = src / "duck" / "0.parquet"
+    duck.parent.mkdir(parents=True)
+    duckdb.connect().execute(
+        "COPY (SELECT 'd' || i::VARCHAR AS id, [i::FLOAT, 1.0::FLOAT] AS values, "
+        "json_object('genre', CASE WHEN i % 2 = 0 THEN 'drama' ELSE 'comedy' END) AS metadata "
+        f"FROM range(10) t(i)) TO '{duck}' (FORMAT parquet)"
+    )
+    assert str(pq.read_schema(duck).field("metadata").type) == "extension<arrow.json>"
+    n = 10
+    write(
+        src / "view" / "0.parquet",
+        pa.table(
+            {
+                "id": pa.array([f"v{i}" for i in range(n)], pa.string_view()),
+                "values": pa.array([[float(i), 2.0] for i in range(n)], pa.list_(pa.float32())),
+                "metadata": pa.array(
+                    [json.dumps({"genre": "drama"})] * n, pa.string_view()
+                ).cast(pa.json_(pa.string_view())),
+            }
+        ),
+    )
+    job = run_import(index, src, "abort")
+    assert (job.status, job.error, job.records_imported) == ("Completed", None, 2 * n)
+    res = index.query(
+        namespace="duck", vector=[0.0, 1.0], top_k=10, filter={"genre": {"$eq": "drama"}},
+        include_metadata=True,
+    )
+    assert sorted(m.id for m in res.matches) == ["d0", "d2", "d4", "d6", "d8"]
+    assert {json.dumps(m.metadata) for m in res.matches} == {'{"genre": "drama"}'}
+    assert index.fetch(ids=["v3"], namespace="view").vectors["v3"].metadata == {"genre": "drama"}

@@ -569,3 +569,121 @@ def test_discovery_type_is_frozen() -> None:
     d = Discovery(namespaces={}, total_bytes=0)
     with pytest.raises(AttributeError):
         d.total_bytes = 1  # type: ignore[misc]
+
+
+# ------------------------------------------------- what common writers produce
+
+
+def json_column(texts: list[str | None], storage: pa.DataType | None = None) -> pa.Array:
+    """A JSON extension column (``arrow.json``), as DuckDB writes ``JSON``."""
+    return pa.array(texts, storage or pa.string()).cast(pa.json_(storage or pa.string()))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("storage", [pa.string(), pa.large_string(), pa.string_view()])
+def test_json_extension_and_string_view_columns_are_strings(
+    mem: Store, kind: ImportKind, storage: pa.DataType
+) -> None:
+    table = set_column(table_for(kind), "metadata", json_column(['{"a": 1}', None, "{}"], storage))
+    table = set_column(table, "id", pa.array(["a", "b", "c"], pa.string_view()))
+    size = put(mem, "k.parquet", table)
+    schema = pq.read_schema(pa.BufferReader(mem.read_bytes("k.parquet")))
+    assert schema.field("metadata").type == pa.json_(storage)  # what a reader sees
+    assert schema.field("id").type == pa.string_view()
+    assert inspect_file(mem, SourceFile("k.parquet", size, "ns"), kind, 2).num_rows == 3
+    # string_view metadata too
+    table = set_column(table, "metadata", pa.array(['{"a": 1}', None, "{}"], pa.string_view()))
+    size = put(mem, "k.parquet", table)
+    assert inspect_file(mem, SourceFile("k.parquet", size, "ns"), kind, 2).num_rows == 3
+
+
+def test_pandas_index_column_gets_a_hint(mem: Store) -> None:
+    """pandas writes its index as ``__index_level_0__`` (or under the index's
+    name, listed in the ``pandas`` schema metadata) unless ``index=False``."""
+    hint = (
+        ". It holds the index of a pandas DataFrame: write the file with "
+        "DataFrame.to_parquet(..., index=False)"
+    )
+    table = table_for("dense").append_column("__index_level_0__", pa.array([0, 1, 2]))
+    err = file_error(mem, table, "dense")
+    assert err.message == f'file "ns1/0.parquet": Unsupported column "__index_level_0__"{hint}'
+    named = table_for("dense").append_column("row_no", pa.array([0, 1, 2]))
+    named = named.replace_schema_metadata(
+        {"pandas": '{"index_columns": ["row_no"], "columns": []}'}
+    )
+    assert file_error(mem, named, "dense").message == (
+        f'file "ns1/0.parquet": Unsupported column "row_no"{hint}'
+    )
+    other = table_for("dense").append_column("row_no", pa.array([0, 1, 2]))
+    assert file_error(mem, other, "dense").message == 'file "ns1/0.parquet": Unsupported column "row_no"'
+
+
+DECIMAL_HINT = (
+    ". Decimal lists are what DuckDB writes for list literals such as [0.1, 0.2]: cast the "
+    "column to FLOAT[] (values::FLOAT[])"
+)
+
+
+@pytest.mark.parametrize("kind", ["dense", "hybrid"])
+def test_decimal_values_get_a_hint(mem: Store, kind: ImportKind) -> None:
+    decimals = pa.array([[1, 2]] * 3, pa.list_(pa.decimal128(4, 1)))
+    err = file_error(mem, set_column(table_for(kind), "values", decimals), kind)
+    assert err.message == type_message("values", "LIST<FLOAT>", "LIST<DECIMAL128(4, 1)>") + DECIMAL_HINT
+
+
+def test_decimal_sparse_values_get_a_hint(mem: Store) -> None:
+    t = pa.struct([("indices", pa.list_(pa.int32())), ("values", pa.list_(pa.decimal128(3, 2)))])
+    sparse = pa.array([{"indices": [1], "values": [1]}] * 3, t)
+    err = file_error(mem, set_column(table_for("sparse"), "sparse_values", sparse), "sparse")
+    assert err.message == (
+        type_message(
+            "sparse_values", SPARSE_EXPECTED, "STRUCT<indices: LIST<INT32>, values: LIST<DECIMAL128(3, 2)>>"
+        )
+        + DECIMAL_HINT
+    )
+
+
+@pytest.mark.parametrize(
+    ("array", "got"),
+    [
+        (pa.array([{"genre": "drama"}] * 3), "STRUCT<genre: STRING>"),
+        (pa.array([[("genre", "drama")]] * 3, pa.map_(pa.string(), pa.string())), "MAP<STRING, STRING>"),
+    ],
+)
+def test_metadata_struct_gets_a_hint(mem: Store, array: pa.Array, got: str) -> None:
+    err = file_error(mem, set_column(table_for("dense"), "metadata", array), "dense")
+    assert err.message == (
+        'file "ns1/0.parquet": The expected data type for metadata is a JSON encoded string in '
+        f'UTF-8 format, but got "{got}". Serialise the metadata to a JSON string (json.dumps in '
+        "Python, to_json(metadata) in DuckDB)"
+    )
+
+
+def test_duckdb_files(mem: Store, tmp_path: Path) -> None:
+    """Files written by DuckDB itself: ``JSON`` metadata is accepted, its
+    default decimal list literals are refused with the hint."""
+    import duckdb
+
+    con = duckdb.connect()
+    rows = "SELECT 'r' || i::VARCHAR AS id, {values} AS values, '{{\"i\": 1}}'::JSON AS metadata FROM range(3) t(i)"
+    good = tmp_path / "good.parquet"
+    con.execute(f"COPY ({rows.format(values='[0.5, 1.5]::FLOAT[]')}) TO '{good}' (FORMAT parquet)")
+    size = put(mem, "ns1/good.parquet", good.read_bytes())
+    assert inspect_file(mem, SourceFile("ns1/good.parquet", size, "ns1"), "dense", 2).num_rows == 3
+    decimals = tmp_path / "decimals.parquet"
+    con.execute(f"COPY ({rows.format(values='[0.5, 1.5]')}) TO '{decimals}' (FORMAT parquet)")
+    err = file_error(mem, decimals.read_bytes(), "dense")
+    assert err.message == type_message("values", "LIST<FLOAT>", "LIST<DECIMAL128(2, 1)>") + DECIMAL_HINT
+
+
+def test_directory_names_that_do_not_decode_are_refused(mem: Store) -> None:
+    put(mem, "caf%C3%A9/0.parquet")
+    put(mem, "50%off/0.parquet")  # not an escape: kept as is
+    assert list(discover(mem, mem.uri, set()).namespaces) == ["50%off", "café"]
+    put(mem, "caf%E9/0.parquet")  # Latin-1: no UTF-8
+    with pytest.raises(IngestError) as info:
+        discover(mem, mem.uri, set())
+    assert info.value.message == (
+        'Invalid namespace directory "caf%E9": its name is not valid UTF-8 once percent-decoded. '
+        'Name the directory in UTF-8 (percent-encode UTF-8 bytes, "caf%C3%A9" for "café")'
+    )

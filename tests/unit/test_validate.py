@@ -6,6 +6,7 @@ import io
 import json
 import math
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -213,6 +214,64 @@ def test_numeric_values_widen_to_float32(values: pa.Array) -> None:
     assert out.table.column("values").to_pylist() == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
     assert out.table.column("sparse_values").null_count == 2
     assert out.table.column("id").to_pylist() == ["a", "b"]
+
+
+def test_integers_beyond_2_to_the_24_round_to_float32() -> None:
+    """One rule everywhere (schemas.arrow.as_float32): the nearest float32, as
+    numpy's astype(float32); never an error, in plain and fixed-size lists,
+    dense and sparse values alike."""
+    big = 2**24 + 1
+    raw = [[big, -big, 2**40 + 1], [1, 2**53 + 1, 3]]
+    want = np.asarray(raw, dtype=np.int64).astype(np.float32).tolist()
+    assert want[0][:2] == [2.0**24, -(2.0**24)]
+    for values in (
+        pa.array(raw, pa.list_(pa.int64())),
+        pa.array(raw, pa.list_(pa.int64(), 3)),
+        pa.array([[big, 1, 2**40 + 1], [1, 2**53 + 1, 3]], pa.list_(pa.uint64())),
+    ):
+        out = validate_batch(pa.record_batch({"id": ["a", "b"], "values": values}), "dense", DIM, "f", 0)
+        assert out.rejects == []
+        assert out.table.column("values").to_pylist()[1] == want[1]
+        assert out.table.column("values").to_pylist()[0][0] == 2.0**24
+    sparse = pa.array(
+        [{"indices": [1, 2], "values": [big, -big]}],
+        pa.struct([("indices", pa.list_(pa.int64())), ("values", pa.list_(pa.int64()))]),
+    )
+    out = validate_batch(pa.record_batch({"id": ["a"], "sparse_values": sparse}), "sparse", None, "f", 0)
+    assert out.table.column("sparse_values").to_pylist() == [
+        {"indices": [1, 2], "values": [2.0**24, -(2.0**24)]}
+    ]
+
+
+@pytest.mark.parametrize(
+    "strings",
+    [
+        lambda xs: pa.array(xs, pa.string_view()),
+        lambda xs: pa.array(xs, pa.string()).cast(pa.json_()),
+        lambda xs: pa.array(xs, pa.large_string()).cast(pa.json_(pa.large_string())),
+        lambda xs: pa.array(xs, pa.string_view()).cast(pa.json_(pa.string_view())),
+        lambda xs: pa.DictionaryArray.from_arrays(
+            pa.array(range(len(xs)), pa.int32()), pa.array(xs, pa.string_view())
+        ),
+    ],
+    ids=["string_view", "json", "json_large", "json_view", "dictionary_view"],
+)
+def test_string_view_and_json_columns_are_strings(strings: Callable[[list[Any]], pa.Array]) -> None:
+    """DuckDB's JSON (an arrow.json extension column) and string_view ids and
+    metadata read as plain strings; their records are checked as any other."""
+    batch = pa.record_batch(
+        {
+            "id": strings(["a", "b", ""]),
+            "values": pa.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]),
+            "metadata": strings(['{"genre": "drama"}', "[1]", None]),
+        }
+    )
+    out = validate_batch(batch, "dense", DIM, "f", 0)
+    assert [(r.row, r.code) for r in out.rejects] == [(1, "metadata_not_object"), (2, "id")]
+    assert out.table.schema.field("id").type == pa.string()
+    assert out.table.column("id").to_pylist() == ["a"]
+    assert out.table.column("metadata").to_pylist() == ['{"genre": "drama"}']
+    assert out.table.column("m.str.genre").to_pylist() == ["drama"]
 
 
 def test_fixed_size_list_of_the_wrong_size_rejects_every_row() -> None:

@@ -1,0 +1,401 @@
+"""The freshness layer: the log entries a namespace's visible manifest has
+not applied yet, folded in memory and searched exactly.
+
+A :class:`TailState` is the fold of every entry after one manifest's
+``applied_lsn``: id -> newest record (a row of an entry's upsert table) or a
+tombstone (deleted), and ``hide_clusters`` when a ``delete_all`` came after
+the manifest (every cluster row is then gone). Reads merge it with the
+cluster results: a tail id *shadows* the cluster row of the same id
+(overwritten or deleted records never come back), the tail's live records
+are scored with the executor's metric and filter code, and the best of both
+are kept.
+
+Refreshing is incremental: only entries after the state's last LSN are read
+(one listing). A state based on an older manifest is rebuilt from the log
+when a newer manifest (a build) becomes visible; entries are cached by LSN
+(:mod:`vecstore.wal`).
+
+Scores are the executor's internal "higher is better" scores (cosine on
+unit queries, ``2 x.q - |x|^2`` for euclidean, dot products plus the sparse
+part for dotproduct), so tail and cluster hits compare directly.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from vecstore import manifests, wal
+from vecstore.metadata import meta_fields_of
+from vecstore.query.filters import Node, evaluate
+from vecstore.query.segdata import DenseBlock, SparseBlock, build_sparse_block, make_dense_block
+from vecstore.query.topk import NEG_INF
+from vecstore.schemas import IndexSpec, Manifest
+from vecstore.schemas.arrow import meta_column, segment_schema
+from vecstore.segments import dense_matrix
+from vecstore.storage import Store
+
+TAIL_CAP = 2_000_000  # records (upserts + deletes) per namespace not yet folded
+TAIL_CAP_ENV = "VECSTORE_TAIL_CAP"
+REFRESH_TTL = 0.5  # seconds between listings of the log for writes of other processes
+MERGE_FACTOR = 2  # chunks merge when the newer one is at least half the older
+
+SparseQuery = tuple[np.ndarray, np.ndarray]
+
+
+def tail_cap() -> int:
+    return int(os.environ.get(TAIL_CAP_ENV, TAIL_CAP))
+
+
+def conform_table(table: pa.Table, spec: IndexSpec) -> pa.Table:
+    """``table`` with exactly the segment columns of ``spec`` (missing ones null)."""
+    schema = segment_schema(spec.kind, spec.dimension, meta_fields_of(table.schema))
+    cols = [
+        table.column(f.name).cast(f.type)
+        if f.name in table.column_names
+        else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+@dataclass(eq=False)
+class Chunk:
+    """Upserted rows of one or more entries; ``alive[i]``: row i is the newest of its id."""
+
+    table: pa.Table
+    alive: np.ndarray
+    ids: list[str]
+    _dense: DenseBlock | None = None
+    _sparse: SparseBlock | None = None
+    _masks: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def dense(self, spec: IndexSpec) -> DenseBlock:
+        if self._dense is None:
+            m = dense_matrix(self.table.column("values"), int(spec.dimension or 0))
+            self._dense = make_dense_block(np.ascontiguousarray(m), spec.metric)
+        return self._dense
+
+    def sparse(self) -> SparseBlock:
+        if self._sparse is None:
+            self._sparse = build_sparse_block(self.table.column("sparse_values"), len(self.ids))
+        return self._sparse
+
+    def mask(self, node: Node, canon: str) -> np.ndarray:
+        hit = self._masks.get(canon)
+        if hit is None:
+            names = set(self.table.column_names)
+
+            def get(field_: str, kind: str) -> pa.Array | None:
+                name = meta_column(field_, kind)
+                if name not in names:
+                    return None
+                return self.table.column(name).combine_chunks()
+
+            hit = evaluate(node, get, len(self.ids))
+            self._masks[canon] = hit
+        return hit
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One tail record as a reader returns it."""
+
+    id: str
+    values: list[float] | None
+    sparse_values: dict[str, list[Any]] | None
+    metadata: dict[str, Any] | None
+
+
+class TailState:
+    """The fold of the log entries after ``applied_lsn`` (see the module doc)."""
+
+    def __init__(self, spec: IndexSpec, applied_lsn: int, base_version: int | None) -> None:
+        self.spec = spec
+        self.applied_lsn = applied_lsn
+        self.base_version = base_version
+        self.last_lsn = applied_lsn
+        self.chunks: list[Chunk] = []
+        self.where: dict[str, tuple[Chunk, int] | None] = {}  # None: deleted in the tail
+        self.hide_clusters = False
+        self.size = 0  # records logged after applied_lsn (upserts + deleted ids)
+        self.entries = 0
+        self.oldest_at: float | None = None
+        self.lock = threading.RLock()
+
+    # ---------------------------------------------------------------- fold
+    def apply(self, entry: wal.Entry) -> None:
+        with self.lock:
+            if entry.lsn <= self.last_lsn:
+                return
+            self.last_lsn = entry.lsn
+            self.size += entry.size
+            self.entries += 1
+            if self.oldest_at is None:
+                self.oldest_at = entry.created_at
+            if entry.delete_all:
+                self.chunks = []
+                self.where = {}
+                self.hide_clusters = True
+            for id_ in entry.deletes:
+                self._kill(id_)
+                self.where[id_] = None
+            if entry.upserts.num_rows:
+                table = conform_table(entry.upserts, self.spec)
+                ids = table.column("id").to_pylist()
+                chunk = Chunk(table, np.ones(len(ids), dtype=bool), ids)
+                for row, id_ in enumerate(ids):
+                    self._kill(id_)
+                    self.where[id_] = (chunk, row)
+                self.chunks.append(chunk)
+                self._merge_small()
+
+    def _kill(self, id_: str) -> None:
+        prev = self.where.get(id_)
+        if prev is not None:
+            prev[0].alive[prev[1]] = False
+
+    def _merge_small(self) -> None:
+        """Merge the newest chunks while the newer is not much smaller than the
+        older (a binary counter: O(log n) merges per row, few chunks to scan)."""
+        while len(self.chunks) >= 2 and (
+            self.chunks[-2].table.num_rows <= MERGE_FACTOR * self.chunks[-1].table.num_rows
+        ):
+            b = self.chunks.pop()
+            a = self.chunks.pop()
+            parts = [
+                c.table.filter(pa.array(c.alive)) if not c.alive.all() else c.table for c in (a, b)
+            ]
+            merged = pa.concat_tables(parts, promote_options="permissive")
+            merged = conform_table(merged, self.spec).combine_chunks()
+            ids = merged.column("id").to_pylist()
+            chunk = Chunk(merged, np.ones(len(ids), dtype=bool), ids)
+            for row, id_ in enumerate(ids):
+                self.where[id_] = (chunk, row)
+            self.chunks.append(chunk)
+
+    # --------------------------------------------------------------- reads
+    @property
+    def live_count(self) -> int:
+        return sum(int(c.alive.sum()) for c in self.chunks)
+
+    def shadows(self, id_: str) -> bool:
+        """Whether the cluster row of ``id_`` (if any) is hidden by the tail."""
+        return self.hide_clusters or id_ in self.where
+
+    def shadowed_ids(self) -> set[str]:
+        """Ids whose cluster rows the tail hides (all of them if ``hide_clusters``)."""
+        return set(self.where)
+
+    def live_ids(self, prefix: str = "") -> list[str]:
+        """Sorted ids of the live tail records starting with ``prefix``."""
+        return sorted(i for i, w in self.where.items() if w is not None and i.startswith(prefix))
+
+    def lookup(self, ids: Iterable[str]) -> dict[str, Record | None]:
+        """Tail answers for ``ids``: a Record, None (deleted in the tail), or
+        absent from the result (ask the clusters, unless ``hide_clusters``)."""
+        out: dict[str, Record | None] = {}
+        with self.lock:
+            for id_ in ids:
+                if id_ not in self.where:
+                    continue
+                w = self.where[id_]
+                out[id_] = None if w is None else self._record(w[0], w[1])
+        return out
+
+    def rows(self, ids: Iterable[str]) -> pa.Table | None:
+        """The segment rows of the live tail records among ``ids``."""
+        parts = []
+        with self.lock:
+            for id_ in ids:
+                w = self.where.get(id_)
+                if w is not None:
+                    parts.append(w[0].table.slice(w[1], 1))
+        if not parts:
+            return None
+        return pa.concat_tables(parts, promote_options="permissive")
+
+    def _record(self, chunk: Chunk, row: int) -> Record:
+        import json
+
+        t = chunk.table
+        kind = self.spec.kind
+        values = t.column("values")[row].as_py() if kind != "sparse" else None
+        sparse = t.column("sparse_values")[row].as_py() if kind != "dense" else None
+        meta = t.column("metadata")[row].as_py()
+        return Record(chunk.ids[row], values, sparse, None if meta is None else json.loads(meta))
+
+    def matching(self, node: Node | None, canon: str = "") -> pa.Table | None:
+        """Live tail rows matching a filter (all live rows for None)."""
+        parts = []
+        with self.lock:
+            for c in self.chunks:
+                keep = c.alive.copy()
+                if node is not None:
+                    keep &= c.mask(node, canon or repr(node))
+                if keep.any():
+                    parts.append(c.table.filter(pa.array(keep)))
+        if not parts:
+            return None
+        return pa.concat_tables(parts, promote_options="permissive")
+
+    def search(
+        self,
+        dense: np.ndarray | None,
+        sparse: SparseQuery | None,
+        top_k: int,
+        node: Node | None = None,
+        canon: str = "",
+    ) -> tuple[list[str], np.ndarray]:
+        """Exact top-k of the live tail records: (ids, internal scores), best first.
+
+        ``dense``: a prepared query (:func:`vecstore.query.executor.prepare_dense`)
+        or None for a sparse index; ``sparse``: (sorted int64 indices,
+        float32 values) or None."""
+        all_scores: list[np.ndarray] = []
+        all_ids: list[str] = []
+        sparse_only = self.spec.kind == "sparse"
+        with self.lock:
+            for c in self.chunks:
+                keep = c.alive
+                if node is not None:
+                    keep = keep & c.mask(node, canon or repr(node))
+                if not keep.any():
+                    continue
+                if sparse_only:
+                    if sparse is None:
+                        continue
+                    s = c.sparse().scores(sparse[0], sparse[1])
+                    keep = keep & (s != 0)
+                else:
+                    if dense is None:
+                        continue
+                    s = _dense_scores(c.dense(self.spec), dense)
+                    if sparse is not None and len(sparse[0]):
+                        s = s + c.sparse().scores(sparse[0], sparse[1])
+                rows = np.flatnonzero(keep)
+                if len(rows) == 0:
+                    continue
+                all_scores.append(s[rows])
+                all_ids.extend(c.ids[r] for r in rows.tolist())
+        if not all_scores:
+            return [], np.zeros(0, np.float32)
+        scores = np.concatenate(all_scores).astype(np.float32, copy=False)
+        if len(scores) > top_k:
+            pick = np.argpartition(scores, len(scores) - top_k)[len(scores) - top_k :]
+        else:
+            pick = np.arange(len(scores))
+        order = sorted(pick.tolist(), key=lambda i: (-float(scores[i]), all_ids[i]))
+        return [all_ids[i] for i in order], scores[order]
+
+
+def _dense_scores(block: DenseBlock, q: np.ndarray) -> np.ndarray:
+    """The executor's internal score of every row (see executor._score)."""
+    s: np.ndarray = block.matrix @ np.asarray(q, dtype=np.float32).reshape(-1)
+    s = s.astype(np.float32, copy=False)
+    if block.inv_norm is not None:
+        s = s * block.inv_norm
+    elif block.sq_norm is not None:
+        s = s * np.float32(2.0) - block.sq_norm
+    return s
+
+
+def merge_hits(
+    tail: TailState,
+    cluster_ids: Sequence[str],
+    cluster_scores: Sequence[float] | np.ndarray,
+    tail_ids: Sequence[str],
+    tail_scores: Sequence[float] | np.ndarray,
+    top_k: int,
+) -> list[tuple[str, float]]:
+    """Merge cluster and tail hits (internal scores): cluster hits the tail
+    shadows are dropped, then the best ``top_k`` (ties: by id). Ask the
+    clusters for ``top_k + overfetch(tail, top_k)`` hits so enough remain."""
+    out: list[tuple[str, float]] = []
+    if not tail.hide_clusters:
+        out.extend(
+            (i, float(s))
+            for i, s in zip(cluster_ids, cluster_scores, strict=True)
+            if i not in tail.where
+        )
+    out.extend((i, float(s)) for i, s in zip(tail_ids, tail_scores, strict=True))
+    out = [p for p in out if p[1] > float(NEG_INF)]
+    out.sort(key=lambda p: (-p[1], p[0]))
+    return out[:top_k]
+
+
+def overfetch(tail: TailState, top_k: int) -> int:
+    """Extra cluster hits to ask for so that ``top_k`` survive shadowing:
+    every shadowed id could be among them (bounded by the shadow count)."""
+    return 0 if tail.hide_clusters else len(tail.where)
+
+
+# ----------------------------------------------------------------- reader
+
+
+class TailReader:
+    """The tails of one index's namespaces in this process (thread-safe).
+
+    ``get(namespace, manifest)`` returns the state for that manifest (its
+    ``applied_lsn``), refreshed: always when this process appended past it
+    (read-your-writes), else at most every ``ttl`` seconds (writes of other
+    processes appear within ``ttl`` plus one listing)."""
+
+    def __init__(self, store: Store, spec: IndexSpec, *, ttl: float = REFRESH_TTL) -> None:
+        self.store = store
+        self.spec = spec
+        self.ttl = ttl
+        self._states: dict[str, TailState] = {}
+        self._checked: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def get(
+        self, namespace: str, manifest: Manifest | None = None, *, force: bool = False
+    ) -> TailState:
+        if manifest is None:
+            manifest = manifests.load_namespace(self.store, self.spec.name, namespace)
+        applied = (manifest.applied_lsn or 0) if manifest is not None else 0
+        version = manifest.version if manifest is not None else None
+        with self._lock:
+            state = self._states.get(namespace)
+            if state is None or state.applied_lsn != applied:
+                state = TailState(self.spec, applied, version)
+                self._states[namespace] = state
+                force = True
+            now = time.monotonic()
+            stale = now - self._checked.get(namespace, -1e18) >= self.ttl
+            mine = wal.last_written(self.store, self.spec.name, namespace)
+            if force or stale or mine > state.last_lsn:
+                self._checked[namespace] = now
+                self._refresh(namespace, state)
+            return state
+
+    def _refresh(self, namespace: str, state: TailState) -> None:
+        for entry in wal.read_after(self.store, self.spec.name, namespace, state.last_lsn):
+            state.apply(entry)
+
+    def drop(self, namespace: str) -> None:
+        with self._lock:
+            self._states.pop(namespace, None)
+            self._checked.pop(namespace, None)
+
+
+_readers: dict[tuple[str, str], TailReader] = {}
+_readers_lock = threading.Lock()
+
+
+def tail_reader(store: Store, spec: IndexSpec) -> TailReader:
+    """The process-wide TailReader of an index (shared by writers and readers)."""
+    key = (store.uri, spec.name)
+    with _readers_lock:
+        r = _readers.get(key)
+        if r is None or r.spec != spec:
+            r = _readers[key] = TailReader(store, spec)
+        return r

@@ -204,10 +204,13 @@ def fold(
     *,
     max_records: int | None = None,
     owner: str = "",
+    base: Manifest | None = None,
 ) -> BuildResult:
-    """One build step without the lease (callers hold it)."""
+    """One build step without the lease (callers hold it). ``base``: the
+    version to build on (default: the visible one)."""
     t0 = time.perf_counter()
-    base = manifests.load_namespace(store, spec.name, namespace)
+    if base is None:
+        base = manifests.load_namespace(store, spec.name, namespace)
     if base is None:
         return BuildResult("nothing")
     applied = base.applied_lsn or 0

@@ -25,9 +25,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -48,6 +48,7 @@ REFRESH_TTL = 0.5  # seconds between listings of the log for writes of other pro
 MERGE_FACTOR = 2  # chunks merge when the newer one is at least half the older
 
 SparseQuery = tuple[np.ndarray, np.ndarray]
+T = TypeVar("T")
 
 
 def tail_cap() -> int:
@@ -335,6 +336,31 @@ def overfetch(tail: TailState, top_k: int) -> int:
     """Extra cluster hits to ask for so that ``top_k`` survive shadowing:
     every shadowed id could be among them (bounded by the shadow count)."""
     return 0 if tail.hide_clusters else len(tail.where)
+
+
+def merged_fetch(
+    state: TailState,
+    ids: Sequence[str],
+    cluster_fetch: Callable[[list[str]], Mapping[str, T]],
+) -> dict[str, Record | T]:
+    """``fetch`` over tail and clusters: tail answers first (a tail delete
+    hides the cluster row); ``cluster_fetch`` is asked only for the rest."""
+    out: dict[str, Record | T] = {}
+    known = state.lookup(ids)
+    for id_, rec in known.items():
+        if rec is not None:
+            out[id_] = rec
+    rest = [i for i in ids if i not in known]
+    if rest and not state.hide_clusters:
+        out.update(cluster_fetch(rest))
+    return {i: out[i] for i in ids if i in out}
+
+
+def merged_ids(state: TailState, cluster_ids: Iterable[str], prefix: str = "") -> list[str]:
+    """Sorted live ids: the clusters' (minus shadowed) and the tail's."""
+    live = set() if state.hide_clusters else {i for i in cluster_ids if i not in state.where}
+    live.update(state.live_ids(prefix))
+    return sorted(i for i in live if i.startswith(prefix))
 
 
 # ----------------------------------------------------------------- reader

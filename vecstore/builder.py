@@ -138,7 +138,9 @@ def renew(store: Store, lease: Lease, seconds: float = LEASE_SECONDS) -> Lease |
         return None
     expires = time.time() + seconds
     body = {"owner": lease.owner, "expires_at": expires, "released": False}
-    store.write_bytes(_lease_key(lease.index, lease.namespace, lease.generation), json.dumps(body).encode())
+    store.write_bytes(
+        _lease_key(lease.index, lease.namespace, lease.generation), json.dumps(body).encode()
+    )
     return Lease(lease.index, lease.namespace, lease.generation, lease.owner, expires)
 
 
@@ -188,7 +190,8 @@ def _entries(
     entries = wal.read_after(store, spec.name, namespace, after)
     if max_records is None:
         return entries
-    out, total = [], 0
+    out: list[wal.Entry] = []
+    total = 0
     for e in entries:
         if out and total + e.size > max_records:
             break

@@ -87,7 +87,9 @@ def cluster_rows_by_filter(
         if node is not None:
             names = set(t.column_names)
 
-            def get(field_: str, kind: str, t: pa.Table = t, names: set[str] = names) -> pa.Array | None:
+            def get(
+                field_: str, kind: str, t: pa.Table = t, names: set[str] = names
+            ) -> pa.Array | None:
                 name = meta_column(field_, kind)
                 return t.column(name).combine_chunks() if name in names else None
 

@@ -345,11 +345,8 @@ def merged_fetch(
 ) -> dict[str, Record | T]:
     """``fetch`` over tail and clusters: tail answers first (a tail delete
     hides the cluster row); ``cluster_fetch`` is asked only for the rest."""
-    out: dict[str, Record | T] = {}
     known = state.lookup(ids)
-    for id_, rec in known.items():
-        if rec is not None:
-            out[id_] = rec
+    out: dict[str, Record | T] = {i: rec for i, rec in known.items() if rec is not None}
     rest = [i for i in ids if i not in known]
     if rest and not state.hide_clusters:
         out.update(cluster_fetch(rest))

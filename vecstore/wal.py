@@ -74,7 +74,7 @@ class Entry:
     @property
     def size(self) -> int:
         """Records this entry adds to the tail (upserts plus deleted ids)."""
-        return self.upserts.num_rows + len(self.deletes)
+        return int(self.upserts.num_rows) + len(self.deletes)
 
     @property
     def nbytes(self) -> int:
@@ -223,7 +223,9 @@ def append(
                 ) from None
             # another writer took it: skip ahead to the end of the log now
             # and then (a cheap LIST instead of one failed put per entry)
-            lsn = lsn + 1 if attempt % 8 < 7 else max(lsn + 1, last_lsn(store, index, namespace) + 1)
+            lsn = (
+                lsn + 1 if attempt % 8 < 7 else max(lsn + 1, last_lsn(store, index, namespace) + 1)
+            )
             continue
         with _lock:
             _next_hint[nk] = max(_next_hint.get(nk, 0), lsn + 1)

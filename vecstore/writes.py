@@ -12,6 +12,7 @@ These are the functions ``Index.upsert / update / delete`` call.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -79,7 +80,9 @@ def _raw(i: int, r: Any) -> _Raw:
             return _Raw(r[0], r[1], None, None)
         if len(r) == 3:
             return _Raw(r[0], r[1], None, r[2])
-        raise _bad(i, r[0] if r else None, "a tuple record is (id, values) or (id, values, metadata)")
+        raise _bad(
+            i, r[0] if r else None, "a tuple record is (id, values) or (id, values, metadata)"
+        )
     if hasattr(r, "id"):
         return _Raw(
             r.id,
@@ -121,7 +124,7 @@ def _values_column(raws: Sequence[_Raw], spec: IndexSpec) -> pa.Array:
             mat = None
         if mat is not None and mat.ndim == 2 and mat.shape[1] == d:
             return pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), d)
-    out = []
+    out: list[np.ndarray | None] = []
     for i, (r, v) in enumerate(zip(raws, vals, strict=True)):
         if v is None:
             out.append(None)
@@ -269,14 +272,12 @@ def _clean(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def _table_records(t: pa.Table | pa.RecordBatch) -> list[Any]:
-    rows = t.to_pylist()
+    rows: list[dict[str, Any]] = t.to_pylist()
     for r in rows:
         m = r.get("metadata")
         if isinstance(m, str):
-            try:
+            with contextlib.suppress(ValueError):  # else kept as text: not an object
                 r["metadata"] = json.loads(m)
-            except ValueError:
-                pass  # kept as text: rejected as not an object
         elif isinstance(m, list):  # a map column
             r["metadata"] = dict(m)
     return rows
@@ -357,34 +358,35 @@ def upsert(
     Every batch is validated before the first is written, so an invalid
     record anywhere writes nothing."""
     tables = [normalize(b, spec) for b in batches(vectors, batch_size) if b]
-    total = sum(t.num_rows for t in tables)
+    total = int(sum(t.num_rows for t in tables))
     if not tables:
         return 0
     manifest, state = _state(store, spec, namespace)
     _check_cap(state, total, namespace, cap)
-    bar = _progress(show_progress, total)
-    for t in tables:
-        wal.append(
-            store,
-            spec.name,
-            namespace,
-            wal.encode(t),
-            floor=manifest.applied_lsn or 0,
-        )
-        if bar is not None:
-            bar(t.num_rows)
+    with _progress(show_progress, total) as advance:
+        for t in tables:
+            wal.append(
+                store,
+                spec.name,
+                namespace,
+                wal.encode(t),
+                floor=manifest.applied_lsn or 0,
+            )
+            advance(t.num_rows)
     return total
 
 
-def _progress(show: bool, total: int) -> Callable[[int], None] | None:
+@contextlib.contextmanager
+def _progress(show: bool, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (rich) when ``show``, else a no-op."""
     if not show:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is optional
-        return None
-    bar = tqdm(total=total, desc="upserted", unit="records")
-    return lambda n: bar.update(n)
+        yield lambda n: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("upserted", total=total)
+        yield lambda n: bar.update(task, advance=n)
 
 
 def delete(
@@ -399,7 +401,7 @@ def delete(
 ) -> int:
     """Delete ids, everything (the namespace stays) or the records matching
     a filter. Unknown ids are no error. Returns the LSN written (0: none)."""
-    given = sum(x is not None and x is not False for x in (ids, filter)) + bool(delete_all)
+    given = (ids is not None) + (filter is not None) + bool(delete_all)
     if given != 1:
         raise InvalidArgumentError("delete takes exactly one of ids, delete_all=True or filter")
     if manifests.load_namespace(store, spec.name, namespace) is None:
@@ -414,7 +416,7 @@ def delete(
         manifest, state = _state(store, spec, namespace)
         _check_cap(state, len(ids), namespace, cap)
         data = wal.encode(None, list(dict.fromkeys(ids)), op="delete")
-        return wal.append(store, spec.name, namespace, data, floor=manifest.applied_lsn or 0)
+        return int(wal.append(store, spec.name, namespace, data, floor=manifest.applied_lsn or 0))
     if delete_all:
         manifest, _ = _state(store, spec, namespace)
         data = wal.encode(None, delete_all=True, op="delete_all")
@@ -501,7 +503,7 @@ def _current(
 
 def _row_records(t: pa.Table) -> list[dict[str, Any]]:
     names = [c for c in ("id", "values", "sparse_values", "metadata") if c in t.column_names]
-    out = t.select(names).to_pylist()
+    out: list[dict[str, Any]] = t.select(names).to_pylist()
     for r in out:
         m = r.get("metadata")
         r["metadata"] = None if m is None else json.loads(m)

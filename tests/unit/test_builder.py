@@ -60,7 +60,9 @@ def view_query(store: Store, spec: IndexSpec, ns: str, q: list[float], k: int) -
     got = Reader(store, spec).query(
         vector=q, top_k=k + tail.overfetch(state, k), namespace=ns, nprobe=10_000
     )
-    t_ids, t_scores = state.search(prepare_dense(np.array([q], np.float32), spec.metric)[0], None, k)
+    t_ids, t_scores = state.search(
+        prepare_dense(np.array([q], np.float32), spec.metric)[0], None, k
+    )
     merged = tail.merge_hits(
         state, [m.id for m in got.matches], [m.score for m in got.matches], t_ids, t_scores, k
     )
@@ -138,14 +140,21 @@ def test_delete_all_then_build_leaves_an_empty_namespace(memory_store: Store) ->
 
 def test_sparse_index_build(memory_store: Store) -> None:
     sp = IndexSpec(name="sp", metric="dotproduct", vector_type="sparse")
-    recs = [{"id": f"s{i}", "sparse_values": {"indices": [i, i + 1], "values": [1.0, 2.0]}} for i in range(30)]
+    recs = [
+        {"id": f"s{i}", "sparse_values": {"indices": [i, i + 1], "values": [1.0, 2.0]}}
+        for i in range(30)
+    ]
     writes.upsert(memory_store, sp, "ns", recs)
     assert builder.build(memory_store, sp, "ns").status == "built"
     writes.delete(memory_store, sp, "ns", ids=["s3"])
-    writes.upsert(memory_store, sp, "ns", [{"id": "t", "sparse_values": {"indices": [3], "values": [9.0]}}])
+    writes.upsert(
+        memory_store, sp, "ns", [{"id": "t", "sparse_values": {"indices": [3], "values": [9.0]}}]
+    )
     r = builder.build(memory_store, sp, "ns")
     assert r.manifest is not None and r.manifest.record_count == 30
-    res = Reader(memory_store, sp).query(sparse_vector={"indices": [3], "values": [1.0]}, top_k=3, namespace="ns")
+    res = Reader(memory_store, sp).query(
+        sparse_vector={"indices": [3], "values": [1.0]}, top_k=3, namespace="ns"
+    )
     assert [m.id for m in res.matches] == ["t", "s2"]
 
 

@@ -38,7 +38,7 @@ def test_search_is_exact_with_filters_and_overwrites(memory_store: Store, metric
     spec = IndexSpec(name="ix", dimension=8, metric=metric)  # type: ignore[arg-type]
     rng = np.random.default_rng(3)
     model: dict[str, tuple[np.ndarray, dict]] = {}
-    for batch in range(6):
+    for _batch in range(6):
         recs = []
         for _ in range(40):
             i = f"id{rng.integers(0, 120)}"

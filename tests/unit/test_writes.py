@@ -66,7 +66,9 @@ def test_upsert_creates_the_namespace_with_a_format2_manifest(memory_store: Stor
 
 def _rows() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1)
-    return [{"id": f"r{i}", "values": rng.random(4).tolist(), "metadata": {"i": i}} for i in range(25)]
+    return [
+        {"id": f"r{i}", "values": rng.random(4).tolist(), "metadata": {"i": i}} for i in range(25)
+    ]
 
 
 def test_upsert_from_arrow_table_in_batches(memory_store: Store) -> None:
@@ -92,7 +94,13 @@ def test_hybrid_and_sparse_records(memory_store: Store) -> None:
         memory_store,
         HYBRID,
         "ns",
-        [{"id": "h", "values": [1, 0, 0, 0], "sparse_values": {"indices": [5, 1], "values": [0.5, 2]}}],
+        [
+            {
+                "id": "h",
+                "values": [1, 0, 0, 0],
+                "sparse_values": {"indices": [5, 1], "values": [0.5, 2]},
+            }
+        ],
     )
     writes.upsert(
         memory_store,
@@ -142,7 +150,9 @@ def test_invalid_records_name_the_record_and_write_nothing(
 
 def test_sparse_limits(memory_store: Store) -> None:
     many = {"indices": list(range(1001)), "values": [1.0] * 1001}
-    _rejects(memory_store, SPARSE, [{"id": "s", "sparse_values": many}], r'record 0 \(id "s"\).*1,?000')
+    _rejects(
+        memory_store, SPARSE, [{"id": "s", "sparse_values": many}], r'record 0 \(id "s"\).*1,?000'
+    )
     _rejects(
         memory_store,
         SPARSE,
@@ -233,7 +243,12 @@ def test_update_and_delete_by_filter(memory_store: Store, built: bool) -> None:
     _seed(memory_store)
     if built:
         builder.build(memory_store, DENSE, "ns")
-    assert writes.update(memory_store, DENSE, "ns", filter={"g": "y"}, set_metadata={"k": 1}, dry_run=True) == 2
+    assert (
+        writes.update(
+            memory_store, DENSE, "ns", filter={"g": "y"}, set_metadata={"k": 1}, dry_run=True
+        )
+        == 2
+    )
     assert writes.update(memory_store, DENSE, "ns", filter={"g": "y"}, set_metadata={"k": 1}) == 2
     rec = _state(memory_store, DENSE).lookup(["c"])["c"]
     assert rec is not None and rec.metadata == {"g": "y", "k": 1}
@@ -262,3 +277,9 @@ def test_delete_arguments(memory_store: Store) -> None:
     with pytest.raises(InvalidArgumentError, match="list of strings"):
         writes.delete(memory_store, DENSE, "ns", ids="a")  # type: ignore[arg-type]
     assert writes.delete(memory_store, DENSE, "absent", ids=["a"]) == 0
+
+
+def test_show_progress_draws_a_bar_and_counts(memory_store: Store) -> None:
+    recs = [(f"r{i}", [1, 2, 3, i]) for i in range(30)]
+    assert writes.upsert(memory_store, DENSE, "ns", recs, batch_size=10, show_progress=True) == 30
+    assert len(_entries(memory_store, DENSE)) == 3

@@ -22,6 +22,8 @@ part for dotproduct), so tail and cluster hits compare directly.
 
 from __future__ import annotations
 
+import bisect
+import json
 import os
 import threading
 import time
@@ -34,6 +36,7 @@ import pyarrow as pa
 
 from vecstore import manifests, wal
 from vecstore.metadata import meta_fields_of
+from vecstore.query import kernels
 from vecstore.query.filters import Node, evaluate
 from vecstore.query.segdata import DenseBlock, SparseBlock, build_sparse_block, make_dense_block
 from vecstore.query.topk import NEG_INF
@@ -46,6 +49,7 @@ TAIL_CAP = 2_000_000  # records (upserts + deletes) per namespace not yet folded
 TAIL_CAP_ENV = "VECSTORE_TAIL_CAP"
 REFRESH_TTL = 0.5  # seconds between listings of the log for writes of other processes
 MERGE_FACTOR = 2  # chunks merge when the newer one is at least half the older
+BATCH_ROWS = 1_000  # chunks this small (one request) merge as a run
 
 SparseQuery = tuple[np.ndarray, np.ndarray]
 T = TypeVar("T")
@@ -69,14 +73,20 @@ def conform_table(table: pa.Table, spec: IndexSpec) -> pa.Table:
 
 @dataclass(eq=False)
 class Chunk:
-    """Upserted rows of one or more entries; ``alive[i]``: row i is the newest of its id."""
+    """Upserted rows of one or more entries. ``gids``: each row's stable
+    number (ascending; a row keeps it across merges); ``alive[i]``: row i is
+    the newest version of its id."""
 
     table: pa.Table
+    gids: np.ndarray
     alive: np.ndarray
-    ids: list[str]
     _dense: DenseBlock | None = None
     _sparse: SparseBlock | None = None
     _masks: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.gids)
 
     def dense(self, spec: IndexSpec) -> DenseBlock:
         if self._dense is None:
@@ -86,7 +96,7 @@ class Chunk:
 
     def sparse(self) -> SparseBlock:
         if self._sparse is None:
-            self._sparse = build_sparse_block(self.table.column("sparse_values"), len(self.ids))
+            self._sparse = build_sparse_block(self.table.column("sparse_values"), self.n)
         return self._sparse
 
     def mask(self, node: Node, canon: str) -> np.ndarray:
@@ -100,9 +110,13 @@ class Chunk:
                     return None
                 return self.table.column(name).combine_chunks()
 
-            hit = evaluate(node, get, len(self.ids))
+            hit = evaluate(node, get, self.n)
             self._masks[canon] = hit
         return hit
+
+    def ids_at(self, rows: Sequence[int]) -> list[str]:
+        out: list[str] = self.table.column("id").take(pa.array(rows, pa.int64())).to_pylist()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +130,12 @@ class Record:
 
 
 class TailState:
-    """The fold of the log entries after ``applied_lsn`` (see the module doc)."""
+    """The fold of the log entries after ``applied_lsn`` (see the module doc).
+
+    ``where`` maps every id the tail touched to the stable number (gid) of
+    its newest row, or None when its newest change is a delete. Chunks merge
+    as a binary counter (O(log n) merges per row, few chunks to scan); a
+    merge moves Arrow buffers only, ``where`` is untouched."""
 
     def __init__(self, spec: IndexSpec, applied_lsn: int, base_version: int | None) -> None:
         self.spec = spec
@@ -124,7 +143,9 @@ class TailState:
         self.base_version = base_version
         self.last_lsn = applied_lsn
         self.chunks: list[Chunk] = []
-        self.where: dict[str, tuple[Chunk, int] | None] = {}  # None: deleted in the tail
+        self._firsts: list[int] = []  # first gid of each chunk
+        self.where: dict[str, int | None] = {}
+        self.next_gid = 0
         self.hide_clusters = False
         self.size = 0  # records logged after applied_lsn (upserts + deleted ids)
         self.entries = 0
@@ -132,7 +153,15 @@ class TailState:
         self.lock = threading.RLock()
 
     # ---------------------------------------------------------------- fold
-    def apply(self, entry: wal.Entry) -> None:
+    def apply_all(self, entries: Sequence[wal.Entry]) -> None:
+        """Fold several entries; their rows are merged into one chunk at the end
+        (one concatenation instead of a merge cascade)."""
+        with self.lock:
+            for e in entries:
+                self.apply(e, merge=False)
+            self._merge_small()
+
+    def apply(self, entry: wal.Entry, *, merge: bool = True) -> None:
         with self.lock:
             if entry.lsn <= self.last_lsn:
                 return
@@ -142,45 +171,59 @@ class TailState:
             if self.oldest_at is None:
                 self.oldest_at = entry.created_at
             if entry.delete_all:
-                self.chunks = []
-                self.where = {}
+                self.chunks, self._firsts, self.where = [], [], {}
                 self.hide_clusters = True
+            where = self.where
             for id_ in entry.deletes:
-                self._kill(id_)
-                self.where[id_] = None
-            if entry.upserts.num_rows:
+                self._kill(where.get(id_))
+                where[id_] = None
+            n = entry.upserts.num_rows
+            if n:
                 table = conform_table(entry.upserts, self.spec)
-                ids = table.column("id").to_pylist()
-                chunk = Chunk(table, np.ones(len(ids), dtype=bool), ids)
-                for row, id_ in enumerate(ids):
-                    self._kill(id_)
-                    self.where[id_] = (chunk, row)
+                first = self.next_gid
+                self.next_gid += n
+                chunk = Chunk(table, np.arange(first, first + n, dtype=np.int64), np.ones(n, bool))
                 self.chunks.append(chunk)
-                self._merge_small()
+                self._firsts.append(first)
+                for gid, id_ in enumerate(table.column("id").to_pylist(), first):
+                    self._kill(where.get(id_))
+                    where[id_] = gid
+                if merge:
+                    self._merge_small()
 
-    def _kill(self, id_: str) -> None:
-        prev = self.where.get(id_)
-        if prev is not None:
-            prev[0].alive[prev[1]] = False
+    def _locate(self, gid: int) -> tuple[Chunk, int]:
+        c = self.chunks[bisect.bisect_right(self._firsts, gid) - 1]
+        return c, int(np.searchsorted(c.gids, gid))
+
+    def _kill(self, gid: int | None) -> None:
+        if gid is not None:
+            c, row = self._locate(gid)
+            c.alive[row] = False
 
     def _merge_small(self) -> None:
-        """Merge the newest chunks while the newer is not much smaller than the
-        older (a binary counter: O(log n) merges per row, few chunks to scan)."""
-        while len(self.chunks) >= 2 and (
-            self.chunks[-2].table.num_rows <= MERGE_FACTOR * self.chunks[-1].table.num_rows
-        ):
-            b = self.chunks.pop()
-            a = self.chunks.pop()
-            parts = [
-                c.table.filter(pa.array(c.alive)) if not c.alive.all() else c.table for c in (a, b)
-            ]
-            merged = pa.concat_tables(parts, promote_options="permissive")
-            merged = conform_table(merged, self.spec).combine_chunks()
-            ids = merged.column("id").to_pylist()
-            chunk = Chunk(merged, np.ones(len(ids), dtype=bool), ids)
-            for row, id_ in enumerate(ids):
-                self.where[id_] = (chunk, row)
-            self.chunks.append(chunk)
+        chunks = self.chunks
+        # a run of small chunks (entries folded together): one merge
+        run = len(chunks)
+        while run > 0 and chunks[run - 1].n <= BATCH_ROWS:
+            run -= 1
+        if len(chunks) - run >= 2:
+            chunks[run:] = [self._merge(chunks[run:])]
+        while len(chunks) >= 2 and chunks[-2].n <= MERGE_FACTOR * chunks[-1].n:
+            b = chunks.pop()
+            a = chunks.pop()
+            chunks.append(self._merge([a, b]))
+        self._firsts = [int(c.gids[0]) if c.n else 0 for c in chunks]
+        # an empty chunk (every row dead) must not take part in locating
+        if any(c.n == 0 for c in chunks):
+            self.chunks = [c for c in chunks if c.n]
+            self._firsts = [int(c.gids[0]) for c in self.chunks]
+
+    def _merge(self, parts: Sequence[Chunk]) -> Chunk:
+        tables = [c.table if c.alive.all() else c.table.filter(pa.array(c.alive)) for c in parts]
+        merged = pa.concat_tables(tables, promote_options="permissive")
+        merged = conform_table(merged, self.spec).combine_chunks()
+        gids = np.concatenate([c.gids[c.alive] for c in parts])
+        return Chunk(merged, gids, np.ones(len(gids), bool))
 
     # --------------------------------------------------------------- reads
     @property
@@ -207,8 +250,8 @@ class TailState:
             for id_ in ids:
                 if id_ not in self.where:
                     continue
-                w = self.where[id_]
-                out[id_] = None if w is None else self._record(w[0], w[1])
+                gid = self.where[id_]
+                out[id_] = None if gid is None else self._record(*self._locate(gid))
         return out
 
     def rows(self, ids: Iterable[str]) -> pa.Table | None:
@@ -216,22 +259,22 @@ class TailState:
         parts = []
         with self.lock:
             for id_ in ids:
-                w = self.where.get(id_)
-                if w is not None:
-                    parts.append(w[0].table.slice(w[1], 1))
+                gid = self.where.get(id_)
+                if gid is not None:
+                    c, row = self._locate(gid)
+                    parts.append(c.table.slice(row, 1))
         if not parts:
             return None
         return pa.concat_tables(parts, promote_options="permissive")
 
     def _record(self, chunk: Chunk, row: int) -> Record:
-        import json
-
-        t = chunk.table
+        t = chunk.table.slice(row, 1)
         kind = self.spec.kind
-        values = t.column("values")[row].as_py() if kind != "sparse" else None
-        sparse = t.column("sparse_values")[row].as_py() if kind != "dense" else None
-        meta = t.column("metadata")[row].as_py()
-        return Record(chunk.ids[row], values, sparse, None if meta is None else json.loads(meta))
+        values = t.column("values")[0].as_py() if kind != "sparse" else None
+        sparse = t.column("sparse_values")[0].as_py() if kind != "dense" else None
+        meta = t.column("metadata")[0].as_py()
+        rid = str(t.column("id")[0].as_py())
+        return Record(rid, values, sparse, None if meta is None else json.loads(meta))
 
     def matching(self, node: Node | None, canon: str = "") -> pa.Table | None:
         """Live tail rows matching a filter (all live rows for None)."""
@@ -260,8 +303,7 @@ class TailState:
         ``dense``: a prepared query (:func:`vecstore.query.executor.prepare_dense`)
         or None for a sparse index; ``sparse``: (sorted int64 indices,
         float32 values) or None."""
-        all_scores: list[np.ndarray] = []
-        all_ids: list[str] = []
+        found: list[tuple[np.ndarray, Chunk, np.ndarray]] = []
         sparse_only = self.spec.kind == "sparse"
         with self.lock:
             for c in self.chunks:
@@ -282,25 +324,23 @@ class TailState:
                     if sparse is not None and len(sparse[0]):
                         s = s + c.sparse().scores(sparse[0], sparse[1])
                 rows = np.flatnonzero(keep)
-                if len(rows) == 0:
-                    continue
-                all_scores.append(s[rows])
-                all_ids.extend(c.ids[r] for r in rows.tolist())
-        if not all_scores:
-            return [], np.zeros(0, np.float32)
-        scores = np.concatenate(all_scores).astype(np.float32, copy=False)
-        if len(scores) > top_k:
-            pick = np.argpartition(scores, len(scores) - top_k)[len(scores) - top_k :]
-        else:
-            pick = np.arange(len(scores))
-        order = sorted(pick.tolist(), key=lambda i: (-float(scores[i]), all_ids[i]))
-        return [all_ids[i] for i in order], scores[order]
+                if len(rows) > top_k:  # the chunk's own top k first: ids only for those
+                    part = s[rows]
+                    rows = rows[np.argpartition(part, len(part) - top_k)[len(part) - top_k :]]
+                if len(rows):
+                    found.append((s[rows].astype(np.float32, copy=False), c, rows))
+            cands: list[tuple[float, str]] = []
+            for scores, c, rows in found:
+                cands.extend(zip(scores.tolist(), c.ids_at(rows.tolist()), strict=True))
+        cands.sort(key=lambda p: (-p[0], p[1]))
+        best = cands[:top_k]
+        return [i for _, i in best], np.asarray([s for s, _ in best], dtype=np.float32)
 
 
 def _dense_scores(block: DenseBlock, q: np.ndarray) -> np.ndarray:
     """The executor's internal score of every row (see executor._score)."""
-    s: np.ndarray = block.matrix @ np.asarray(q, dtype=np.float32).reshape(-1)
-    s = s.astype(np.float32, copy=False)
+    s = np.empty(len(block.matrix), dtype=np.float32)
+    kernels.matvec_into(block.matrix, np.asarray(q, dtype=np.float32).reshape(-1), s)
     if block.inv_norm is not None:
         s = s * block.inv_norm
     elif block.sq_norm is not None:
@@ -401,8 +441,7 @@ class TailReader:
             return state
 
     def _refresh(self, namespace: str, state: TailState) -> None:
-        for entry in wal.read_after(self.store, self.spec.name, namespace, state.last_lsn):
-            state.apply(entry)
+        state.apply_all(wal.read_after(self.store, self.spec.name, namespace, state.last_lsn))
 
     def drop(self, namespace: str) -> None:
         with self._lock:

@@ -140,6 +140,7 @@ _entries: OrderedDict[tuple[str, str, str, int], Entry] = OrderedDict()
 _entries_bytes = 0
 _next_hint: dict[tuple[str, str, str], int] = {}  # next LSN to try, per namespace
 _written: dict[tuple[str, str, str], int] = {}  # highest LSN this process wrote
+_sizes: dict[tuple[str, str, str, int], int] = {}  # Entry.size by LSN
 
 
 def _ns_key(store: Store, index: str, namespace: str) -> tuple[str, str, str]:
@@ -170,6 +171,7 @@ def clear_caches() -> None:
         _entries_bytes = 0
         _next_hint.clear()
         _written.clear()
+        _sizes.clear()
 
 
 # ------------------------------------------------------------------ access
@@ -194,6 +196,7 @@ def append(
     *,
     floor: int = 0,
     expect_lsn: int | None = None,
+    size: int | None = None,
 ) -> int:
     """Write one encoded entry at the namespace's next LSN; returns the LSN.
 
@@ -202,6 +205,7 @@ def append(
     lost race retries on the following LSN. With ``expect_lsn`` the entry
     must land exactly there (a write resolved against the state up to
     ``expect_lsn - 1``): CommitConflictError if another write took it.
+    ``size``: the entry's :attr:`Entry.size`, remembered for :func:`pending`.
     """
     nk = _ns_key(store, index, namespace)
     if expect_lsn is not None:
@@ -230,6 +234,8 @@ def append(
         with _lock:
             _next_hint[nk] = max(_next_hint.get(nk, 0), lsn + 1)
             _written[nk] = max(_written.get(nk, 0), lsn)
+            if size is not None:
+                _sizes[(*nk, lsn)] = size
         return lsn
     raise CommitConflictError(  # pragma: no cover - needs thousands of concurrent writers
         f'Could not take a log position in namespace "{namespace}" of index "{index}"',
@@ -246,7 +252,25 @@ def read_entry(store: Store, index: str, namespace: str, lsn: int) -> Entry:
     key = entry_key(index, namespace, lsn)
     entry = decode(lsn, store.read_bytes(key), where=store.url(key))
     _remember(ck, entry)
+    _sizes[ck] = entry.size
     return entry
+
+
+def pending(store: Store, index: str, namespace: str, after: int) -> int:
+    """Records (upserts plus deleted ids) logged after ``after``: one listing;
+    entries are read only if this process neither wrote nor read them yet."""
+    total = 0
+    for lsn in list_lsns(store, index, namespace):
+        if lsn <= after:
+            continue
+        size = _sizes.get((store.uri, index, namespace, lsn))
+        if size is None:
+            try:
+                size = read_entry(store, index, namespace, lsn).size
+            except NotFoundError:
+                continue
+        total += size
+    return total
 
 
 def read_after(

@@ -44,6 +44,7 @@ DATAFRAME_BATCH = 500  # the SDK's upsert_from_dataframe default
 RESOLVE_ATTEMPTS = 50
 
 _RECORD_KEYS = frozenset({"id", "values", "sparse_values", "metadata"})
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +64,9 @@ def _bad(i: int, rid: Any, what: str) -> InvalidArgumentError:
 
 
 def _raw(i: int, r: Any) -> _Raw:
-    if isinstance(r, Mapping):
-        extra = set(r) - _RECORD_KEYS
-        if extra:
+    if type(r) is dict or isinstance(r, Mapping):
+        if not _RECORD_KEYS.issuperset(r.keys()):
+            extra = set(r) - _RECORD_KEYS
             raise _bad(
                 i,
                 r.get("id"),
@@ -139,10 +140,12 @@ def _values_column(raws: Sequence[_Raw], spec: IndexSpec) -> pa.Array:
 def _metadata_text(i: int, rid: Any, meta: Any) -> str | None:
     if meta is None:
         return None
-    if not isinstance(meta, Mapping):
-        raise _bad(i, rid, f"metadata must be an object, got {type(meta).__name__}")
+    if type(meta) is not dict:
+        if not isinstance(meta, Mapping):
+            raise _bad(i, rid, f"metadata must be an object, got {type(meta).__name__}")
+        meta = dict(meta)
     try:
-        return json.dumps(dict(meta), ensure_ascii=False, separators=(",", ":"))
+        return _JSON.encode(meta)
     except (TypeError, ValueError) as exc:
         raise _bad(i, rid, f"metadata is not JSON-serialisable: {exc}") from None
 
@@ -150,13 +153,13 @@ def _metadata_text(i: int, rid: Any, meta: Any) -> str | None:
 def _request_bytes(raws: Sequence[_Raw], metas: Sequence[str | None]) -> int:
     total = 0
     for r, m in zip(raws, metas, strict=True):
-        total += len(str(r.id).encode())
+        total += len(r.id)  # characters: a lower bound of the UTF-8 bytes
         if r.values is not None:
             total += 4 * len(r.values)
         if r.sparse is not None:
             total += 8 * len(r.sparse["indices"])
         if m is not None:
-            total += len(m.encode())
+            total += len(m)
     return total
 
 
@@ -182,7 +185,7 @@ def normalize(
         raw = _raw(i, r)
         if not isinstance(raw.id, str):
             raise _bad(i, None, f"id must be a string, got {type(raw.id).__name__}")
-        sparse = _sparse_dict(i, raw.id, raw.sparse)
+        sparse = None if raw.sparse is None else _sparse_dict(i, raw.id, raw.sparse)
         if spec.kind == "sparse" and raw.values is not None and len(raw.values):
             raise _bad(i, raw.id, "Upserting dense vectors is not supported for sparse indexes")
         if spec.kind == "dense" and sparse is not None:
@@ -192,7 +195,7 @@ def normalize(
                 f'sparse_values need an index with metric dotproduct; index "{spec.name}" uses '
                 f"{spec.metric}",
             )
-        raws.append(_Raw(raw.id, raw.values, sparse, raw.metadata))
+        raws.append(raw if sparse is None else _Raw(raw.id, raw.values, sparse, raw.metadata))
     metas = [_metadata_text(i, r.id, r.metadata) for i, r in enumerate(raws)]
     size = _request_bytes(raws, metas)
     if limits and size > MAX_REQUEST_BYTES:
@@ -323,16 +326,20 @@ def ensure_namespace(store: Store, spec: IndexSpec, namespace: str) -> Manifest:
     raise CommitConflictError(f'Could not create namespace "{namespace}"', namespace=namespace)
 
 
-def _check_cap(state: TailState, adding: int, namespace: str, cap: int | None) -> None:
+def _check_cap(current: int, adding: int, namespace: str, cap: int | None) -> None:
     limit = tail_cap() if cap is None else cap
-    if state.size + adding > limit:
+    if current + adding > limit:
         raise RateLimitedError(
-            f'Namespace "{namespace}" has {state.size:,} logged records not yet indexed (the limit '
+            f'Namespace "{namespace}" has {current:,} logged records not yet indexed (the limit '
             f"is {limit:,}): writes are refused until the index builder catches up; retry later",
             namespace=namespace,
-            tail=state.size,
+            tail=current,
             limit=limit,
         )
+
+
+def _pending(store: Store, spec: IndexSpec, namespace: str, manifest: Manifest) -> int:
+    return wal.pending(store, spec.name, namespace, manifest.applied_lsn or 0)
 
 
 def _state(store: Store, spec: IndexSpec, namespace: str) -> tuple[Manifest, TailState]:
@@ -361,8 +368,9 @@ def upsert(
     total = int(sum(t.num_rows for t in tables))
     if not tables:
         return 0
-    manifest, state = _state(store, spec, namespace)
-    _check_cap(state, total, namespace, cap)
+    # the writer only counts the tail (no fold): queries fold it when they need it
+    manifest = ensure_namespace(store, spec, namespace)
+    _check_cap(_pending(store, spec, namespace, manifest), total, namespace, cap)
     with _progress(show_progress, total) as advance:
         for t in tables:
             wal.append(
@@ -371,6 +379,7 @@ def upsert(
                 namespace,
                 wal.encode(t),
                 floor=manifest.applied_lsn or 0,
+                size=t.num_rows,
             )
             advance(t.num_rows)
     return total
@@ -413,12 +422,14 @@ def delete(
             raise InvalidArgumentError(f"delete takes at most {MAX_DELETE_IDS:,} ids per request")
         if not ids:
             return 0
-        manifest, state = _state(store, spec, namespace)
-        _check_cap(state, len(ids), namespace, cap)
-        data = wal.encode(None, list(dict.fromkeys(ids)), op="delete")
-        return int(wal.append(store, spec.name, namespace, data, floor=manifest.applied_lsn or 0))
+        manifest = ensure_namespace(store, spec, namespace)
+        unique = list(dict.fromkeys(ids))
+        _check_cap(_pending(store, spec, namespace, manifest), len(unique), namespace, cap)
+        data = wal.encode(None, unique, op="delete")
+        floor = manifest.applied_lsn or 0
+        return int(wal.append(store, spec.name, namespace, data, floor=floor, size=len(unique)))
     if delete_all:
-        manifest, _ = _state(store, spec, namespace)
+        manifest = ensure_namespace(store, spec, namespace)
         data = wal.encode(None, delete_all=True, op="delete_all")
         return wal.append(store, spec.name, namespace, data, floor=manifest.applied_lsn or 0)
     node = parse_filter(filter)
@@ -429,7 +440,7 @@ def delete(
         rows = matching_rows(store, spec, manifest, state, filter)
         if rows is None or rows.num_rows == 0:
             return None
-        _check_cap(state, rows.num_rows, namespace, cap)
+        _check_cap(state.size, rows.num_rows, namespace, cap)
         return wal.encode(None, rows.column("id").to_pylist(), op="delete_by_filter")
 
     return _resolved_append(store, spec, namespace, entry)
@@ -551,7 +562,7 @@ def update(
                 cur["sparse_values"] = sparse_values
             if set_metadata is not None:
                 cur["metadata"] = {**(cur.get("metadata") or {}), **dict(set_metadata)}
-            _check_cap(state, 1, namespace, cap)
+            _check_cap(state.size, 1, namespace, cap)
             return wal.encode(normalize([cur], spec, what="update"), op="update")
 
         _resolved_append(store, spec, namespace, one)
@@ -573,7 +584,7 @@ def update(
         recs = _row_records(rows)
         for r in recs:
             r["metadata"] = {**(r.get("metadata") or {}), **dict(set_metadata or {})}
-        _check_cap(state, len(recs), namespace, cap)
+        _check_cap(state.size, len(recs), namespace, cap)
         return wal.encode(normalize(recs, spec, what="update", limits=False), op="update")
 
     _resolved_append(store, spec, namespace, many)

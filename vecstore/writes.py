@@ -299,7 +299,7 @@ def ensure_namespace(store: Store, spec: IndexSpec, namespace: str) -> Manifest:
     for _ in range(RESOLVE_ATTEMPTS):
         versions = manifests.manifest_versions(store, spec.name, namespace)
         current = manifests.latest_visible(store, spec.name, namespace)
-        if current is not None and not current.deleted and current.version == versions[-1]:
+        if current is not None and not current.deleted:
             return current
         if versions and (current is None or current.version != versions[-1]):
             raise AlreadyExistsError(

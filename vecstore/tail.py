@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vecstore import manifests, wal
 from vecstore.metadata import meta_fields_of
@@ -150,6 +151,7 @@ class TailState:
         self.size = 0  # records logged after applied_lsn (upserts + deleted ids)
         self.entries = 0
         self.oldest_at: float | None = None
+        self.memo: dict[Any, np.ndarray] = {}
         self.lock = threading.RLock()
 
     # ---------------------------------------------------------------- fold
@@ -376,6 +378,37 @@ def overfetch(tail: TailState, top_k: int) -> int:
     """Extra cluster hits to ask for so that ``top_k`` survive shadowing:
     every shadowed id could be among them (bounded by the shadow count)."""
     return 0 if tail.hide_clusters else len(tail.where)
+
+
+def shadowed_refs(state: TailState, id_files: Sequence[tuple[pa.Array, np.ndarray]]) -> np.ndarray:
+    """The refs of the cluster rows the tail hides, vectorised (no per-id
+    Python): ``id_files`` are (sorted ids, refs) pairs of the pinned
+    version's id index (``IdFile.ids`` / ``IdFile.refs``). All refs after a
+    ``delete_all``. Cached on the state per LSN: the executor blanks these
+    rows instead of over-fetching, and stats subtract their count."""
+    key = ("shadowed", state.last_lsn, tuple(id(f[0]) for f in id_files))
+    with state.lock:
+        hit = state.memo.get(key)
+        if hit is not None:
+            return hit
+        parts = []
+        touched = pa.array(list(state.where), pa.string()) if state.where else None
+        for ids, refs in id_files:
+            if state.hide_clusters:
+                parts.append(np.asarray(refs, dtype=np.int64))
+            elif touched is not None and len(ids):
+                mask = pc.is_in(ids, value_set=touched).to_numpy(zero_copy_only=False)
+                parts.append(np.asarray(refs, dtype=np.int64)[np.asarray(mask, dtype=bool)])
+        out = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        state.memo = {key: out}
+        return out
+
+
+def live_count(state: TailState, cluster_records: int, shadowed: int) -> int:
+    """Live records of the namespace: the clusters' minus the rows the tail
+    hides (``len(shadowed_refs(...))``), plus the tail's live records."""
+    base = 0 if state.hide_clusters else cluster_records - shadowed
+    return base + state.live_count
 
 
 def merged_fetch(

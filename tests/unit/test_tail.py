@@ -135,3 +135,31 @@ def test_state_rebases_on_a_newer_manifest(memory_store: Store) -> None:
     writes.upsert(memory_store, spec, "ns", [("b", [0, 1])])
     st = reader.get("ns")
     assert st.applied_lsn == 1 and st.live_ids() == ["b"] and st.size == 1
+
+
+def test_shadowed_refs_and_live_count_against_a_built_version(memory_store: Store) -> None:
+    from vecstore import manifests
+    from vecstore.resolve import id_locations
+
+    spec = IndexSpec(name="ix", dimension=2)
+    writes.upsert(memory_store, spec, "ns", [(f"r{i}", [1, i]) for i in range(10)])
+    builder.build(memory_store, spec, "ns")
+    m = manifests.load_namespace(memory_store, "ix", "ns")
+    assert m is not None
+    loc = id_locations(memory_store, m)
+    ids = loc.column("id").combine_chunks()
+    refs = (np.asarray(loc.column("cluster")).astype(np.int64) << 32) | np.asarray(
+        loc.column("row")
+    )
+    writes.upsert(memory_store, spec, "ns", [("r1", [0, 1]), ("new", [1, 1])])
+    writes.delete(memory_store, spec, "ns", ids=["r2", "absent"])
+    st = tail.TailReader(memory_store, spec).get("ns")
+    shadow = tail.shadowed_refs(st, [(ids, refs)])
+    want = {int(r) for i, r in zip(ids.to_pylist(), refs, strict=True) if i in ("r1", "r2")}
+    assert set(shadow.tolist()) == want
+    assert tail.shadowed_refs(st, [(ids, refs)]) is shadow  # cached per LSN
+    assert tail.live_count(st, m.record_count, len(shadow)) == 10  # 10 - 2 + r1 + new
+    writes.delete(memory_store, spec, "ns", delete_all=True)
+    st = tail.TailReader(memory_store, spec).get("ns")
+    assert len(tail.shadowed_refs(st, [(ids, refs)])) == 10
+    assert tail.live_count(st, m.record_count, 10) == 0

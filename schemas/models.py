@@ -11,9 +11,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 FORMAT_VERSION = 1
+# Manifests that record the write-ahead-log position they have applied
+# (``applied_lsn``, written by the index builder) are format 2; readers take
+# both, and a format-1 manifest has applied nothing of the log.
+MANIFEST_FORMAT_WAL = 2
 
 Metric = Literal["cosine", "euclidean", "dotproduct"]
 VectorType = Literal["dense", "sparse"]
@@ -187,6 +197,15 @@ class Manifest(Frozen):
     id_files: list[str] = Field(default_factory=list)  # id -> (cluster, row) lookup files
     fields: list[MetadataField] = Field(default_factory=list)
     parent_version: int | None = None
+    applied_lsn: int | None = None  # format 2: the last log entry folded in (None: 0)
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_lsn(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a manifest that applied no log entry serialises exactly as format 1
+        out: dict[str, Any] = handler(self)
+        if out.get("applied_lsn", 0) is None:
+            del out["applied_lsn"]
+        return out
 
     def files(self) -> list[str]:
         """Every data file this version references (relative paths)."""

@@ -18,6 +18,7 @@ survive crossing from a Dask worker to the driver::
     │   ├── SchemaError               a whole file is unusable (columns, types, footer)
     │   ├── RecordError               one record is invalid (``file``, ``row``, ``reason``)
     │   └── LimitExceededError        an import exceeds a system limit
+    ├── RateLimitedError              writes refused until the index builder catches up
     ├── CancelledError                a job was cancelled
     ├── WaitTimeoutError              waiting for a job timed out (also a TimeoutError)
     └── NotImplementedYet             an engine that a later release provides (also NotImplementedError)
@@ -42,6 +43,7 @@ __all__ = [
     "LimitExceededError",
     "NotFoundError",
     "NotImplementedYet",
+    "RateLimitedError",
     "RecordError",
     "SchemaError",
     "StorageError",
@@ -126,6 +128,10 @@ class RecordError(IngestError):
 
 class LimitExceededError(IngestError):
     """An import exceeds a system limit."""
+
+
+class RateLimitedError(VecstoreError):
+    """A write refused for now (the namespace's unfolded log is at its cap)."""
 
 
 class CancelledError(VecstoreError):

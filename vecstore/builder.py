@@ -1,0 +1,448 @@
+"""The index builder: fold the log tail of a namespace into its clusters.
+
+``build(store, spec, namespace)`` takes the namespace's builder lease, reads
+the entries after the visible manifest's ``applied_lsn``, and commits the
+next manifest (format 2) with the LSN it applied:
+
+- every id the entries touched (overwritten or deleted) leaves the cluster
+  that held it; a ``delete_all`` empties every cluster;
+- each live new record joins the cluster of its nearest existing centroid
+  (dense), or new clusters of up to ``TARGET_PER_CLUSTER`` rows (sparse);
+- only the touched clusters get new segment files; the others are named
+  again as they are. The id lookup is rewritten as one file (ids and two
+  int32 columns: small next to the segments, see docs/write-path.md);
+- a namespace with no centroids yet (created by upserts), or whose tail
+  outgrows it, is clustered afresh (k-means), like an import.
+
+Safety does not rest on the lease: the manifest commit is write-if-absent,
+so two builders racing commit at most one version, and the loser's files
+are orphans for vacuum. The lease (``_lease/<generation>`` objects with an
+expiry) only keeps a second builder from doing the work twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vecstore import kmeans, layout, manifests, wal
+from vecstore.errors import AlreadyExistsError, CommitConflictError, NotFoundError
+from vecstore.metadata import meta_fields_of
+from vecstore.resolve import id_locations
+from vecstore.schemas import ClusterEntry, IndexSpec, Manifest
+from vecstore.schemas.models import MANIFEST_FORMAT_WAL
+from vecstore.segments import dense_matrix, read_centroids, read_table
+from vecstore.storage import Store
+from vecstore.tail import TailState, conform_table
+from vecstore.writer import (
+    assemble_manifest,
+    write_centroids_file,
+    write_cluster,
+    write_id_file,
+)
+
+LEASE_SECONDS = 60.0
+LEASE_DIR = "_lease"
+
+
+# ------------------------------------------------------------------ lease
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    index: str
+    namespace: str
+    generation: int
+    owner: str
+    expires_at: float
+
+
+def _lease_prefix(index: str, namespace: str) -> str:
+    return f"{layout.namespace_prefix(index, namespace)}/{LEASE_DIR}"
+
+
+def _lease_key(index: str, namespace: str, gen: int) -> str:
+    return f"{_lease_prefix(index, namespace)}/{gen:020d}.json"
+
+
+def _generations(store: Store, index: str, namespace: str) -> list[int]:
+    out = []
+    for key in store.ls(_lease_prefix(index, namespace)):
+        stem = key.rsplit("/", 1)[-1].partition(".")[0]
+        if stem.isdigit():
+            out.append(int(stem))
+    return sorted(out)
+
+
+def _read_lease(store: Store, index: str, namespace: str, gen: int) -> dict[str, object] | None:
+    try:
+        data: dict[str, object] = json.loads(store.read_bytes(_lease_key(index, namespace, gen)))
+    except (NotFoundError, ValueError):
+        return None
+    return data
+
+
+def acquire_lease(
+    store: Store,
+    index: str,
+    namespace: str,
+    owner: str | None = None,
+    seconds: float = LEASE_SECONDS,
+) -> Lease | None:
+    """Take the namespace's builder lease, or None if another holder's is live.
+
+    The lease is the newest of ``_lease/<generation>.json``; taking it is a
+    write-if-absent of the next generation, so of two processes taking an
+    expired lease exactly one wins."""
+    owner = owner or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    gens = _generations(store, index, namespace)
+    gen = 1
+    if gens:
+        cur = _read_lease(store, index, namespace, gens[-1])
+        if (
+            cur is not None
+            and not cur.get("released")
+            and cur.get("owner") != owner
+            and float(cur.get("expires_at", 0.0)) > time.time()  # type: ignore[arg-type]
+        ):
+            return None
+        gen = gens[-1] + 1
+    expires = time.time() + seconds
+    body = {"owner": owner, "expires_at": expires, "released": False}
+    try:
+        store.put_if_absent(_lease_key(index, namespace, gen), json.dumps(body).encode())
+    except AlreadyExistsError:
+        return None
+    for old in gens[:-1]:  # keep the previous one: a holder may still be renewing it
+        store.delete(_lease_key(index, namespace, old))
+    return Lease(index, namespace, gen, owner, expires)
+
+
+def holds(store: Store, lease: Lease) -> bool:
+    """Whether ``lease`` is still the newest generation and unexpired."""
+    gens = _generations(store, lease.index, lease.namespace)
+    return bool(gens) and gens[-1] == lease.generation and lease.expires_at > time.time()
+
+
+def renew(store: Store, lease: Lease, seconds: float = LEASE_SECONDS) -> Lease | None:
+    """Extend a held lease (None if it was lost to another builder)."""
+    if not holds(store, lease):
+        return None
+    expires = time.time() + seconds
+    body = {"owner": lease.owner, "expires_at": expires, "released": False}
+    store.write_bytes(
+        _lease_key(lease.index, lease.namespace, lease.generation), json.dumps(body).encode()
+    )
+    return Lease(lease.index, lease.namespace, lease.generation, lease.owner, expires)
+
+
+def release(store: Store, lease: Lease) -> None:
+    if holds(store, lease):
+        body = {"owner": lease.owner, "expires_at": 0.0, "released": True}
+        store.write_bytes(
+            _lease_key(lease.index, lease.namespace, lease.generation), json.dumps(body).encode()
+        )
+
+
+# ------------------------------------------------------------------ build
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    status: str  # "built", "nothing" (no tail), "busy" (another builder), "conflict"
+    manifest: Manifest | None = None
+    applied_lsn: int = 0
+    entries: int = 0
+    clusters_rewritten: int = 0
+    seconds: float = 0.0
+
+
+def build(
+    store: Store,
+    spec: IndexSpec,
+    namespace: str,
+    *,
+    owner: str | None = None,
+    lease_seconds: float = LEASE_SECONDS,
+    max_records: int | None = None,
+) -> BuildResult:
+    """Fold the namespace's tail under its lease (see the module doc)."""
+    lease = acquire_lease(store, spec.name, namespace, owner, lease_seconds)
+    if lease is None:
+        return BuildResult("busy")
+    try:
+        return fold(store, spec, namespace, max_records=max_records, owner=lease.owner)
+    finally:
+        release(store, lease)
+
+
+def _entries(
+    store: Store, spec: IndexSpec, namespace: str, after: int, max_records: int | None
+) -> list[wal.Entry]:
+    entries = wal.read_after(store, spec.name, namespace, after)
+    if max_records is None:
+        return entries
+    out: list[wal.Entry] = []
+    total = 0
+    for e in entries:
+        if out and total + e.size > max_records:
+            break
+        out.append(e)
+        total += e.size
+    return out
+
+
+def fold(
+    store: Store,
+    spec: IndexSpec,
+    namespace: str,
+    *,
+    max_records: int | None = None,
+    owner: str = "",
+    base: Manifest | None = None,
+) -> BuildResult:
+    """One build step without the lease (callers hold it). ``base``: the
+    version to build on (default: the visible one)."""
+    t0 = time.perf_counter()
+    if base is None:
+        base = manifests.load_namespace(store, spec.name, namespace)
+    if base is None:
+        return BuildResult("nothing")
+    applied = base.applied_lsn or 0
+    entries = _entries(store, spec, namespace, applied, max_records)
+    if not entries:
+        return BuildResult("nothing", base, applied)
+    state = TailState(spec, applied, base.version)
+    for e in entries:
+        state.apply(e)
+    new_rows = state.matching(None)
+    n_new = 0 if new_rows is None else new_rows.num_rows
+    tag = f"b{state.last_lsn}"
+    if spec.kind != "sparse" and (base.centroids is None or n_new > base.record_count):
+        manifest, rewritten = _fresh(store, spec, namespace, base, state, new_rows, tag)
+    else:
+        manifest, rewritten = _incremental(store, spec, namespace, base, state, new_rows, tag)
+    manifest = manifest.model_copy(
+        update={
+            "format_version": MANIFEST_FORMAT_WAL,
+            "applied_lsn": state.last_lsn,
+            "parent_version": base.version,
+            "version": base.version + 1,
+        }
+    )
+    try:
+        manifests.commit(store, manifest)
+    except CommitConflictError:
+        return BuildResult("conflict", None, applied, len(entries))
+    return BuildResult(
+        "built",
+        manifest,
+        state.last_lsn,
+        len(entries),
+        rewritten,
+        time.perf_counter() - t0,
+    )
+
+
+def _ns_key(spec: IndexSpec, namespace: str, rel: str) -> str:
+    return f"{layout.namespace_prefix(spec.name, namespace)}/{rel}"
+
+
+def _surviving_rows(
+    store: Store, spec: IndexSpec, namespace: str, base: Manifest, state: TailState
+) -> list[pa.Table]:
+    """Every cluster row of ``base`` the tail does not shadow."""
+    if state.hide_clusters:
+        return []
+    gone = pa.array(sorted(state.where), pa.string())
+    out = []
+    for c in base.clusters:
+        if c.row_count == 0:
+            continue
+        t = read_table(store, _ns_key(spec, namespace, c.segment))
+        if len(gone):
+            t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone)))
+        if t.num_rows:
+            out.append(t)
+    return out
+
+
+def _concat(parts: Sequence[pa.Table], spec: IndexSpec) -> pa.Table | None:
+    parts = [p for p in parts if p is not None and p.num_rows]
+    if not parts:
+        return None
+    return conform_table(pa.concat_tables(parts, promote_options="permissive"), spec)
+
+
+def _fresh(
+    store: Store,
+    spec: IndexSpec,
+    namespace: str,
+    base: Manifest,
+    state: TailState,
+    new_rows: pa.Table | None,
+    tag: str,
+) -> tuple[Manifest, int]:
+    """Cluster every live record afresh (no centroids yet, or a tail larger than the namespace)."""
+    table = _concat([*_surviving_rows(store, spec, namespace, base, state), new_rows], spec)
+    if table is None:
+        return _empty(spec, namespace, base), 0
+    n = table.num_rows
+    x = dense_matrix(table.column("values"), int(spec.dimension or 0))
+    cosine = spec.metric == "cosine"
+    cents = kmeans.fit(x, kmeans.choose_k(n), seed=0, cosine=cosine)
+    assignment = kmeans.assign(x, cents, cosine=cosine).astype(np.int64)
+    cents_rel = write_centroids_file(store, spec, namespace, tag, cents)
+    entries = _write_groups(store, spec, namespace, tag, table, assignment)
+    id_rel = _write_ids(store, spec, namespace, tag, entries, [])
+    m = assemble_manifest(
+        spec,
+        namespace,
+        base.version + 1,
+        [e for e, _ in entries],
+        centroids=cents_rel,
+        id_files=[id_rel] if id_rel else [],
+        fields=meta_fields_of(table.schema),
+    )
+    return m, len(entries)
+
+
+def _empty(spec: IndexSpec, namespace: str, base: Manifest) -> Manifest:
+    return assemble_manifest(
+        spec, namespace, base.version + 1, [], centroids=base.centroids, id_files=[]
+    )
+
+
+def _write_groups(
+    store: Store,
+    spec: IndexSpec,
+    namespace: str,
+    tag: str,
+    table: pa.Table,
+    assignment: np.ndarray,
+) -> list[tuple[ClusterEntry, pa.Array]]:
+    """One segment per distinct cluster id of ``assignment``; with each, its ids in row order."""
+    order = np.argsort(assignment, kind="stable")
+    sorted_a = assignment[order]
+    table = table.take(pa.array(order))
+    bounds = np.flatnonzero(np.diff(sorted_a)) + 1
+    starts = np.concatenate([[0], bounds]).astype(np.int64)
+    ends = np.concatenate([bounds, [len(sorted_a)]]).astype(np.int64)
+    out = []
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        if e <= s:
+            continue
+        part = table.slice(s, e - s)
+        entry = write_cluster(store, spec, namespace, tag, int(sorted_a[s]), part)
+        out.append((entry, part.column("id").combine_chunks()))
+    return out
+
+
+def _write_ids(
+    store: Store,
+    spec: IndexSpec,
+    namespace: str,
+    tag: str,
+    rewritten: Sequence[tuple[ClusterEntry, pa.Array]],
+    kept: Sequence[pa.Table],
+) -> str | None:
+    """One id file: the kept (id, cluster, row) rows plus the rewritten clusters'."""
+    ids: list[pa.Array] = []
+    cl: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    for t in kept:
+        ids.append(t.column("id").combine_chunks())
+        cl.append(np.asarray(t.column("cluster").to_numpy(), dtype=np.int32))
+        rows.append(np.asarray(t.column("row").to_numpy(), dtype=np.int32))
+    for entry, col in rewritten:
+        ids.append(col)
+        cl.append(np.full(len(col), entry.id, dtype=np.int32))
+        rows.append(np.arange(len(col), dtype=np.int32))
+    total = sum(len(a) for a in ids)
+    if total == 0:
+        return None
+    all_ids = pa.concat_arrays([a.cast(pa.string()) for a in ids])
+    return write_id_file(
+        store, spec, namespace, tag, all_ids, np.concatenate(cl), np.concatenate(rows)
+    )
+
+
+def _incremental(
+    store: Store,
+    spec: IndexSpec,
+    namespace: str,
+    base: Manifest,
+    state: TailState,
+    new_rows: pa.Table | None,
+    tag: str,
+) -> tuple[Manifest, int]:
+    """Rewrite only the clusters the tail touches (see the module doc)."""
+    loc = id_locations(store, base)
+    by_id = {c.id: c for c in base.clusters}
+    if state.hide_clusters:
+        touched = {c.id for c in base.clusters if c.row_count}
+    else:
+        hit = pc.is_in(loc.column("id"), value_set=pa.array(sorted(state.where), pa.string()))
+        touched = set(np.unique(np.asarray(loc.filter(hit).column("cluster").to_numpy())).tolist())
+    # where the new records go
+    incoming: dict[int, pa.Table] = {}
+    if new_rows is not None and new_rows.num_rows:
+        if spec.kind == "sparse":
+            per = kmeans.TARGET_PER_CLUSTER
+            first = max(by_id, default=-1) + 1
+            assignment = first + np.arange(new_rows.num_rows, dtype=np.int64) // per
+        else:
+            cents = read_centroids(store, _ns_key(spec, namespace, str(base.centroids)))
+            x = dense_matrix(new_rows.column("values"), int(spec.dimension or 0))
+            assignment = kmeans.assign(x, cents, cosine=spec.metric == "cosine").astype(np.int64)
+        for cid in np.unique(assignment).tolist():
+            incoming[int(cid)] = new_rows.filter(pa.array(assignment == cid))
+        touched |= set(incoming)
+    gone = pa.array(sorted(state.where), pa.string())
+    parts: list[pa.Table] = []
+    labels: list[np.ndarray] = []
+    for cid in sorted(touched):
+        pieces = []
+        old = by_id.get(cid)
+        if old is not None and old.row_count and not state.hide_clusters:
+            t = read_table(store, _ns_key(spec, namespace, old.segment))
+            pieces.append(t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone))))
+        if cid in incoming:
+            pieces.append(incoming[cid])
+        merged = _concat(pieces, spec)
+        if merged is None:
+            continue
+        parts.append(merged)
+        labels.append(np.full(merged.num_rows, cid, dtype=np.int64))
+    rewritten: list[tuple[ClusterEntry, pa.Array]] = []
+    if parts:
+        table = _concat(parts, spec)
+        assert table is not None
+        rewritten = _write_groups(store, spec, namespace, tag, table, np.concatenate(labels))
+    kept_clusters = [c for c in base.clusters if c.id not in touched]
+    kept_ids = loc.filter(
+        pc.invert(pc.is_in(loc.column("cluster"), value_set=pa.array(sorted(touched), pa.int32())))
+    )
+    id_rel = _write_ids(store, spec, namespace, tag, rewritten, [kept_ids])
+    fields: dict[str, set[str]] = {f.name: set(f.kinds) for f in base.fields}
+    for t in parts:
+        for name, kinds in meta_fields_of(t.schema).items():
+            fields.setdefault(name, set()).update(kinds)
+    m = assemble_manifest(
+        spec,
+        namespace,
+        base.version + 1,
+        kept_clusters + [e for e, _ in rewritten],
+        centroids=base.centroids,
+        id_files=[id_rel] if id_rel else [],
+        fields={k: sorted(v) for k, v in fields.items()},
+    )
+    return m, len(rewritten)

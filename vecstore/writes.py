@@ -1,0 +1,604 @@
+"""Online writes: upsert, update, delete of records in a namespace.
+
+Each request is validated whole first (limits of ``004_*.txt`` and the
+record rules of imports), then written as one log entry
+(:mod:`vecstore.wal`); a rejected request writes nothing. Update-by-id is
+resolved to the full new record, delete / update by filter to the matching
+ids, against the namespace state at one LSN; the entry must then take the
+very next LSN, else the resolution is redone (no lost update).
+
+These are the functions ``Index.upsert / update / delete`` call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from vecstore import manifests, wal
+from vecstore.errors import (
+    AlreadyExistsError,
+    CommitConflictError,
+    InvalidArgumentError,
+    RateLimitedError,
+)
+from vecstore.query.filters import canonical, parse_filter
+from vecstore.resolve import cluster_rows_by_filter, cluster_rows_by_id
+from vecstore.schemas import IndexSpec, Manifest
+from vecstore.schemas.arrow import SPARSE_TYPE
+from vecstore.storage import Store
+from vecstore.tail import TailState, tail_cap, tail_reader
+
+MAX_RECORDS = 1_000
+MAX_REQUEST_BYTES = 2_000_000  # Pinecone's 2 MB: 4 bytes a dimension plus metadata and id
+MAX_DENSE_DIMENSION = 20_000
+MAX_DELETE_IDS = 1_000
+DATAFRAME_BATCH = 500  # the SDK's upsert_from_dataframe default
+RESOLVE_ATTEMPTS = 50
+
+_RECORD_KEYS = frozenset({"id", "values", "sparse_values", "metadata"})
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    id: Any
+    values: Any
+    sparse: Any
+    metadata: Any
+
+
+# ------------------------------------------------------------ normalising
+
+
+def _bad(i: int, rid: Any, what: str) -> InvalidArgumentError:
+    shown = f' (id "{rid}")' if isinstance(rid, str) else ""
+    return InvalidArgumentError(f"Invalid record {i}{shown}: {what}", row=i, id=rid)
+
+
+def _raw(i: int, r: Any) -> _Raw:
+    if type(r) is dict or isinstance(r, Mapping):
+        if not _RECORD_KEYS.issuperset(r.keys()):
+            extra = set(r) - _RECORD_KEYS
+            raise _bad(
+                i,
+                r.get("id"),
+                f"unknown field(s) {sorted(map(str, extra))}; a record has id, values, "
+                "sparse_values and metadata",
+            )
+        if "id" not in r:
+            raise _bad(i, None, "missing id")
+        return _Raw(r["id"], r.get("values"), r.get("sparse_values"), r.get("metadata"))
+    if isinstance(r, tuple):
+        if len(r) == 2:
+            return _Raw(r[0], r[1], None, None)
+        if len(r) == 3:
+            return _Raw(r[0], r[1], None, r[2])
+        raise _bad(
+            i, r[0] if r else None, "a tuple record is (id, values) or (id, values, metadata)"
+        )
+    if hasattr(r, "id"):
+        return _Raw(
+            r.id,
+            getattr(r, "values", None),
+            getattr(r, "sparse_values", None),
+            getattr(r, "metadata", None),
+        )
+    raise _bad(i, None, f"expected a dict, a tuple or an object with .id, got {type(r).__name__}")
+
+
+def _sparse_dict(i: int, rid: Any, sv: Any) -> dict[str, Any] | None:
+    if sv is None:
+        return None
+    if isinstance(sv, Mapping):
+        indices, values = sv.get("indices"), sv.get("values")
+    else:
+        indices, values = getattr(sv, "indices", None), getattr(sv, "values", None)
+    if indices is None or values is None:
+        raise _bad(i, rid, "sparse_values needs indices and values")
+    try:
+        return {
+            "indices": [int(x) for x in indices],
+            "values": [float(x) for x in values],
+        }
+    except (TypeError, ValueError):
+        raise _bad(i, rid, "sparse_values indices must be integers and values numbers") from None
+
+
+def _values_column(raws: Sequence[_Raw], spec: IndexSpec) -> pa.Array:
+    vals = [None if r.values is None else r.values for r in raws]
+    for i, (r, v) in enumerate(zip(raws, vals, strict=True)):
+        if v is not None and isinstance(v, str | bytes | Mapping):
+            raise _bad(i, r.id, f"values must be a list of numbers, got {type(v).__name__}")
+    d = int(spec.dimension or 0)
+    if all(v is not None for v in vals):
+        try:
+            mat = np.asarray(vals, dtype=np.float32)
+        except (ValueError, TypeError):
+            mat = None
+        if mat is not None and mat.ndim == 2 and mat.shape[1] == d:
+            return pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), d)
+    out: list[np.ndarray | None] = []
+    for i, (r, v) in enumerate(zip(raws, vals, strict=True)):
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            out.append(np.asarray(v, dtype=np.float64).reshape(-1))
+        except (ValueError, TypeError):
+            raise _bad(i, r.id, "values must be a list of numbers") from None
+    return pa.array(out, pa.list_(pa.float64()))
+
+
+def _metadata_text(i: int, rid: Any, meta: Any) -> str | None:
+    if meta is None:
+        return None
+    if type(meta) is not dict:
+        if not isinstance(meta, Mapping):
+            raise _bad(i, rid, f"metadata must be an object, got {type(meta).__name__}")
+        meta = dict(meta)
+    try:
+        return _JSON.encode(meta)
+    except (TypeError, ValueError) as exc:
+        raise _bad(i, rid, f"metadata is not JSON-serialisable: {exc}") from None
+
+
+def _request_bytes(raws: Sequence[_Raw], metas: Sequence[str | None]) -> int:
+    total = 0
+    for r, m in zip(raws, metas, strict=True):
+        total += len(r.id)  # characters: a lower bound of the UTF-8 bytes
+        if r.values is not None:
+            total += 4 * len(r.values)
+        if r.sparse is not None:
+            total += 8 * len(r.sparse["indices"])
+        if m is not None:
+            total += len(m)
+    return total
+
+
+def normalize(
+    records: Sequence[Any], spec: IndexSpec, *, what: str = "upsert", limits: bool = True
+) -> pa.Table:
+    """Validate one request's records; their segment table (all or an error).
+
+    Errors name the record (its position in the request and its id).
+    ``limits=False``: no request-size limits (records the system resolved
+    itself, e.g. an update by filter)."""
+    n = len(records)
+    if limits and n > MAX_RECORDS:
+        raise InvalidArgumentError(
+            f"An {what} request takes at most {MAX_RECORDS:,} records, got {n:,}: "
+            "pass batch_size to split it",
+            limit=MAX_RECORDS,
+        )
+    if spec.kind != "sparse" and int(spec.dimension or 0) > MAX_DENSE_DIMENSION:
+        raise InvalidArgumentError(f"Dense dimension above {MAX_DENSE_DIMENSION:,}")
+    raws = []
+    for i, r in enumerate(records):
+        raw = _raw(i, r)
+        if not isinstance(raw.id, str):
+            raise _bad(i, None, f"id must be a string, got {type(raw.id).__name__}")
+        sparse = None if raw.sparse is None else _sparse_dict(i, raw.id, raw.sparse)
+        if spec.kind == "sparse" and raw.values is not None and len(raw.values):
+            raise _bad(i, raw.id, "Upserting dense vectors is not supported for sparse indexes")
+        if spec.kind == "dense" and sparse is not None:
+            raise _bad(
+                i,
+                raw.id,
+                f'sparse_values need an index with metric dotproduct; index "{spec.name}" uses '
+                f"{spec.metric}",
+            )
+        raws.append(raw if sparse is None else _Raw(raw.id, raw.values, sparse, raw.metadata))
+    metas = [_metadata_text(i, r.id, r.metadata) for i, r in enumerate(raws)]
+    size = _request_bytes(raws, metas)
+    if limits and size > MAX_REQUEST_BYTES:
+        raise InvalidArgumentError(
+            f"An {what} request is at most 2 MB; these {n:,} records are about {size:,} bytes: "
+            "use smaller batches",
+            limit=MAX_REQUEST_BYTES,
+        )
+    cols: dict[str, pa.Array] = {"id": pa.array([r.id for r in raws], pa.string())}
+    if spec.kind != "sparse":
+        cols["values"] = _values_column(raws, spec)
+    if spec.kind != "dense":
+        cols["sparse_values"] = pa.array(
+            [r.sparse for r in raws],
+            pa.struct([("indices", pa.list_(pa.int64())), ("values", pa.list_(pa.float64()))]),
+        )
+    cols["metadata"] = pa.array(metas, pa.string())
+    batch = pa.RecordBatch.from_pydict(cols)
+    from vecstore.pipelines.validate import validate_batch  # no dask: see docs/write-path.md
+
+    checked = validate_batch(batch, spec.kind, spec.dimension, f"{what} request", 0)
+    if checked.rejects:
+        rej = checked.rejects[0]
+        more = len(checked.rejects) - 1
+        tail = f" ({more} more invalid record{'s' if more > 1 else ''})" if more else ""
+        raise InvalidArgumentError(
+            f'Invalid record {rej.row} (id "{rej.id}"): {rej.message}{tail}; nothing was written',
+            row=rej.row,
+            id=rej.id,
+            code=rej.code,
+        )
+    table: pa.Table = checked.table
+    if spec.kind != "dense" and "sparse_values" in table.column_names:
+        table = table.set_column(
+            table.schema.get_field_index("sparse_values"),
+            "sparse_values",
+            table.column("sparse_values").cast(SPARSE_TYPE),
+        )
+    return table
+
+
+def batches(vectors: Any, batch_size: int | None) -> Iterator[list[Any]]:
+    """Split records, a pyarrow Table or a pandas DataFrame into request batches."""
+    if isinstance(vectors, pa.Table | pa.RecordBatch):
+        size = batch_size or DATAFRAME_BATCH
+        for start in range(0, vectors.num_rows, size):
+            yield _table_records(vectors.slice(start, size))
+        return
+    if hasattr(vectors, "to_dict") and hasattr(vectors, "iloc"):  # pandas, without importing it
+        size = batch_size or DATAFRAME_BATCH
+        for start in range(0, len(vectors), size):
+            yield [_clean(r) for r in vectors.iloc[start : start + size].to_dict("records")]
+        return
+    if isinstance(vectors, str | bytes | Mapping) or not isinstance(vectors, Iterable):
+        raise InvalidArgumentError(
+            "vectors must be a list of records, a pyarrow Table or a pandas DataFrame"
+        )
+    items = list(vectors)
+    if batch_size is None:
+        yield items
+        return
+    if batch_size < 1:
+        raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size}")
+    for start in range(0, len(items), batch_size):
+        yield items[start : start + batch_size]
+
+
+def _clean(r: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in r.items():
+        if isinstance(v, float) and math.isnan(v) and k in ("sparse_values", "metadata"):
+            v = None  # pandas fills absent objects with NaN
+        if isinstance(v, np.ndarray):
+            v = v.tolist() if k != "values" else v
+        out[str(k)] = v
+    return out
+
+
+def _table_records(t: pa.Table | pa.RecordBatch) -> list[Any]:
+    rows: list[dict[str, Any]] = t.to_pylist()
+    for r in rows:
+        m = r.get("metadata")
+        if isinstance(m, str):
+            with contextlib.suppress(ValueError):  # else kept as text: not an object
+                r["metadata"] = json.loads(m)
+        elif isinstance(m, list):  # a map column
+            r["metadata"] = dict(m)
+    return rows
+
+
+# ------------------------------------------------------------ namespace
+
+
+def ensure_namespace(store: Store, spec: IndexSpec, namespace: str) -> Manifest:
+    """The visible manifest of ``namespace``, creating an empty one if needed.
+
+    A namespace created by a write gets a format-2 manifest with no clusters
+    whose ``applied_lsn`` is the end of the log (a namespace deleted before
+    leaves its old entries applied). An import still creating the namespace
+    (a newer manifest not visible yet) makes the write fail."""
+    for _ in range(RESOLVE_ATTEMPTS):
+        versions = manifests.manifest_versions(store, spec.name, namespace)
+        current = manifests.latest_visible(store, spec.name, namespace)
+        if current is not None and not current.deleted:
+            return current
+        if versions and (current is None or current.version != versions[-1]):
+            raise AlreadyExistsError(
+                f'Namespace "{namespace}" of index "{spec.name}" is being created by an import; '
+                "write to it once the import has finished",
+                index=spec.name,
+                namespace=namespace,
+            )
+        fresh = Manifest(
+            format_version=2,
+            index=spec.name,
+            namespace=namespace,
+            version=(versions[-1] + 1) if versions else 1,
+            vector_type=spec.vector_type,
+            metric=spec.metric,
+            dimension=spec.dimension,
+            applied_lsn=wal.last_lsn(store, spec.name, namespace),
+            parent_version=current.version if current is not None else None,
+        )
+        try:
+            return manifests.commit(store, fresh)
+        except CommitConflictError:
+            continue
+    raise CommitConflictError(f'Could not create namespace "{namespace}"', namespace=namespace)
+
+
+def _check_cap(current: int, adding: int, namespace: str, cap: int | None) -> None:
+    limit = tail_cap() if cap is None else cap
+    if current + adding > limit:
+        raise RateLimitedError(
+            f'Namespace "{namespace}" has {current:,} logged records not yet indexed (the limit '
+            f"is {limit:,}): writes are refused until the index builder catches up; retry later",
+            namespace=namespace,
+            tail=current,
+            limit=limit,
+        )
+
+
+def _pending(store: Store, spec: IndexSpec, namespace: str, manifest: Manifest) -> int:
+    return wal.pending(store, spec.name, namespace, manifest.applied_lsn or 0)
+
+
+def _state(store: Store, spec: IndexSpec, namespace: str) -> tuple[Manifest, TailState]:
+    m = ensure_namespace(store, spec, namespace)
+    return m, tail_reader(store, spec).get(namespace, m, force=True)
+
+
+# ---------------------------------------------------------------- writes
+
+
+def upsert(
+    store: Store,
+    spec: IndexSpec,
+    namespace: str,
+    vectors: Any,
+    batch_size: int | None = None,
+    show_progress: bool = False,
+    *,
+    cap: int | None = None,
+) -> int:
+    """Upsert records (one log entry per batch); returns the count upserted.
+
+    Every batch is validated before the first is written, so an invalid
+    record anywhere writes nothing."""
+    tables = [normalize(b, spec) for b in batches(vectors, batch_size) if b]
+    total = int(sum(t.num_rows for t in tables))
+    if not tables:
+        return 0
+    # the writer only counts the tail (no fold): queries fold it when they need it
+    manifest = ensure_namespace(store, spec, namespace)
+    _check_cap(_pending(store, spec, namespace, manifest), total, namespace, cap)
+    with _progress(show_progress, total) as advance:
+        for t in tables:
+            wal.append(
+                store,
+                spec.name,
+                namespace,
+                wal.encode(t),
+                floor=manifest.applied_lsn or 0,
+                size=t.num_rows,
+            )
+            advance(t.num_rows)
+    return total
+
+
+@contextlib.contextmanager
+def _progress(show: bool, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (rich) when ``show``, else a no-op."""
+    if not show:
+        yield lambda n: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("upserted", total=total)
+        yield lambda n: bar.update(task, advance=n)
+
+
+def delete(
+    store: Store,
+    spec: IndexSpec,
+    namespace: str,
+    ids: Sequence[str] | None = None,
+    delete_all: bool = False,
+    filter: Mapping[str, Any] | None = None,  # noqa: A002 - Pinecone's name
+    *,
+    cap: int | None = None,
+) -> int:
+    """Delete ids, everything (the namespace stays) or the records matching
+    a filter. Unknown ids are no error. Returns the LSN written (0: none)."""
+    given = (ids is not None) + (filter is not None) + bool(delete_all)
+    if given != 1:
+        raise InvalidArgumentError("delete takes exactly one of ids, delete_all=True or filter")
+    if manifests.load_namespace(store, spec.name, namespace) is None:
+        return 0  # nothing to delete; Pinecone answers a missing namespace alike
+    if ids is not None:
+        if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
+            raise InvalidArgumentError("ids must be a list of strings")
+        if len(ids) > MAX_DELETE_IDS:
+            raise InvalidArgumentError(f"delete takes at most {MAX_DELETE_IDS:,} ids per request")
+        if not ids:
+            return 0
+        manifest = ensure_namespace(store, spec, namespace)
+        unique = list(dict.fromkeys(ids))
+        _check_cap(_pending(store, spec, namespace, manifest), len(unique), namespace, cap)
+        data = wal.encode(None, unique, op="delete")
+        floor = manifest.applied_lsn or 0
+        return int(wal.append(store, spec.name, namespace, data, floor=floor, size=len(unique)))
+    if delete_all:
+        manifest = ensure_namespace(store, spec, namespace)
+        data = wal.encode(None, delete_all=True, op="delete_all")
+        return wal.append(store, spec.name, namespace, data, floor=manifest.applied_lsn or 0)
+    node = parse_filter(filter)
+    if node is None:
+        raise InvalidArgumentError("delete by filter needs a non-empty filter")
+
+    def entry(manifest: Manifest, state: TailState) -> bytes | None:
+        rows = matching_rows(store, spec, manifest, state, filter)
+        if rows is None or rows.num_rows == 0:
+            return None
+        _check_cap(state.size, rows.num_rows, namespace, cap)
+        return wal.encode(None, rows.column("id").to_pylist(), op="delete_by_filter")
+
+    return _resolved_append(store, spec, namespace, entry)
+
+
+def _resolved_append(
+    store: Store,
+    spec: IndexSpec,
+    namespace: str,
+    make: Callable[[Manifest, TailState], bytes | None],
+) -> int:
+    """Resolve against the state at LSN L and append at exactly L + 1 (else redo)."""
+    for _ in range(RESOLVE_ATTEMPTS):
+        manifest, state = _state(store, spec, namespace)
+        with state.lock:
+            at = state.last_lsn
+            data = make(manifest, state)
+        if data is None:
+            return 0
+        try:
+            return wal.append(store, spec.name, namespace, data, expect_lsn=at + 1)
+        except CommitConflictError:
+            continue
+    raise CommitConflictError(
+        f'Too many concurrent writes to namespace "{namespace}"; retry', namespace=namespace
+    )
+
+
+def matching_rows(
+    store: Store,
+    spec: IndexSpec,
+    manifest: Manifest,
+    state: TailState,
+    flt: Mapping[str, Any] | None,
+) -> pa.Table | None:
+    """Full segment rows of every live record matching ``flt`` (clusters and tail)."""
+    node = parse_filter(flt)
+    canon = canonical(node)
+    parts = []
+    if not state.hide_clusters:
+        rows = cluster_rows_by_filter(store, spec, manifest, node, exclude=state.shadows)
+        if rows is not None and rows.num_rows:
+            parts.append(rows)
+    t = state.matching(node, canon)
+    if t is not None and t.num_rows:
+        parts.append(t)
+    if not parts:
+        return None
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def _current(
+    store: Store, spec: IndexSpec, manifest: Manifest, state: TailState, id_: str
+) -> dict[str, Any] | None:
+    got = state.lookup([id_])
+    if id_ in got:
+        rec = got[id_]
+        if rec is None:
+            return None
+        return {
+            "id": rec.id,
+            "values": rec.values,
+            "sparse_values": rec.sparse_values,
+            "metadata": rec.metadata,
+        }
+    if state.hide_clusters:
+        return None
+    rows = cluster_rows_by_id(store, spec, manifest, [id_])
+    return _row_records(rows)[0] if rows is not None and rows.num_rows else None
+
+
+def _row_records(t: pa.Table) -> list[dict[str, Any]]:
+    names = [c for c in ("id", "values", "sparse_values", "metadata") if c in t.column_names]
+    out: list[dict[str, Any]] = t.select(names).to_pylist()
+    for r in out:
+        m = r.get("metadata")
+        r["metadata"] = None if m is None else json.loads(m)
+    return out
+
+
+def update(
+    store: Store,
+    spec: IndexSpec,
+    namespace: str,
+    id: str | None = None,  # noqa: A002 - Pinecone's name
+    values: Sequence[float] | None = None,
+    sparse_values: Any = None,
+    set_metadata: Mapping[str, Any] | None = None,
+    filter: Mapping[str, Any] | None = None,  # noqa: A002 - Pinecone's name
+    dry_run: bool = False,
+    *,
+    cap: int | None = None,
+) -> int:
+    """Partial update of one record (metadata keys merged), or of the
+    metadata of every record matching ``filter``. Returns the number of
+    records matched (updated unless ``dry_run``); an unknown id matches 0."""
+    if (id is None) == (filter is None):
+        raise InvalidArgumentError("update takes either id or filter")
+    if set_metadata is not None and not isinstance(set_metadata, Mapping):
+        raise InvalidArgumentError("set_metadata must be an object")
+    if manifests.load_namespace(store, spec.name, namespace) is None:
+        return 0
+    if id is not None:
+        if not isinstance(id, str) or not id:
+            raise InvalidArgumentError(f"Invalid id {id!r}: expected a non-empty string")
+        if values is None and sparse_values is None and set_metadata is None:
+            raise InvalidArgumentError("update needs values, sparse_values or set_metadata")
+        count = 0
+
+        def one(manifest: Manifest, state: TailState) -> bytes | None:
+            nonlocal count
+            cur = _current(store, spec, manifest, state, id)
+            count = 0 if cur is None else 1
+            if cur is None or dry_run:
+                return None
+            if values is not None:
+                cur["values"] = list(values)
+            if sparse_values is not None:
+                cur["sparse_values"] = sparse_values
+            if set_metadata is not None:
+                cur["metadata"] = {**(cur.get("metadata") or {}), **dict(set_metadata)}
+            _check_cap(state.size, 1, namespace, cap)
+            return wal.encode(normalize([cur], spec, what="update"), op="update")
+
+        _resolved_append(store, spec, namespace, one)
+        return count
+    if values is not None or sparse_values is not None:
+        raise InvalidArgumentError("update by filter changes metadata only (set_metadata)")
+    if parse_filter(filter) is None:
+        raise InvalidArgumentError("update by filter needs a non-empty filter")
+    if not set_metadata and not dry_run:
+        raise InvalidArgumentError("update by filter needs set_metadata")
+    matched = 0
+
+    def many(manifest: Manifest, state: TailState) -> bytes | None:
+        nonlocal matched
+        rows = matching_rows(store, spec, manifest, state, filter)
+        matched = 0 if rows is None else rows.num_rows
+        if rows is None or dry_run or matched == 0:
+            return None
+        recs = _row_records(rows)
+        for r in recs:
+            r["metadata"] = {**(r.get("metadata") or {}), **dict(set_metadata or {})}
+        _check_cap(state.size, len(recs), namespace, cap)
+        return wal.encode(normalize(recs, spec, what="update", limits=False), op="update")
+
+    _resolved_append(store, spec, namespace, many)
+    return matched
+
+
+__all__ = [
+    "MAX_RECORDS",
+    "MAX_REQUEST_BYTES",
+    "batches",
+    "delete",
+    "ensure_namespace",
+    "matching_rows",
+    "normalize",
+    "update",
+    "upsert",
+]

@@ -154,7 +154,7 @@ def train(ctx: P.Context, k: int, *samples: np.ndarray) -> np.ndarray:
     x = np.concatenate([s for s in samples if len(s)]) if any(len(s) for s in samples) else None
     if x is None:
         return np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
-    return kmeans.fit(x, k, seed=ctx.seed, cosine=ctx.spec.metric == "cosine")
+    return kmeans.fit(x, k, seed=ctx.seed, metric=ctx.spec.metric)
 
 
 # --------------------------------------------------------------------- scan
@@ -206,7 +206,7 @@ def _clusters_for(
         local = (seen + np.arange(table.num_rows)) // P.SPARSE_SEGMENT_ROWS
         return (chunk.index * P.SPARSE_CLUSTER_STRIDE + local).astype(np.int32)
     x = dense_matrix(table.column("values"), int(ctx.spec.dimension or 0))
-    return kmeans.assign(x, centroids, cosine=ctx.spec.metric == "cosine")
+    return kmeans.assign(x, centroids, metric=ctx.spec.metric)
 
 
 def _sparse_digests(column: pa.ChunkedArray) -> np.ndarray:

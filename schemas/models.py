@@ -9,15 +9,40 @@ Pinecone's camelCase.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vecstore.metrics import Metric as Metric  # re-exported: the schemas' field type
+
 FORMAT_VERSION = 1
 
-Metric = Literal["cosine", "euclidean", "dotproduct"]
-VectorType = Literal["dense", "sparse"]
-Cloud = Literal["aws", "gcp", "azure"]
+
+class VectorType(StrEnum):
+    """The ``vector_type`` of an index (Pinecone's name)."""
+
+    DENSE = "dense"
+    SPARSE = "sparse"
+
+
+class Cloud(StrEnum):
+    """The ``cloud`` an index is hosted on (Pinecone's names)."""
+
+    AWS = "aws"
+    GCP = "gcp"
+    AZURE = "azure"
+
+
+class RecordLayout(StrEnum):
+    """Which vectors the records of an index carry (its import file layout):
+    dense values, sparse values, or both (a dense dotproduct index)."""
+
+    DENSE = "dense"
+    SPARSE = "sparse"
+    HYBRID = "hybrid"
+
+
 ImportStatus = Literal["Pending", "InProgress", "Completed", "Failed", "Cancelled"]
 ErrorMode = Literal["continue", "abort"]
 FINAL_STATUSES: frozenset[str] = frozenset({"Completed", "Failed", "Cancelled"})
@@ -42,19 +67,19 @@ class IndexSpec(Frozen):
     format_version: int = FORMAT_VERSION
     name: str
     dimension: int | None = None
-    metric: Metric = "cosine"
-    vector_type: VectorType = "dense"
-    cloud: Cloud = "aws"
+    metric: Metric = Metric.COSINE
+    vector_type: VectorType = VectorType.DENSE
+    cloud: Cloud = Cloud.AWS
     region: str = "local"
     created_at: datetime = Field(default_factory=utcnow)
     tags: dict[str, str] = Field(default_factory=dict)
 
     @property
-    def kind(self) -> Literal["dense", "sparse", "hybrid"]:
-        """Which import file layout the index takes."""
-        if self.vector_type == "sparse":
-            return "sparse"
-        return "hybrid" if self.metric == "dotproduct" else "dense"
+    def kind(self) -> RecordLayout:
+        """Which vectors the records carry (the import file layout)."""
+        if self.vector_type == VectorType.SPARSE:
+            return RecordLayout.SPARSE
+        return RecordLayout.HYBRID if self.metric.supports_sparse else RecordLayout.DENSE
 
 
 # ---------------------------------------------------------------------- jobs
@@ -177,8 +202,8 @@ class Manifest(Frozen):
     created_at: datetime = Field(default_factory=utcnow)
     import_id: str | None = None
     deleted: bool = False
-    vector_type: VectorType = "dense"
-    metric: Metric = "cosine"
+    vector_type: VectorType = VectorType.DENSE
+    metric: Metric = Metric.COSINE
     dimension: int | None = None
     record_count: int = 0
     byte_size: int = 0

@@ -1,12 +1,7 @@
 """Query executors: scan the planned clusters, score with BLAS, keep the top k.
 
-Scores are "higher is better" inside the executor:
-
-- cosine: ``x . q / (|x| |q|)`` (queries are normalised once; rows by a
-  cached ``1/|x|`` unless the segment is already unit length);
-- dotproduct: ``x . q`` (+ the sparse dot product for hybrid queries);
-- euclidean: ``2 x . q - |x|^2``, i.e. ``|q|^2 - |x - q|^2``; the reader
-  turns it back into the squared distance Pinecone reports.
+Scores are "higher is better" inside the executor; the metric math (query
+preparation, per-row terms, centroid ranking) is :mod:`vecstore.metrics`.
 
 Dense rows are scored in place on the zero-copy float32 matrix of each
 segment (gathering rows first is slower: PERF-NOTES). A filter's mask either
@@ -39,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vecstore.metrics import Metric
 from vecstore.query import kernels
 from vecstore.query.filters import Node
 from vecstore.query.planner import (
@@ -50,7 +46,6 @@ from vecstore.query.planner import (
 )
 from vecstore.query.segdata import DenseBlock, SegmentSource
 from vecstore.query.topk import NEG_INF, ROW_BITS, TopK, make_refs
-from vecstore.schemas.models import Metric
 
 PARALLEL_WORK = 20_000_000  # query x row x dimension products: below, one thread
 GATHER_BELOW = 0.5  # a filter matching fewer rows than this share: gather them first
@@ -78,12 +73,7 @@ EMPTY_HITS = Hits(np.zeros(0, np.float32), np.zeros(0, np.int64))
 
 def prepare_dense(vectors: np.ndarray, metric: Metric) -> np.ndarray:
     """Queries as the executor scores them (cosine: unit length)."""
-    q = np.ascontiguousarray(vectors, dtype=np.float32)
-    if metric == "cosine":
-        norms = np.linalg.norm(q, axis=1, keepdims=True).astype(np.float32)
-        norms[norms == 0] = 1.0
-        q = q / norms
-    return q
+    return Metric(metric).prepare_queries(vectors)
 
 
 def default_threads() -> int:
@@ -108,7 +98,7 @@ class Executor:
         threads: int | None = None,
     ) -> None:
         self.source = source
-        self.metric = metric
+        self.metric = Metric(metric)
         self.dimension = int(dimension or 0)
         self.threaded_matvec = threaded_matvec
         self.threads = max(1, threads if threads is not None else default_threads())
@@ -169,23 +159,15 @@ class Executor:
         c = len(cands)
         if c == 0:
             return [], []
-        euclid = self.metric == "euclidean"
-        if self.metric == "cosine":
-            norm = np.sqrt(np.dot(query, query))
-            qv = query / norm if norm > 0 else query
-        elif euclid:
-            qv = query * np.float32(2.0)  # 2 x.q - |x|^2
-        else:
-            qv = query
+        metric = self.metric
+        qv = metric.scaled_query(query)
         p = min(probe_count(state, nprobe), c)
         if p >= c:
             probe: list[int] = cands.tolist()
         else:
             cents, csq = state.probe_centroids, state.probe_csq
             assert cents is not None
-            sims = kernels.vecdot(cents, qv)
-            if euclid and csq is not None:
-                sims -= csq
+            sims = metric.rank_scores_scaled(kernels.vecdot(cents, qv), csq)
             if p == 1:
                 probe = [int(cands[int(np.argmax(sims))])]
             else:
@@ -204,10 +186,7 @@ class Executor:
             if n:
                 out = buf[at : at + n]
                 into(b.matrix, qv, out)
-                if b.inv_norm is not None:
-                    out *= b.inv_norm
-                elif b.sq_norm is not None:
-                    out -= b.sq_norm
+                metric.finish_scores(out, b.inv_norm, b.sq_norm, scaled=True)
         if total > top_k:
             kth = np.partition(buf, total - top_k)[total - top_k]
             idx = np.flatnonzero(buf >= kth)  # ties at the k-th score included
@@ -272,12 +251,11 @@ class Executor:
             kernels.matvec_into(x, q[0], s[0])
         else:
             s = kernels.gemm_t(q, x)
-        if block.inv_norm is not None:
-            s *= block.inv_norm if rows is None else block.inv_norm[rows]
-        elif block.sq_norm is not None:
-            s *= 2.0
-            s -= block.sq_norm if rows is None else block.sq_norm[rows]
-        return s
+        inv, sq = block.inv_norm, block.sq_norm
+        if rows is not None:
+            inv = None if inv is None else inv[rows]
+            sq = None if sq is None else sq[rows]
+        return self.metric.finish_scores(s, inv, sq)
 
     def _add_sparse(
         self,

@@ -29,14 +29,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vecstore.errors import FormatError, NotFoundError
+from vecstore.metrics import Metric
 from vecstore.query.cache import ByteLRU, DiskCache
 from vecstore.query.filters import Node, evaluate
 from vecstore.schemas.arrow import meta_column
-from vecstore.schemas.models import Metric
 from vecstore.segments import dense_matrix
 from vecstore.storage import Store
-
-UNIT_NORM_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +213,8 @@ class _RowGroupPart:
         self.matrix = matrix
         self.array = array
         self.nbytes = int(
-            (matrix.nbytes if matrix is not None else 0) + (array.nbytes if array is not None else 0)
+            (matrix.nbytes if matrix is not None else 0)
+            + (array.nbytes if array is not None else 0)
         )
 
     @staticmethod
@@ -464,13 +463,5 @@ class SegmentSource:
 
 def make_dense_block(matrix: np.ndarray, metric: Metric) -> DenseBlock:
     """A DenseBlock with what scoring ``metric`` needs besides the matrix."""
-    if metric == "cosine":
-        norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
-        if len(norms) and np.abs(norms - 1.0).max() > UNIT_NORM_TOLERANCE:
-            safe = np.where(norms > 0, norms, 1.0)
-            inv = np.where(norms > 0, 1.0 / safe, 0.0).astype(np.float32)
-            return DenseBlock(matrix, inv_norm=inv)
-        return DenseBlock(matrix)
-    if metric == "euclidean":
-        return DenseBlock(matrix, sq_norm=np.einsum("ij,ij->i", matrix, matrix))
-    return DenseBlock(matrix)
+    inv_norm, sq_norm = Metric(metric).row_terms(matrix)
+    return DenseBlock(matrix, inv_norm=inv_norm, sq_norm=sq_norm)

@@ -32,6 +32,7 @@ from vecstore.pipelines import plan as P
 from vecstore.pipelines.discover import FileInfo, SourceFile, display_path, inspect_file
 from vecstore.pipelines.hashing import digest_rows, digest_segments, hash_segments
 from vecstore.pipelines.validate import Reject, record_error, validate_batch
+from vecstore.refs import FILE_ROW
 from vecstore.schemas import ClusterEntry
 from vecstore.schemas.arrow import REJECT_SCHEMA
 from vecstore.segments import dense_matrix
@@ -39,7 +40,6 @@ from vecstore.writer import write_cluster, write_id_file
 
 SCRATCH_SUFFIX = ".arrow"
 FLUSH_BYTES = 64 * 1024 * 1024
-ROW_BITS = 40  # dedup key: file_idx << 40 | row
 
 
 # ------------------------------------------------------------------ helpers
@@ -90,7 +90,7 @@ def _read_dir(ctx: P.Context, prefix: str) -> pa.Table | None:
 
 
 def dedup_key(files: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return (files.astype(np.int64) << ROW_BITS) | rows.astype(np.int64)
+    return FILE_ROW.pack(files, rows)
 
 
 def _dense_values(arr: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -45,7 +45,8 @@ from vecstore.query.planner import (
     rows_probed,
 )
 from vecstore.query.segdata import DenseBlock, SegmentSource
-from vecstore.query.topk import NEG_INF, ROW_BITS, TopK, make_refs
+from vecstore.query.topk import NEG_INF, TopK
+from vecstore.refs import CLUSTER_ROW
 
 PARALLEL_WORK = 20_000_000  # query x row x dimension products: below, one thread
 GATHER_BELOW = 0.5  # a filter matching fewer rows than this share: gather them first
@@ -196,13 +197,13 @@ class Executor:
             found = buf.tolist()  # a copy: the scratch buffer is reused
             where = list(range(total))
         if len(probe) == 1:
-            base = probe[0] << ROW_BITS
+            base = CLUSTER_ROW.pack_one(probe[0], 0)
             refs = [base | i for i in where]
         else:
             refs = []
             for i in where:
                 j = bisect.bisect_right(starts, i) - 1
-                refs.append((probe[j] << ROW_BITS) | (i - starts[j]))
+                refs.append(CLUSTER_ROW.pack_one(probe[j], i - starts[j]))
         best = sorted(zip(found, refs, strict=True), key=_best_first)[:top_k]
         return [s for s, _ in best], [r for _, r in best]
 
@@ -237,7 +238,7 @@ class Executor:
         if blank is not None:
             scores[:, blank] = NEG_INF
         row_ids = np.arange(n, dtype=np.int64) if rows is None else rows
-        return scores, make_refs(pos, row_ids), matched
+        return scores, CLUSTER_ROW.pack(pos, row_ids), matched
 
     def _score(self, block: DenseBlock, q: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         x = block.matrix if rows is None else block.matrix[rows]
@@ -429,7 +430,7 @@ class Executor:
                 rows = rows[mask[rows]]
             if len(rows):
                 scores.append(s[rows])
-                refs.append(make_refs(pos, rows))
+                refs.append(CLUSTER_ROW.pack(pos, rows))
         return select(scores, refs, top_k)
 
 
@@ -458,7 +459,6 @@ __all__ = [
     "Executor",
     "Filter",
     "Hits",
-    "ROW_BITS",
     "prepare_dense",
     "select",
 ]

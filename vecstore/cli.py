@@ -48,6 +48,7 @@ from vecstore.errors import (
     VecstoreError,
     WaitTimeoutError,
 )
+from vecstore.metrics import Metric
 from vecstore.progress import (
     Display,
     LogDisplay,
@@ -57,7 +58,7 @@ from vecstore.progress import (
     format_bytes,
     format_duration,
 )
-from vecstore.schemas import ImportJob
+from vecstore.schemas import Cloud, ImportJob, VectorType
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -289,15 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dimension", type=int, metavar="D", help="vector dimension (dense: 1-20000)")
     p.add_argument(
         "--metric",
-        choices=["cosine", "euclidean", "dotproduct"],
+        choices=[m.value for m in Metric],
         help="similarity metric (default: cosine; sparse: dotproduct)",
     )
     p.add_argument(
-        "--vector-type", choices=["dense", "sparse"], default="dense", help="default: dense"
+        "--vector-type", choices=[t.value for t in VectorType], default="dense", help="default: dense"
     )
     p.add_argument(
         "--cloud",
-        choices=["aws", "gcp", "azure"],
+        choices=[c.value for c in Cloud],
         default="aws",
         help="where the index is hosted; decides which sources it may import from (default: aws)",
     )

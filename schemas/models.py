@@ -47,8 +47,6 @@ ImportStatus = Literal["Pending", "InProgress", "Completed", "Failed", "Cancelle
 ErrorMode = Literal["continue", "abort"]
 FINAL_STATUSES: frozenset[str] = frozenset({"Completed", "Failed", "Cancelled"})
 
-MetadataValue = str | bool | int | float | list[str]
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -155,7 +155,7 @@ class Metric(StrEnum):
             dots -= centroid_sq
         return dots
 
-    # ------------------------------------------------ score <-> distance
+    # ------------------------------------------------ score -> distance
     def public_scores(self, internal: np.ndarray, query_sq: float) -> np.ndarray:
         """The scores Pinecone reports (euclidean: the squared distance)."""
         import numpy as np
@@ -169,12 +169,6 @@ class Metric(StrEnum):
         if self._rules.subtract_sq_norm:
             return [max(query_sq - s, 0.0) for s in internal]
         return internal
-
-    def internal_score(self, public: float, query_sq: float) -> float:
-        """The inverse of :meth:`public_scores` (a squared distance back to a score)."""
-        if self._rules.subtract_sq_norm:
-            return query_sq - public
-        return public
 
 
 _RULES: dict[Metric, _Rules] = {

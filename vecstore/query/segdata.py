@@ -174,11 +174,6 @@ class StringColumn:
         o = self._offsets
         return self._data[o[row] : o[row + 1]].tobytes()
 
-    def get_or_none(self, row: int) -> str | None:
-        if self.array.null_count and not self.array[row].is_valid:
-            return None
-        return self.get(row)
-
     def take(self, rows: list[int]) -> list[str]:
         o, data = self._offsets, self._data
         return [str(data[o[r] : o[r + 1]], "utf-8") for r in rows]

@@ -50,10 +50,6 @@ class TopK:
             self._push_dense(qidx[~full], tile[~full], refs)
             self._push_sparse(qidx[full], tile[full], refs, thr[full])
 
-    def push_one(self, qi: int, scores: np.ndarray, refs: np.ndarray) -> None:
-        """Merge one query's candidate scores (any length)."""
-        self.push(np.array([qi]), scores.reshape(1, -1), refs)
-
     # ----------------------------------------------------------- internals
     def _push_first(self, qidx: np.ndarray, tile: np.ndarray, refs: np.ndarray) -> None:
         """The first tile of queries holding nothing yet: select in the tile alone."""

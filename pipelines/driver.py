@@ -43,7 +43,7 @@ from vecstore.pipelines import plan as P
 from vecstore.pipelines import tasks
 from vecstore.pipelines.discover import Discovery, FileInfo, discover, display_path
 from vecstore.refs import FILE_ROW
-from vecstore.schemas import ImportJob, IndexSpec, NamespaceProgress
+from vecstore.schemas import ImportJob, IndexSpec, NamespaceProgress, RecordLayout
 from vecstore.schemas.arrow import REJECT_SCHEMA
 from vecstore.storage import Store
 from vecstore.writer import assemble_manifest, write_centroids_file
@@ -341,7 +341,7 @@ class ImportDriver:
 
     def _train(self, plans: dict[str, P.NamespacePlan]) -> dict[str, Any]:
         """Centroid futures per namespace (dense and hybrid)."""
-        if self.spec.kind == "sparse":
+        if self.spec.record_layout == RecordLayout.SPARSE:
             return {}
         ctx = self.ctx
         samples: list[Any] = []

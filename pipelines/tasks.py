@@ -33,7 +33,7 @@ from vecstore.pipelines.discover import FileInfo, SourceFile, display_path, insp
 from vecstore.pipelines.hashing import digest_rows, digest_segments, hash_segments
 from vecstore.pipelines.validate import Reject, record_error, validate_batch
 from vecstore.refs import FILE_ROW
-from vecstore.schemas import ClusterEntry
+from vecstore.schemas import ClusterEntry, RecordLayout
 from vecstore.schemas.arrow import REJECT_SCHEMA
 from vecstore.segments import dense_matrix
 from vecstore.writer import write_cluster, write_id_file
@@ -108,7 +108,7 @@ def _dense_values(arr: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------ inspect
 def inspect(ctx: P.Context, f: SourceFile) -> FileInfo:
-    return inspect_file(ctx.source, f, ctx.spec.kind, ctx.spec.dimension)
+    return inspect_file(ctx.source, f, ctx.spec.record_layout, ctx.spec.dimension)
 
 
 # ------------------------------------------------------------------- sample
@@ -202,7 +202,7 @@ class _Spill:
 def _clusters_for(
     ctx: P.Context, chunk: P.Chunk, table: pa.Table, centroids: np.ndarray | None, seen: int
 ) -> np.ndarray:
-    if ctx.spec.kind == "sparse" or centroids is None:
+    if ctx.spec.record_layout == RecordLayout.SPARSE or centroids is None:
         local = (seen + np.arange(table.num_rows)) // P.SPARSE_SEGMENT_ROWS
         return (chunk.index * P.SPARSE_CLUSTER_STRIDE + local).astype(np.int32)
     x = dense_matrix(table.column("values"), int(ctx.spec.dimension or 0))
@@ -229,11 +229,11 @@ def _sparse_digests(column: pa.ChunkedArray) -> np.ndarray:
 def _value_digests(ctx: P.Context, table: pa.Table) -> np.ndarray:
     """The identity of each record's vector: dense values, sparse values, or
     (hybrid) both — two hybrid records are duplicates only if both parts agree."""
-    if ctx.spec.kind == "sparse":
+    if ctx.spec.record_layout == RecordLayout.SPARSE:
         return _sparse_digests(table.column("sparse_values"))
     x = dense_matrix(table.column("values"), int(ctx.spec.dimension or 0))
     dense = digest_rows(x)
-    if ctx.spec.kind == "hybrid" and "sparse_values" in table.column_names:
+    if ctx.spec.record_layout == RecordLayout.HYBRID and "sparse_values" in table.column_names:
         sparse = _sparse_digests(table.column("sparse_values"))
         # combine: rotate the sparse digest so (a, b) and (b, a) differ
         combined: np.ndarray = dense ^ np.roll(sparse, 1, axis=1) ^ np.uint64(0x9E3779B97F4A7C15)
@@ -270,7 +270,7 @@ def scan(
         pf = pq.ParquetFile(fh)
         for batch in pf.iter_batches(batch_size=P.BATCH_ROWS, row_groups=list(chunk.row_groups)):
             check()
-            vb = validate_batch(batch, ctx.spec.kind, ctx.spec.dimension, shown, row)
+            vb = validate_batch(batch, ctx.spec.record_layout, ctx.spec.dimension, shown, row)
             if vb.rejects:
                 if abort:
                     raise record_error(shown, vb.rejects[0])
@@ -315,7 +315,7 @@ def _scatter(
     rows: np.ndarray,
 ) -> None:
     # data rows -> buckets of contiguous cluster ranges
-    if ctx.spec.kind == "sparse":
+    if ctx.spec.record_layout == RecordLayout.SPARSE:
         buckets = np.full(len(clusters), chunk.index % nsplan.buckets, np.int64)
     else:
         buckets = np.minimum(nsplan.buckets - 1, clusters.astype(np.int64) * nsplan.buckets // nsplan.k)

@@ -73,11 +73,16 @@ class IndexSpec(Frozen):
     tags: dict[str, str] = Field(default_factory=dict)
 
     @property
-    def kind(self) -> RecordLayout:
+    def record_layout(self) -> RecordLayout:
         """Which vectors the records carry (the import file layout)."""
         if self.vector_type == VectorType.SPARSE:
             return RecordLayout.SPARSE
         return RecordLayout.HYBRID if self.metric.supports_sparse else RecordLayout.DENSE
+
+    @property
+    def kind(self) -> RecordLayout:
+        """The old name of :attr:`record_layout` (the CLI still shows it as "kind")."""
+        return self.record_layout
 
 
 # ---------------------------------------------------------------------- jobs

@@ -174,7 +174,7 @@ class Reader:
 
         The batch shares segment reads and groups its work by cluster (one
         matrix product per cluster): use it for throughput."""
-        if self.spec.kind == RecordLayout.SPARSE:
+        if self.spec.record_layout == RecordLayout.SPARSE:
             raise InvalidArgumentError("query_batch takes dense vectors; this index is sparse")
         ns = args.namespace(namespace)
         k = args.top_k(top_k)
@@ -242,7 +242,7 @@ class Reader:
     def _query_vectors(
         self, vector: Any, sparse_vector: Any, id_: Any
     ) -> tuple[np.ndarray | None, SparseQuery | None]:
-        kind = self.spec.kind
+        layout = self.spec.record_layout
         if id_ is not None:
             if vector is not None or sparse_vector is not None:
                 raise InvalidArgumentError(
@@ -253,7 +253,7 @@ class Reader:
             return None, None
         if vector is None and sparse_vector is None:
             raise InvalidArgumentError("A query needs a vector, a sparse_vector or an id")
-        if kind == RecordLayout.SPARSE:
+        if layout == RecordLayout.SPARSE:
             if vector is not None and len(vector):
                 raise InvalidArgumentError(
                     f'Index "{self.spec.name}" is sparse: query it with sparse_vector, not vector'
@@ -267,7 +267,7 @@ class Reader:
                 "(sparse_vector may be added on a dotproduct index)"
             )
         dense = args.dense_vector(vector, self.spec.dimension)
-        if sparse_vector is not None and kind != RecordLayout.HYBRID:
+        if sparse_vector is not None and layout != RecordLayout.HYBRID:
             raise InvalidArgumentError(
                 f'sparse_vector needs an index with metric dotproduct; index "{self.spec.name}" '
                 f"uses {self.spec.metric}"
@@ -281,14 +281,14 @@ class Reader:
         if ref is None:
             return None
         refs = np.array([ref], dtype=np.int64)
-        kind = self.spec.kind
+        layout = self.spec.record_layout
         rows = materialize(
             self.source,
             state,
             refs,
-            dense=kind != RecordLayout.SPARSE,
-            values=kind != RecordLayout.SPARSE,
-            sparse=kind != RecordLayout.DENSE,
+            dense=layout != RecordLayout.SPARSE,
+            values=layout != RecordLayout.SPARSE,
+            sparse=layout != RecordLayout.DENSE,
             metadata=False,
             dimension=self.executor.dimension,
         )
@@ -297,7 +297,7 @@ class Reader:
         sparse = None
         if sv is not None:
             sparse = (np.asarray(sv.indices, np.int64), np.asarray(sv.values, np.float32))
-        if kind == RecordLayout.SPARSE and sparse is None:
+        if layout == RecordLayout.SPARSE and sparse is None:
             return None
         return dense, sparse
 
@@ -310,7 +310,7 @@ class Reader:
         flt: Filter | None,
         probes: int | None,
     ) -> Hits:
-        if self.spec.kind == RecordLayout.SPARSE:
+        if self.spec.record_layout == RecordLayout.SPARSE:
             return (
                 EMPTY_HITS if sparse is None else self.executor.sparse_only(state, sparse, k, flt)
             )
@@ -333,14 +333,14 @@ class Reader:
         include_values: bool,
         include_metadata: bool,
     ) -> list[ScoredVector]:
-        kind = self.spec.kind
+        layout = self.spec.record_layout
         rows = materialize(
             self.source,
             state,
             refs,
-            dense=kind != RecordLayout.SPARSE,
+            dense=layout != RecordLayout.SPARSE,
             values=include_values,
-            sparse=include_values and kind != RecordLayout.DENSE,
+            sparse=include_values and layout != RecordLayout.DENSE,
             metadata=include_metadata,
             dimension=self.executor.dimension,
         )
@@ -348,7 +348,7 @@ class Reader:
             ScoredVector.model_construct(
                 id=rows.ids[i],
                 score=scores[i],
-                values=rows.values[i] if include_values and kind != RecordLayout.SPARSE else None,
+                values=rows.values[i] if include_values and layout != RecordLayout.SPARSE else None,
                 sparse_values=rows.sparse[i],
                 metadata=rows.metadata[i] if include_metadata else None,
             )
@@ -364,7 +364,7 @@ class Reader:
         """The stored records of ``ids`` (absent ids are left out)."""
         wanted = args.fetch_ids(ids)
         ns = args.namespace(namespace)
-        kind = self.spec.kind
+        layout = self.spec.record_layout
 
         def run(state: NamespaceState | None) -> FetchResponse:
             if state is None or not wanted:
@@ -376,9 +376,9 @@ class Reader:
                 self.source,
                 state,
                 refs,
-                dense=kind != RecordLayout.SPARSE,
-                values=kind != RecordLayout.SPARSE,
-                sparse=kind != RecordLayout.DENSE,
+                dense=layout != RecordLayout.SPARSE,
+                values=layout != RecordLayout.SPARSE,
+                sparse=layout != RecordLayout.DENSE,
                 metadata=True,
                 dimension=self.executor.dimension,
                 known_ids=order,

@@ -37,7 +37,7 @@ def _ns_key(index: str, namespace: str, rel: str) -> str:
 def conform(table: pa.Table, spec: IndexSpec) -> pa.Table:
     """Order and type the columns of a segment table (shredded columns sorted)."""
     fields = meta_fields_of(table.schema)
-    schema = segment_schema(spec.kind, spec.dimension, fields)
+    schema = segment_schema(spec.record_layout, spec.dimension, fields)
     cols = []
     for f in schema:
         if f.name in table.column_names:
@@ -62,7 +62,7 @@ def write_cluster(
         _ns_key(spec.name, namespace, rel),
         table,
         row_group_size=segment_row_group_rows(
-            spec.dimension if spec.kind != RecordLayout.SPARSE else None
+            spec.dimension if spec.record_layout != RecordLayout.SPARSE else None
         ),
     )
     return ClusterEntry(
@@ -142,11 +142,11 @@ def records_to_table(records: Sequence[Mapping[str, Any]], spec: IndexSpec) -> p
     """A segment table from plain records ``{"id", "values", "sparse_values", "metadata"}``."""
     ids = pa.array([str(r["id"]) for r in records], pa.string())
     cols: dict[str, pa.Array] = {"id": ids}
-    if spec.kind in (RecordLayout.DENSE, RecordLayout.HYBRID):
+    if spec.record_layout in (RecordLayout.DENSE, RecordLayout.HYBRID):
         d = int(spec.dimension or 0)
         mat = np.asarray([r["values"] for r in records], dtype=np.float32).reshape(len(records), d)
         cols["values"] = fixed_list(mat)
-    if spec.kind in (RecordLayout.SPARSE, RecordLayout.HYBRID):
+    if spec.record_layout in (RecordLayout.SPARSE, RecordLayout.HYBRID):
         cols["sparse_values"] = pa.array(
             [
                 None
@@ -179,7 +179,7 @@ def write_namespace(
     """Cluster, write and commit a whole namespace version in this process."""
     n = table.num_rows
     centroids_rel: str | None = None
-    if spec.kind == RecordLayout.SPARSE:
+    if spec.record_layout == RecordLayout.SPARSE:
         per = max(1, target_per_cluster)
         assignment = np.arange(n, dtype=np.int64) // per
     else:

@@ -120,6 +120,6 @@ def test_index_defaults_and_layout() -> None:
     assert Metric.default_for(sparse=False) is Metric.COSINE
     assert Metric.sparse_metrics() == (Metric.DOTPRODUCT,)
     spec = IndexSpec(name="a", dimension=3, metric="dotproduct")
-    assert spec.metric is Metric.DOTPRODUCT and spec.kind is RecordLayout.HYBRID
-    assert IndexSpec(name="a", dimension=3).kind is RecordLayout.DENSE
+    assert spec.metric is Metric.DOTPRODUCT and spec.record_layout is RecordLayout.HYBRID
+    assert IndexSpec(name="a", dimension=3).record_layout is RecordLayout.DENSE
     assert '"metric":"dotproduct"' in spec.model_dump_json()

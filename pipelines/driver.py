@@ -42,7 +42,8 @@ from vecstore.jobs import JobStore
 from vecstore.pipelines import plan as P
 from vecstore.pipelines import tasks
 from vecstore.pipelines.discover import Discovery, FileInfo, discover, display_path
-from vecstore.schemas import ImportJob, IndexSpec, NamespaceProgress
+from vecstore.refs import FILE_ROW
+from vecstore.schemas import ImportJob, IndexSpec, NamespaceProgress, RecordLayout
 from vecstore.schemas.arrow import REJECT_SCHEMA
 from vecstore.settings import settings
 from vecstore.storage import Store
@@ -340,7 +341,7 @@ class ImportDriver:
 
     def _train(self, plans: dict[str, P.NamespacePlan]) -> dict[str, Any]:
         """Centroid futures per namespace (dense and hybrid)."""
-        if self.spec.kind == "sparse":
+        if self.spec.record_layout == RecordLayout.SPARSE:
             return {}
         ctx = self.ctx
         samples: list[Any] = []
@@ -574,7 +575,7 @@ def _now() -> datetime:
 
 
 def _split_key(key: int) -> tuple[int, int]:
-    return key >> tasks.ROW_BITS, key & ((1 << tasks.ROW_BITS) - 1)
+    return FILE_ROW.split_one(key)
 
 
 def _merge_drops(a: tasks.Drops, b: tasks.Drops) -> tasks.Drops:

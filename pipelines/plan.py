@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from vecstore import kmeans, layout
 from vecstore.errors import IngestError
-from vecstore.schemas import IndexSpec
+from vecstore.schemas import IndexSpec, RecordLayout
 from vecstore.settings import settings
 from vecstore.storage import Store
 
@@ -174,7 +174,7 @@ def chunk_file(
 def row_bytes(spec: IndexSpec) -> int:
     """Rough decoded size of one row, for sizing buckets."""
     dense = 4 * (spec.dimension or 0)
-    sparse = 8 * 64 if spec.kind != "dense" else 0
+    sparse = 8 * 64 if spec.record_layout != RecordLayout.DENSE else 0
     return dense + sparse + 160
 
 
@@ -201,9 +201,9 @@ def plan_namespace(
         raise IngestError(empty_namespace_message(ns), namespace=ns)
     nbytes = sum(size for _, size, _ in files)
     target = target_per_cluster or records_per_cluster()
-    k = 1 if spec.kind == "sparse" else kmeans.choose_k(rows, target)
+    k = 1 if spec.record_layout == RecordLayout.SPARSE else kmeans.choose_k(rows, target)
     buckets = max(1, math.ceil(rows * row_bytes(spec) / bucket_bytes()))
-    if spec.kind != "sparse":
+    if spec.record_layout != RecordLayout.SPARSE:
         buckets = min(buckets, k)
     partitions = max(1, math.ceil(rows / partition_rows()))
     sample = kmeans.sample_size(k)

@@ -38,14 +38,14 @@ from vecstore.pipelines.discover import FileInfo, SourceFile, display_path, insp
 from vecstore.pipelines.hashing import digest_rows, digest_segments, hash_segments
 from vecstore.pipelines.reading import iter_batches, open_parquet
 from vecstore.pipelines.validate import Reject, record_error, validate_batch
-from vecstore.schemas import ClusterEntry
+from vecstore.refs import FILE_ROW
+from vecstore.schemas import ClusterEntry, RecordLayout
 from vecstore.schemas.arrow import REJECT_SCHEMA, as_float32
 from vecstore.segments import dense_matrix
 from vecstore.writer import write_cluster, write_id_file
 
 SCRATCH_SUFFIX = ".arrow"
 FLUSH_BYTES = 64 * 1024 * 1024
-ROW_BITS = 40  # dedup key: file_idx << 40 | row
 
 
 # ------------------------------------------------------------------ helpers
@@ -96,7 +96,7 @@ def _read_dir(ctx: P.Context, prefix: str) -> pa.Table | None:
 
 
 def dedup_key(files: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return (files.astype(np.int64) << ROW_BITS) | rows.astype(np.int64)
+    return FILE_ROW.pack(files, rows)
 
 
 def _dense_values(arr: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +114,7 @@ def _dense_values(arr: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------ inspect
 def inspect(ctx: P.Context, f: SourceFile) -> FileInfo:
-    return inspect_file(ctx.source, f, ctx.spec.kind, ctx.spec.dimension)
+    return inspect_file(ctx.source, f, ctx.spec.record_layout, ctx.spec.dimension)
 
 
 # ------------------------------------------------------------------- sample
@@ -163,7 +163,7 @@ def train(ctx: P.Context, k: int, *samples: np.ndarray) -> np.ndarray:
     x = np.concatenate([s for s in samples if len(s)]) if any(len(s) for s in samples) else None
     if x is None:
         return np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
-    return kmeans.fit(x, k, seed=ctx.seed, cosine=ctx.spec.metric == "cosine")
+    return kmeans.fit(x, k, seed=ctx.seed, metric=ctx.spec.metric)
 
 
 # --------------------------------------------------------------------- scan
@@ -211,11 +211,11 @@ class _Spill:
 def _clusters_for(
     ctx: P.Context, chunk: P.Chunk, table: pa.Table, centroids: np.ndarray | None, seen: int
 ) -> np.ndarray:
-    if ctx.spec.kind == "sparse" or centroids is None:
+    if ctx.spec.record_layout == RecordLayout.SPARSE or centroids is None:
         local = (seen + np.arange(table.num_rows)) // P.SPARSE_SEGMENT_ROWS
         return (chunk.index * P.SPARSE_CLUSTER_STRIDE + local).astype(np.int32)
     x = dense_matrix(table.column("values"), int(ctx.spec.dimension or 0))
-    return kmeans.assign(x, centroids, cosine=ctx.spec.metric == "cosine")
+    return kmeans.assign(x, centroids, metric=ctx.spec.metric)
 
 
 def _sparse_digests(column: pa.ChunkedArray) -> np.ndarray:
@@ -238,11 +238,11 @@ def _sparse_digests(column: pa.ChunkedArray) -> np.ndarray:
 def _value_digests(ctx: P.Context, table: pa.Table) -> np.ndarray:
     """The identity of each record's vector: dense values, sparse values, or
     (hybrid) both — two hybrid records are duplicates only if both parts agree."""
-    if ctx.spec.kind == "sparse":
+    if ctx.spec.record_layout == RecordLayout.SPARSE:
         return _sparse_digests(table.column("sparse_values"))
     x = dense_matrix(table.column("values"), int(ctx.spec.dimension or 0))
     dense = digest_rows(x)
-    if ctx.spec.kind == "hybrid" and "sparse_values" in table.column_names:
+    if ctx.spec.record_layout == RecordLayout.HYBRID and "sparse_values" in table.column_names:
         sparse = _sparse_digests(table.column("sparse_values"))
         # combine: rotate the sparse digest so (a, b) and (b, a) differ
         combined: np.ndarray = dense ^ np.roll(sparse, 1, axis=1) ^ np.uint64(0x9E3779B97F4A7C15)
@@ -279,7 +279,7 @@ def scan(
         pf = open_parquet(fh, shown)
         for batch in iter_batches(pf, shown, chunk.row_groups, batch_size=P.BATCH_ROWS):
             check()
-            vb = validate_batch(batch, ctx.spec.kind, ctx.spec.dimension, shown, row)
+            vb = validate_batch(batch, ctx.spec.record_layout, ctx.spec.dimension, shown, row)
             if vb.rejects:
                 if abort:
                     raise record_error(shown, vb.rejects[0])
@@ -324,7 +324,7 @@ def _scatter(
     rows: np.ndarray,
 ) -> None:
     # data rows -> buckets of contiguous cluster ranges
-    if ctx.spec.kind == "sparse":
+    if ctx.spec.record_layout == RecordLayout.SPARSE:
         buckets = np.full(len(clusters), chunk.index % nsplan.buckets, np.int64)
     else:
         buckets = np.minimum(nsplan.buckets - 1, clusters.astype(np.int64) * nsplan.buckets // nsplan.k)

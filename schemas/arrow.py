@@ -18,12 +18,12 @@ Segment files (format version 1) hold, per row:
 
 from __future__ import annotations
 
-from typing import Literal
-
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
-ImportKind = Literal["dense", "sparse", "hybrid"]
+from vecstore.schemas.models import RecordLayout
+
+ImportKind = RecordLayout  # kept name: the import file layout of an index
 
 SPARSE_TYPE = pa.struct(
     [pa.field("indices", pa.list_(pa.uint32())), pa.field("values", pa.list_(pa.float32()))]
@@ -106,9 +106,9 @@ def import_schema(kind: ImportKind) -> pa.Schema:
 
 
 REQUIRED_COLUMNS: dict[ImportKind, tuple[str, ...]] = {
-    "dense": ("id", "values"),
-    "sparse": ("id", "sparse_values"),
-    "hybrid": ("id", "values"),
+    RecordLayout.DENSE: ("id", "values"),
+    RecordLayout.SPARSE: ("id", "sparse_values"),
+    RecordLayout.HYBRID: ("id", "values"),
 }
 
 
@@ -210,7 +210,7 @@ class RejectRow(_Row):
 
 
 IMPORT_ROW_MODELS: dict[ImportKind, type[_Row]] = {
-    "dense": DenseImportRow,
-    "sparse": SparseImportRow,
-    "hybrid": HybridImportRow,
+    RecordLayout.DENSE: DenseImportRow,
+    RecordLayout.SPARSE: SparseImportRow,
+    RecordLayout.HYBRID: HybridImportRow,
 }

@@ -9,6 +9,7 @@ Pinecone's camelCase.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import (
@@ -19,20 +20,42 @@ from pydantic import (
     model_serializer,
 )
 
+from vecstore.schemas.metrics import Metric as Metric  # re-exported: the schemas' field type
+
 FORMAT_VERSION = 1
 # Manifests that record the write-ahead-log position they have applied
 # (``applied_lsn``, written by the index builder) are format 2; readers take
 # both, and a format-1 manifest has applied nothing of the log.
 MANIFEST_FORMAT_WAL = 2
 
-Metric = Literal["cosine", "euclidean", "dotproduct"]
-VectorType = Literal["dense", "sparse"]
-Cloud = Literal["aws", "gcp", "azure"]
+
+class VectorType(StrEnum):
+    """The ``vector_type`` of an index (Pinecone's name)."""
+
+    DENSE = "dense"
+    SPARSE = "sparse"
+
+
+class Cloud(StrEnum):
+    """The ``cloud`` an index is hosted on (Pinecone's names)."""
+
+    AWS = "aws"
+    GCP = "gcp"
+    AZURE = "azure"
+
+
+class RecordLayout(StrEnum):
+    """Which vectors the records of an index carry (its import file layout):
+    dense values, sparse values, or both (a dense dotproduct index)."""
+
+    DENSE = "dense"
+    SPARSE = "sparse"
+    HYBRID = "hybrid"
+
+
 ImportStatus = Literal["Pending", "InProgress", "Completed", "Failed", "Cancelled"]
 ErrorMode = Literal["continue", "abort"]
 FINAL_STATUSES: frozenset[str] = frozenset({"Completed", "Failed", "Cancelled"})
-
-MetadataValue = str | bool | int | float | list[str]
 
 
 def utcnow() -> datetime:
@@ -52,19 +75,24 @@ class IndexSpec(Frozen):
     format_version: int = FORMAT_VERSION
     name: str
     dimension: int | None = None
-    metric: Metric = "cosine"
-    vector_type: VectorType = "dense"
-    cloud: Cloud = "aws"
+    metric: Metric = Metric.COSINE
+    vector_type: VectorType = VectorType.DENSE
+    cloud: Cloud = Cloud.AWS
     region: str = "local"
     created_at: datetime = Field(default_factory=utcnow)
     tags: dict[str, str] = Field(default_factory=dict)
 
     @property
-    def kind(self) -> Literal["dense", "sparse", "hybrid"]:
-        """Which import file layout the index takes."""
-        if self.vector_type == "sparse":
-            return "sparse"
-        return "hybrid" if self.metric == "dotproduct" else "dense"
+    def record_layout(self) -> RecordLayout:
+        """Which vectors the records carry (the import file layout)."""
+        if self.vector_type == VectorType.SPARSE:
+            return RecordLayout.SPARSE
+        return RecordLayout.HYBRID if self.metric.supports_sparse else RecordLayout.DENSE
+
+    @property
+    def kind(self) -> RecordLayout:
+        """The old name of :attr:`record_layout` (the CLI still shows it as "kind")."""
+        return self.record_layout
 
 
 # ---------------------------------------------------------------------- jobs
@@ -187,8 +215,8 @@ class Manifest(Frozen):
     created_at: datetime = Field(default_factory=utcnow)
     import_id: str | None = None
     deleted: bool = False
-    vector_type: VectorType = "dense"
-    metric: Metric = "cosine"
+    vector_type: VectorType = VectorType.DENSE
+    metric: Metric = Metric.COSINE
     dimension: int | None = None
     record_count: int = 0
     byte_size: int = 0

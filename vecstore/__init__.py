@@ -1,11 +1,11 @@
 """vecstore: an object-storage vector store with a bulk import pipeline.
 
-``import vecstore`` stays light: dask and the backends load only when used.
+``import vecstore`` stays light: numpy, pyarrow, dask and the storage
+backends load only when used. Everything public is listed in ``__all__``
+(a test checks it against the module).
 """
 
-from __future__ import annotations
-
-from vecstore.api import Index, VecStore
+from vecstore.api import Index, ServerlessSpecLike, VecStore
 from vecstore.errors import (
     AccessDeniedError,
     AlreadyExistsError,
@@ -25,6 +25,28 @@ from vecstore.errors import (
     VecstoreError,
     WaitTimeoutError,
 )
+from vecstore.schemas import (
+    Cloud,
+    FetchResponse,
+    ImportJob,
+    ImportPage,
+    IndexSpec,
+    IndexStats,
+    ListItem,
+    ListResponse,
+    NamespaceDescription,
+    NamespaceSummary,
+    Pagination,
+    QueryResponse,
+    RecordLayout,
+    ScoredVector,
+    SparseValues,
+    StartImportResponse,
+    Usage,
+    Vector,
+    VectorType,
+)
+from vecstore.schemas.metrics import Metric
 from vecstore.storage import Store
 
 __version__ = "0.1.0"
@@ -33,22 +55,43 @@ __all__ = [
     "AccessDeniedError",
     "AlreadyExistsError",
     "CancelledError",
+    "Cloud",
     "CommitConflictError",
+    "FetchResponse",
     "FilterError",
     "FormatError",
+    "ImportJob",
+    "ImportPage",
     "Index",
+    "IndexSpec",
+    "IndexStats",
     "IngestError",
     "InvalidArgumentError",
     "LimitExceededError",
+    "ListItem",
+    "ListResponse",
+    "Metric",
+    "NamespaceDescription",
+    "NamespaceSummary",
     "NotFoundError",
     "NotImplementedYet",
     "RateLimitedError",
+    "Pagination",
+    "QueryResponse",
     "RecordError",
+    "RecordLayout",
     "SchemaError",
+    "ScoredVector",
+    "ServerlessSpecLike",
+    "SparseValues",
+    "StartImportResponse",
     "StorageError",
     "Store",
+    "Usage",
     "VecStore",
     "VecstoreError",
+    "Vector",
+    "VectorType",
     "WaitTimeoutError",
     "__version__",
 ]

@@ -7,12 +7,13 @@ arguments; every problem with the data or the import directory ends as a
 
 from __future__ import annotations
 
+import builtins
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from vecstore import jobstate, layout, manifests
 from vecstore.cleanup import cleanup_import
@@ -29,23 +30,44 @@ from vecstore.jobs import JobStore, heartbeat_age, new_job_id
 from vecstore.runners import get_runner
 from vecstore.schemas import (
     FINAL_STATUSES,
+    Cloud,
+    FetchResponse,
     ImportJob,
     ImportPage,
     IndexSpec,
     IndexStats,
+    ListResponse,
     NamespaceDescription,
     NamespaceSummary,
+    QueryResponse,
+    SparseValues,
     StartImportResponse,
+    VectorType,
 )
+from vecstore.schemas.metrics import Metric
 from vecstore.storage import Store, scheme_of, translate_uri
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from vecstore.reader import Reader
+
 log = logging.getLogger("vecstore")
+E = TypeVar("E", Metric, VectorType, Cloud)
+
+
+class ServerlessSpecLike(Protocol):
+    """Pinecone's ``ServerlessSpec``: where an index is hosted."""
+
+    @property
+    def cloud(self) -> Any: ...
+
+    @property
+    def region(self) -> str: ...
+
 
 INDEX_NAME = re.compile(r"^[a-z0-9-]{1,45}$")
 MAX_DIMENSION = 20_000
-METRICS = ("cosine", "euclidean", "dotproduct")
-VECTOR_TYPES = ("dense", "sparse")
-CLOUDS = ("aws", "gcp", "azure")
 # A runner refreshes its heartbeat every few seconds; past this it is presumed dead.
 STALE_AFTER_SECONDS = 30.0
 
@@ -54,31 +76,34 @@ def _enum_value(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
+def _choice(enum: type[E], what: str, value: Any) -> E:
+    """``value`` (a member or its string) as a member of ``enum``."""
+    try:
+        return enum(_enum_value(value))
+    except ValueError:
+        names = ", ".join(repr(m.value) for m in enum)
+        raise InvalidArgumentError(f"Invalid {what} {value!r}: expected one of {names}") from None
+
+
 def validate_index_args(
     name: Any, dimension: Any, metric: Any, vector_type: Any, cloud: Any
-) -> tuple[str, int | None, str, str, str]:
+) -> tuple[str, int | None, Metric, VectorType, Cloud]:
     """Check create_index arguments; return them normalised."""
     if not isinstance(name, str) or not INDEX_NAME.fullmatch(name):
         raise InvalidArgumentError(
             f"Invalid index name {name!r}: expected 1-45 lowercase letters, digits or hyphens",
             name=name,
         )
-    vector_type = _enum_value(vector_type)
-    if vector_type not in VECTOR_TYPES:
-        raise InvalidArgumentError(
-            f"Invalid vector_type {vector_type!r}: expected 'dense' or 'sparse'"
-        )
-    metric = _enum_value(metric)
+    vtype = _choice(VectorType, "vector_type", vector_type)
+    sparse = vtype == VectorType.SPARSE
     if metric is None:
-        metric = "dotproduct" if vector_type == "sparse" else "cosine"
-    if metric not in METRICS:
-        raise InvalidArgumentError(
-            f"Invalid metric {metric!r}: expected 'cosine', 'euclidean' or 'dotproduct'"
-        )
-    if vector_type == "sparse":
-        if metric != "dotproduct":
+        metric = Metric.default_for(sparse=sparse)
+    metric = _choice(Metric, "metric", metric)
+    if sparse:
+        if not metric.supports_sparse:
+            names = " or ".join(repr(m.value) for m in Metric.sparse_metrics())
             raise InvalidArgumentError(
-                f"Invalid metric {metric!r} for a sparse index: sparse indexes use 'dotproduct'"
+                f"Invalid metric {metric.value!r} for a sparse index: sparse indexes use {names}"
             )
         if dimension is not None:
             raise InvalidArgumentError(
@@ -94,10 +119,7 @@ def validate_index_args(
             raise InvalidArgumentError(
                 f"Invalid dimension {dimension}: expected 1 to {MAX_DIMENSION}"
             )
-    cloud = _enum_value(cloud)
-    if cloud not in CLOUDS:
-        raise InvalidArgumentError(f"Invalid cloud {cloud!r}: expected 'aws', 'gcp' or 'azure'")
-    return name, dimension, metric, vector_type, cloud
+    return name, dimension, metric, vtype, _choice(Cloud, "cloud", cloud)
 
 
 def validate_import_uri(uri: Any, spec: IndexSpec) -> str:
@@ -173,27 +195,42 @@ class VecStore:
     def create_index(
         self,
         name: str,
+        *,
         dimension: int | None = None,
-        metric: str | None = None,
-        vector_type: str = "dense",
-        cloud: str | None = None,
+        metric: Metric | str | None = None,
+        vector_type: VectorType | str = VectorType.DENSE,
+        cloud: Cloud | str | None = None,
         region: str | None = None,
-        spec: Any = None,
-        tags: dict[str, str] | None = None,
-        **_: Any,
+        spec: ServerlessSpecLike | Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        deletion_protection: str = "disabled",
     ) -> IndexSpec:
+        """Create an index (Pinecone's ``create_index``); raises AlreadyExistsError.
+
+        ``spec`` is Pinecone's ``ServerlessSpec(cloud=..., region=...)`` or a
+        mapping with those keys; ``cloud`` / ``region`` may also be given
+        directly. ``timeout`` is accepted for compatibility: the index is
+        ready when this returns. ``deletion_protection`` must be "disabled"
+        (vecstore has no protected indexes)."""
+        del timeout  # ready at once
+        if _enum_value(deletion_protection) != "disabled":
+            raise InvalidArgumentError(
+                f"Invalid deletion_protection {deletion_protection!r}: vecstore supports only "
+                "'disabled'"
+            )
         if spec is not None:
             cloud = cloud or _enum_value(_get(spec, "cloud"))
             region = region or _get(spec, "region")
-        name, dimension, metric, vector_type, cloud = validate_index_args(
-            name, dimension, metric, vector_type, cloud or "aws"
+        name, dimension, valid_metric, valid_type, valid_cloud = validate_index_args(
+            name, dimension, metric, vector_type, cloud or Cloud.AWS
         )
         index = IndexSpec(
             name=name,
             dimension=dimension,
-            metric=metric,
-            vector_type=vector_type,
-            cloud=cloud,
+            metric=valid_metric,
+            vector_type=valid_type,
+            cloud=valid_cloud,
             region=region or "local",
             tags=dict(tags or {}),
         )
@@ -244,6 +281,7 @@ class VecStore:
         self.store.delete_prefix(layout.index_prefix(name))
 
     def Index(self, name: str) -> Index:  # noqa: N802 - Pinecone's spelling
+        """The data-plane handle of an existing index (raises NotFoundError)."""
         return Index(self, self.describe_index(name))
 
     # ----------------------------------------------------------- sources
@@ -280,7 +318,7 @@ class Index:
         self.name = spec.name
         self.store = vs.store
         self.jobs = JobStore(vs.store, spec.name)
-        self._reader: Any = None
+        self._reader: Reader | None = None
 
     def __repr__(self) -> str:
         return f"Index({self.name!r})"
@@ -392,23 +430,66 @@ class Index:
 
     # ------------------------------------------------------------- reading
     @property
-    def reader(self) -> Any:
+    def reader(self) -> Reader:
+        """The query engine of this index (created on first use)."""
         if self._reader is None:
             from vecstore.reader import Reader
 
             self._reader = Reader(self.store, self.spec)
         return self._reader
 
-    def query(self, *args: Any, **kwargs: Any) -> Any:
-        return self.reader.query(*args, **kwargs)
+    def query(
+        self,
+        *,
+        top_k: int,
+        vector: Sequence[float] | np.ndarray | None = None,
+        id: str | None = None,  # noqa: A002 - Pinecone's name
+        namespace: str | None = None,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 - Pinecone's name
+        include_values: bool = False,
+        include_metadata: bool = False,
+        sparse_vector: SparseValues | Mapping[str, Sequence[Any]] | None = None,
+        nprobe: int | None = None,
+    ) -> QueryResponse:
+        """The ``top_k`` nearest records of ``vector`` / ``sparse_vector`` / the
+        stored record ``id`` (Pinecone's ``query``). ``nprobe`` (beyond
+        Pinecone): how many clusters to scan; more is slower and more exact."""
+        return self.reader.query(
+            top_k=top_k,
+            vector=vector,
+            id=id,
+            namespace=namespace,
+            filter=filter,
+            include_values=include_values,
+            include_metadata=include_metadata,
+            sparse_vector=sparse_vector,
+            nprobe=nprobe,
+        )
 
-    def fetch(self, ids: list[str], namespace: str = "", **kwargs: Any) -> Any:
-        return self.reader.fetch(ids, namespace=namespace, **kwargs)
+    def fetch(self, ids: Sequence[str], namespace: str | None = None) -> FetchResponse:
+        """The stored records of ``ids``; absent ids are left out."""
+        return self.reader.fetch(ids, namespace=namespace)
 
-    def list_paginated(self, **kwargs: Any) -> Any:
-        return self.reader.list_paginated(**kwargs)
+    def list_paginated(
+        self,
+        *,
+        prefix: str | None = None,
+        limit: int | None = None,
+        pagination_token: str | None = None,
+        namespace: str | None = None,
+    ) -> ListResponse:
+        """One page of ids in ascending order; ``pagination`` is None on the last page."""
+        return self.reader.list_paginated(
+            prefix=prefix, limit=limit, pagination_token=pagination_token, namespace=namespace
+        )
 
-    def describe_index_stats(self, **_: Any) -> IndexStats:
+    def describe_index_stats(self, *, filter: Mapping[str, Any] | None = None) -> IndexStats:  # noqa: A002
+        """Record counts per namespace. ``filter`` is not supported (as on
+        Pinecone serverless indexes): passing one is an InvalidArgumentError."""
+        if filter is not None:
+            raise InvalidArgumentError(
+                "describe_index_stats does not take a filter on a serverless index"
+            )
         nss = manifests.list_namespaces(self.store, self.name)
         counts = {ns: NamespaceSummary(vector_count=m.record_count) for ns, m in nss.items()}
         return IndexStats(
@@ -419,15 +500,25 @@ class Index:
             vector_type=self.spec.vector_type,
         )
 
-    def list_namespaces(self, prefix: str | None = None, **_: Any) -> list[NamespaceDescription]:
+    def list_namespaces(
+        self, *, prefix: str | None = None, limit: int | None = None
+    ) -> list[NamespaceDescription]:
+        """The namespaces of the index (those starting with ``prefix``), by name;
+        at most ``limit`` of them."""
+        from vecstore.query import args
+
+        pre = args.list_prefix(prefix)
+        lim = None if limit is None else args.list_limit(limit)
         nss = manifests.list_namespaces(self.store, self.name)
-        return [
+        found = [
             NamespaceDescription(name=ns, record_count=m.record_count)
-            for ns, m in nss.items()
-            if prefix is None or ns.startswith(prefix)
+            for ns, m in sorted(nss.items())
+            if ns.startswith(pre)
         ]
+        return found if lim is None else found[:lim]
 
     def describe_namespace(self, namespace: str) -> NamespaceDescription:
+        """Name and record count of one namespace (raises NotFoundError)."""
         m = manifests.load_namespace(self.store, self.name, namespace)
         if m is None:
             raise NotFoundError(
@@ -439,5 +530,15 @@ class Index:
         manifests.delete_namespace(self.store, self.name, namespace)
 
     # defined last: the name shadows the builtin in the class body
-    def list(self, **kwargs: Any) -> Any:
-        return self.reader.list(**kwargs)
+    def list(
+        self,
+        *,
+        prefix: str | None = None,
+        limit: int | None = None,
+        pagination_token: str | None = None,
+        namespace: str | None = None,
+    ) -> Iterator[builtins.list[str]]:
+        """Every id (with ``prefix``), one list of ids per page, like Pinecone's SDK."""
+        return self.reader.list(
+            prefix=prefix, limit=limit, pagination_token=pagination_token, namespace=namespace
+        )

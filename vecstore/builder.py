@@ -297,9 +297,8 @@ def _fresh(
         return _empty(spec, namespace, base), 0
     n = table.num_rows
     x = dense_matrix(table.column("values"), int(spec.dimension or 0))
-    cosine = spec.metric == "cosine"
-    cents = kmeans.fit(x, kmeans.choose_k(n), seed=0, cosine=cosine)
-    assignment = kmeans.assign(x, cents, cosine=cosine).astype(np.int64)
+    cents = kmeans.fit(x, kmeans.choose_k(n), seed=0, metric=spec.metric)
+    assignment = kmeans.assign(x, cents, metric=spec.metric).astype(np.int64)
     cents_rel = write_centroids_file(store, spec, namespace, tag, cents)
     entries = _write_groups(store, spec, namespace, tag, table, assignment)
     id_rel = _write_ids(store, spec, namespace, tag, entries, [])
@@ -402,7 +401,7 @@ def _incremental(
         else:
             cents = read_centroids(store, _ns_key(spec, namespace, str(base.centroids)))
             x = dense_matrix(new_rows.column("values"), int(spec.dimension or 0))
-            assignment = kmeans.assign(x, cents, cosine=spec.metric == "cosine").astype(np.int64)
+            assignment = kmeans.assign(x, cents, metric=spec.metric).astype(np.int64)
         for cid in np.unique(assignment).tolist():
             incoming[int(cid)] = new_rows.filter(pa.array(assignment == cid))
         touched |= set(incoming)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from vecstore import layout
+from vecstore import layout, pagination
 from vecstore.errors import AlreadyExistsError, FormatError, InvalidArgumentError, NotFoundError
 from vecstore.schemas import ImportJob, ImportPage, Pagination
 from vecstore.storage import Store
@@ -24,14 +22,11 @@ def new_job_id() -> str:
 
 
 def encode_token(job_id: str) -> str:
-    return base64.urlsafe_b64encode(job_id.encode()).decode().rstrip("=")
+    return pagination.encode(job_id)
 
 
 def decode_token(token: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raw = ""
+    raw = pagination.decode(token)
     if not raw or not raw.isalnum():
         raise InvalidArgumentError(
             f'Invalid pagination token "{token}": pass the "next" value of a previous page'

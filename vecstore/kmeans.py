@@ -9,7 +9,8 @@
   on these machines (PERF-NOTES) for no recall gain after Lloyd iterations.
 - :func:`assign` maps points to their nearest centroid with blocked GEMM.
 
-Cosine indexes cluster L2-normalised vectors and keep normalised centroids.
+Cosine indexes cluster L2-normalised vectors and keep normalised centroids
+(:meth:`vecstore.schemas.metrics.Metric.normalize_rows`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from vecstore.schemas.metrics import Metric
 
 TARGET_PER_CLUSTER = 4096  # the upper end of DESIGN's 1-4k (the default target)
 PER_CLUSTER_SQRT = 4.0  # records per cluster grow as 4 * sqrt(n) between target/4 and target
@@ -53,23 +56,18 @@ def sample_size(k: int) -> int:
     return k * POINTS_PER_CENTROID
 
 
-def normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero)."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    out: np.ndarray = (x / norms).astype(np.float32, copy=False)
-    return out
+def fit(
+    sample: np.ndarray, k: int, *, seed: int = 0, metric: Metric = Metric.EUCLIDEAN
+) -> np.ndarray:
+    """Train ``k`` centroids on ``sample`` (n, d); returns (k', d) float32, k' <= k.
 
-
-def fit(sample: np.ndarray, k: int, *, seed: int = 0, cosine: bool = False) -> np.ndarray:
-    """Train ``k`` centroids on ``sample`` (n, d); returns (k', d) float32, k' <= k."""
-    x = np.ascontiguousarray(sample, dtype=np.float32)
-    if cosine:
-        x = normalize(x)
+    ``metric`` decides the space clustered in (cosine: unit vectors)."""
+    metric = Metric(metric)
+    x = metric.normalize_rows(np.ascontiguousarray(sample, dtype=np.float32))
     uniq = min(k, len(x))
     if uniq <= 1:
         c = x[:1].copy() if len(x) else np.zeros((1, x.shape[1]), np.float32)
-        return normalize(c) if cosine else c
+        return metric.normalize_rows(c)
     rng = np.random.default_rng(seed)
     if len(x) > sample_size(uniq):
         x = x[np.sort(rng.choice(len(x), sample_size(uniq), replace=False))]
@@ -88,18 +86,20 @@ def fit(sample: np.ndarray, k: int, *, seed: int = 0, cosine: bool = False) -> n
     centroids = np.asarray(km.cluster_centers_, dtype=np.float32)
     # drop empty clusters (k-means can leave duplicates when data has few distinct points)
     centroids = np.unique(centroids, axis=0)
-    return normalize(centroids) if cosine else centroids
+    return metric.normalize_rows(centroids)
 
 
-def assign(x: np.ndarray, centroids: np.ndarray, *, cosine: bool = False) -> np.ndarray:
-    """Index of the nearest centroid (L2; cosine: after normalising) for each row."""
+def assign(
+    x: np.ndarray, centroids: np.ndarray, *, metric: Metric = Metric.EUCLIDEAN
+) -> np.ndarray:
+    """Index of the nearest centroid (L2, in ``metric``'s space) for each row."""
+    metric = Metric(metric)
     c = np.ascontiguousarray(centroids, dtype=np.float32)
     half_norms = 0.5 * np.einsum("ij,ij->i", c, c)
     out = np.empty(len(x), dtype=np.int32)
     for start in range(0, len(x), _BLOCK):
         block = np.asarray(x[start : start + _BLOCK], dtype=np.float32)
-        if cosine:
-            block = normalize(block)
+        block = metric.normalize_rows(block)
         scores = block @ c.T
         scores -= half_norms  # argmax(x.c - |c|^2/2) == argmin |x - c|^2
         out[start : start + len(block)] = np.argmax(scores, axis=1)

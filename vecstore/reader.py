@@ -22,13 +22,15 @@ Pinecone. See docs/query.md for every decision.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
+from vecstore import pagination
 from vecstore.errors import InvalidArgumentError, NotFoundError
 from vecstore.query import args
+from vecstore.query.args import DEFAULT_TOP_K, DenseVector, SparseVectorArg
 from vecstore.query.cache import ByteLRU, DiskCache
 from vecstore.query.executor import (
     EMPTY_HITS,
@@ -50,6 +52,7 @@ from vecstore.schemas import (
     ListResponse,
     Pagination,
     QueryResponse,
+    RecordLayout,
     ScoredVector,
     Usage,
     Vector,
@@ -109,30 +112,25 @@ class Reader:
             self.tracker.invalidate(namespace)
         return fn(self.tracker.get(namespace))
 
-    def namespace_state(self, namespace: str = "") -> NamespaceState | None:
+    def namespace_state(self, namespace: str | None = None) -> NamespaceState | None:
         """The version queries of ``namespace`` use now (None: no such namespace)."""
         return self.tracker.get(args.namespace(namespace))
 
     # --------------------------------------------------------------- query
     def query(
         self,
-        *positional: Any,
-        namespace: str = "",
-        vector: Any = None,
-        sparse_vector: Any = None,
+        *,
+        top_k: int = DEFAULT_TOP_K,
+        vector: DenseVector | None = None,
         id: str | None = None,  # noqa: A002 - Pinecone's name
-        top_k: int = 10,
-        filter: dict[str, Any] | None = None,  # noqa: A002 - Pinecone's name
+        namespace: str | None = None,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 - Pinecone's name
         include_values: bool = False,
         include_metadata: bool = False,
+        sparse_vector: SparseVectorArg | None = None,
         nprobe: int | None = None,
-        **_: Any,
     ) -> QueryResponse:
         """Nearest records of ``vector`` / ``sparse_vector`` / the record ``id``."""
-        if positional:
-            raise InvalidArgumentError(
-                "query takes keyword arguments only, e.g. query(vector=[...], top_k=10)"
-            )
         ns = args.namespace(namespace)
         k = args.top_k(top_k)
         probes = args.nprobe(nprobe)
@@ -153,7 +151,9 @@ class Reader:
                     return QueryResponse(matches=[], namespace=ns, usage=self._usage(state))
                 d, s = found
             hits = self._search(state, d, s, k, flt, probes)
-            qsq = float(np.dot(d, d)) if d is not None and self.spec.metric == "euclidean" else 0.0
+            qsq = (
+                float(np.dot(d, d)) if d is not None and self.spec.metric.needs_query_norm else 0.0
+            )
             scores = self._public_scores(hits.scores, qsq)
             matches = self._matches(state, hits.refs, scores, include_values, include_metadata)
             return QueryResponse(matches=matches, namespace=ns, usage=self._usage(state))
@@ -162,17 +162,17 @@ class Reader:
 
     def query_batch(
         self,
-        vectors: Any,
-        top_k: int = 10,
-        namespace: str = "",
-        filter: dict[str, Any] | None = None,  # noqa: A002
+        vectors: np.ndarray | Sequence[Sequence[float]],
+        top_k: int = DEFAULT_TOP_K,
+        namespace: str | None = None,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
         nprobe: int | None = None,
     ) -> list[list[tuple[str, float]]]:
         """Top-k ``(id, score)`` of each row of a (q, d) array of dense queries.
 
         The batch shares segment reads and groups its work by cluster (one
         matrix product per cluster): use it for throughput."""
-        if self.spec.kind == "sparse":
+        if self.spec.record_layout == RecordLayout.SPARSE:
             raise InvalidArgumentError("query_batch takes dense vectors; this index is sparse")
         ns = args.namespace(namespace)
         k = args.top_k(top_k)
@@ -219,9 +219,8 @@ class Reader:
     ) -> QueryResponse:
         """One dense query without filter or sparse part: the lean path."""
         scores, refs = self.executor.single_lists(state, dense, k, probes)
-        if self.spec.metric == "euclidean" and scores:
-            qsq = float(np.dot(dense, dense))  # squared distance = |q|^2 - (2 x.q - |x|^2)
-            scores = [max(qsq - s, 0.0) for s in scores]
+        if self.spec.metric.needs_query_norm and scores:
+            scores = self.spec.metric.public_score_list(scores, float(np.dot(dense, dense)))
         if include_values or include_metadata:
             refs_arr = np.asarray(refs, dtype=np.int64)
             matches = self._matches(state, refs_arr, scores, include_values, include_metadata)
@@ -241,7 +240,7 @@ class Reader:
     def _query_vectors(
         self, vector: Any, sparse_vector: Any, id_: Any
     ) -> tuple[np.ndarray | None, SparseQuery | None]:
-        kind = self.spec.kind
+        layout = self.spec.record_layout
         if id_ is not None:
             if vector is not None or sparse_vector is not None:
                 raise InvalidArgumentError(
@@ -252,7 +251,7 @@ class Reader:
             return None, None
         if vector is None and sparse_vector is None:
             raise InvalidArgumentError("A query needs a vector, a sparse_vector or an id")
-        if kind == "sparse":
+        if layout == RecordLayout.SPARSE:
             if vector is not None and len(vector):
                 raise InvalidArgumentError(
                     f'Index "{self.spec.name}" is sparse: query it with sparse_vector, not vector'
@@ -266,7 +265,7 @@ class Reader:
                 "(sparse_vector may be added on a dotproduct index)"
             )
         dense = args.dense_vector(vector, self.spec.dimension)
-        if sparse_vector is not None and kind != "hybrid":
+        if sparse_vector is not None and layout != RecordLayout.HYBRID:
             raise InvalidArgumentError(
                 f'sparse_vector needs an index with metric dotproduct; index "{self.spec.name}" '
                 f"uses {self.spec.metric}"
@@ -280,14 +279,14 @@ class Reader:
         if ref is None:
             return None
         refs = np.array([ref], dtype=np.int64)
-        kind = self.spec.kind
+        layout = self.spec.record_layout
         rows = materialize(
             self.source,
             state,
             refs,
-            dense=kind != "sparse",
-            values=kind != "sparse",
-            sparse=kind != "dense",
+            dense=layout != RecordLayout.SPARSE,
+            values=layout != RecordLayout.SPARSE,
+            sparse=layout != RecordLayout.DENSE,
             metadata=False,
             dimension=self.executor.dimension,
         )
@@ -296,7 +295,7 @@ class Reader:
         sparse = None
         if sv is not None:
             sparse = (np.asarray(sv.indices, np.int64), np.asarray(sv.values, np.float32))
-        if kind == "sparse" and sparse is None:
+        if layout == RecordLayout.SPARSE and sparse is None:
             return None
         return dense, sparse
 
@@ -309,7 +308,7 @@ class Reader:
         flt: Filter | None,
         probes: int | None,
     ) -> Hits:
-        if self.spec.kind == "sparse":
+        if self.spec.record_layout == RecordLayout.SPARSE:
             return (
                 EMPTY_HITS if sparse is None else self.executor.sparse_only(state, sparse, k, flt)
             )
@@ -320,9 +319,8 @@ class Reader:
         return self.executor.dense(state, prepared, k, flt, probes, parts)[0]
 
     def _public_scores(self, scores: np.ndarray, query_sq: float) -> list[float]:
-        if self.spec.metric == "euclidean":
-            scores = np.maximum(np.float32(query_sq) - scores, 0)
-        out: list[float] = scores.astype(np.float64).tolist()
+        public = self.spec.metric.public_scores(scores, query_sq)
+        out: list[float] = public.astype(np.float64).tolist()
         return out
 
     def _matches(
@@ -333,14 +331,14 @@ class Reader:
         include_values: bool,
         include_metadata: bool,
     ) -> list[ScoredVector]:
-        kind = self.spec.kind
+        layout = self.spec.record_layout
         rows = materialize(
             self.source,
             state,
             refs,
-            dense=kind != "sparse",
+            dense=layout != RecordLayout.SPARSE,
             values=include_values,
-            sparse=include_values and kind != "dense",
+            sparse=include_values and layout != RecordLayout.DENSE,
             metadata=include_metadata,
             dimension=self.executor.dimension,
         )
@@ -348,7 +346,7 @@ class Reader:
             ScoredVector.model_construct(
                 id=rows.ids[i],
                 score=scores[i],
-                values=rows.values[i] if include_values and kind != "sparse" else None,
+                values=rows.values[i] if include_values and layout != RecordLayout.SPARSE else None,
                 sparse_values=rows.sparse[i],
                 metadata=rows.metadata[i] if include_metadata else None,
             )
@@ -360,11 +358,11 @@ class Reader:
         return Usage(read_units=args.read_units(state.manifest.byte_size))
 
     # --------------------------------------------------------------- fetch
-    def fetch(self, ids: list[str], namespace: str = "", **_: Any) -> FetchResponse:
+    def fetch(self, ids: Sequence[str], namespace: str | None = None) -> FetchResponse:
         """The stored records of ``ids`` (absent ids are left out)."""
         wanted = args.fetch_ids(ids)
         ns = args.namespace(namespace)
-        kind = self.spec.kind
+        layout = self.spec.record_layout
 
         def run(state: NamespaceState | None) -> FetchResponse:
             if state is None or not wanted:
@@ -376,9 +374,9 @@ class Reader:
                 self.source,
                 state,
                 refs,
-                dense=kind != "sparse",
-                values=kind != "sparse",
-                sparse=kind != "dense",
+                dense=layout != RecordLayout.SPARSE,
+                values=layout != RecordLayout.SPARSE,
+                sparse=layout != RecordLayout.DENSE,
                 metadata=True,
                 dimension=self.executor.dimension,
                 known_ids=order,
@@ -401,23 +399,23 @@ class Reader:
     # ---------------------------------------------------------------- list
     def list_paginated(
         self,
+        *,
         prefix: str | None = None,
         limit: int | None = None,
         pagination_token: str | None = None,
-        namespace: str = "",
-        **_: Any,
+        namespace: str | None = None,
     ) -> ListResponse:
         """One page of ids in ascending order; ``pagination`` is None on the last page."""
         ns = args.namespace(namespace)
         pre = args.list_prefix(prefix)
         lim = args.list_limit(limit)
-        after = args.decode_token(pagination_token)
+        after = pagination.decode(pagination_token)
 
         def run(state: NamespaceState | None) -> ListResponse:
             if state is None or not state.manifest.id_files:
                 return ListResponse(vectors=[], namespace=ns)
             page, more = load_id_index(self.source, state).page(pre, after, lim)
-            nxt = Pagination(next=args.encode_token(page[-1])) if more and page else None
+            nxt = Pagination(next=pagination.encode(page[-1])) if more and page else None
             return ListResponse(
                 vectors=[ListItem(id=i) for i in page], namespace=ns, pagination=nxt
             )
@@ -426,11 +424,11 @@ class Reader:
 
     def list(
         self,
+        *,
         prefix: str | None = None,
         limit: int | None = None,
         pagination_token: str | None = None,
-        namespace: str = "",
-        **_: Any,
+        namespace: str | None = None,
     ) -> Iterator[list[str]]:
         """Every id (with ``prefix``), one list per page, like Pinecone's SDK."""
         token = pagination_token

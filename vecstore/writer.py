@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from vecstore import kmeans, layout, manifests
 from vecstore.metadata import column_stats, meta_fields_of, shred
-from vecstore.schemas import ClusterEntry, IndexSpec, Manifest, MetadataField
+from vecstore.schemas import ClusterEntry, IndexSpec, Manifest, MetadataField, RecordLayout
 from vecstore.schemas.arrow import ID_INDEX_SCHEMA, SPARSE_TYPE, segment_schema
 from vecstore.segments import (
     dense_matrix,
@@ -37,7 +37,7 @@ def _ns_key(index: str, namespace: str, rel: str) -> str:
 def conform(table: pa.Table, spec: IndexSpec) -> pa.Table:
     """Order and type the columns of a segment table (shredded columns sorted)."""
     fields = meta_fields_of(table.schema)
-    schema = segment_schema(spec.kind, spec.dimension, fields)
+    schema = segment_schema(spec.record_layout, spec.dimension, fields)
     cols = []
     for f in schema:
         if f.name in table.column_names:
@@ -61,7 +61,9 @@ def write_cluster(
         store,
         _ns_key(spec.name, namespace, rel),
         table,
-        row_group_size=segment_row_group_rows(spec.dimension if spec.kind != "sparse" else None),
+        row_group_size=segment_row_group_rows(
+            spec.dimension if spec.record_layout != RecordLayout.SPARSE else None
+        ),
     )
     return ClusterEntry(
         id=cluster_id,
@@ -132,10 +134,7 @@ def assemble_manifest(
         centroids=centroids,
         clusters=list(ordered),
         id_files=list(id_files),
-        fields=[
-            MetadataField(name=n, kinds=sorted(k))
-            for n, k in sorted(merged.items())
-        ],
+        fields=[MetadataField(name=n, kinds=sorted(k)) for n, k in sorted(merged.items())],
     )
 
 
@@ -143,11 +142,11 @@ def records_to_table(records: Sequence[Mapping[str, Any]], spec: IndexSpec) -> p
     """A segment table from plain records ``{"id", "values", "sparse_values", "metadata"}``."""
     ids = pa.array([str(r["id"]) for r in records], pa.string())
     cols: dict[str, pa.Array] = {"id": ids}
-    if spec.kind in ("dense", "hybrid"):
+    if spec.record_layout in (RecordLayout.DENSE, RecordLayout.HYBRID):
         d = int(spec.dimension or 0)
         mat = np.asarray([r["values"] for r in records], dtype=np.float32).reshape(len(records), d)
         cols["values"] = fixed_list(mat)
-    if spec.kind in ("sparse", "hybrid"):
+    if spec.record_layout in (RecordLayout.SPARSE, RecordLayout.HYBRID):
         cols["sparse_values"] = pa.array(
             [
                 None
@@ -180,14 +179,14 @@ def write_namespace(
     """Cluster, write and commit a whole namespace version in this process."""
     n = table.num_rows
     centroids_rel: str | None = None
-    if spec.kind == "sparse":
+    if spec.record_layout == RecordLayout.SPARSE:
         per = max(1, target_per_cluster)
         assignment = np.arange(n, dtype=np.int64) // per
     else:
         x = dense_matrix(table.column("values"), int(spec.dimension or 0))
-        cosine = spec.metric == "cosine"
-        cents = kmeans.fit(x, kmeans.choose_k(n, target_per_cluster), seed=seed, cosine=cosine)
-        assignment = kmeans.assign(x, cents, cosine=cosine).astype(np.int64)
+        metric = spec.metric
+        cents = kmeans.fit(x, kmeans.choose_k(n, target_per_cluster), seed=seed, metric=metric)
+        assignment = kmeans.assign(x, cents, metric=metric).astype(np.int64)
         centroids_rel = write_centroids_file(store, spec, namespace, owner, cents)
     order = np.argsort(assignment, kind="stable")
     sorted_assign = assignment[order]

@@ -108,11 +108,11 @@ def test_create_describe_list_delete(vs: VecStore) -> None:
         "dense",
         "aws",
     )
-    assert dense.kind == "dense" and dense.format_version == 1 and dense.region == "local"
+    assert dense.record_layout == "dense" and dense.format_version == 1 and dense.region == "local"
     sparse = vs.create_index(name="sp", vector_type="sparse")
-    assert (sparse.dimension, sparse.metric, sparse.kind) == (None, "dotproduct", "sparse")
+    assert (sparse.dimension, sparse.metric, sparse.record_layout) == (None, "dotproduct", "sparse")
     hybrid = vs.create_index(name="hy-1", dimension=4, metric="dotproduct", cloud="gcp")
-    assert hybrid.kind == "hybrid" and hybrid.cloud == "gcp"
+    assert hybrid.record_layout == "hybrid" and hybrid.cloud == "gcp"
     default = vs.create_index(name="0", dimension=1)
     assert default.metric == "cosine"
 

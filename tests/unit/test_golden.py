@@ -347,9 +347,9 @@ def test_every_json_file_carries_format_version_1(golden: Store) -> None:
 
 def test_index_specs(golden: Store) -> None:
     assert IndexSpec.model_validate_json(_raw(golden, "indexes/golden/index.json")) == SPEC
-    assert SPEC.kind == "hybrid"
+    assert SPEC.record_layout == "hybrid"
     sparse = IndexSpec.model_validate_json(_raw(golden, "indexes/golden-sparse/index.json"))
-    assert sparse == SPARSE_SPEC and sparse.kind == "sparse"
+    assert sparse == SPARSE_SPEC and sparse.record_layout == "sparse"
     vs = VecStore(str(GOLDEN))
     assert vs.list_indexes() == [SPEC, SPARSE_SPEC]
     assert vs.describe_index("golden") == SPEC

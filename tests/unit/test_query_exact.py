@@ -210,7 +210,7 @@ def test_sparse_exact_with_filter() -> None:
 def test_hybrid_exact() -> None:
     store = memory_store()
     spec = spec_for("dotproduct", D)
-    assert spec.kind == "hybrid"
+    assert spec.record_layout == "hybrid"
     x = clustered(400, D, 5, seed=9)
     recs, dicts = sparse_records(400, seed=4)
     for i, r in enumerate(recs):

@@ -13,4 +13,8 @@ Modules, in the order a query meets them:
   :mod:`~vecstore.query.cache` (bytes-bounded LRU, disk cache).
 - :mod:`~vecstore.query.idindex` and :mod:`~vecstore.query.rows`: ids to
   rows (fetch, list, query by id) and rows to results.
+
+Shared with the rest of vecstore: the metric math is :mod:`vecstore.schemas.metrics`,
+the (cluster, row) references :mod:`vecstore.refs`, the list tokens
+:mod:`vecstore.pagination`.
 """

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from vecstore.errors import InvalidArgumentError
+from vecstore.schemas import SparseValues
 
+DenseVector = Sequence[float] | np.ndarray
+SparseVectorArg = SparseValues | Mapping[str, Sequence[Any]]
+
+DEFAULT_TOP_K = 10
 MAX_TOP_K = 10_000
 MAX_SPARSE_INDEX = 2**32 - 1
 DEFAULT_LIST_LIMIT = 100
@@ -159,27 +161,6 @@ def list_prefix(value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidArgumentError(f"Invalid prefix {value!r}: expected a string")
     return value
-
-
-def encode_token(after: str) -> str:
-    raw = json.dumps({"v": 1, "after": after}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def decode_token(token: Any) -> str | None:
-    """The last id of the previous page (None: start)."""
-    if token is None:
-        return None
-    if not isinstance(token, str) or not token:
-        raise InvalidArgumentError(f"Invalid pagination_token {token!r}")
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        after = data["after"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidArgumentError(f"Invalid pagination_token {token!r}") from None
-    if not isinstance(after, str):
-        raise InvalidArgumentError(f"Invalid pagination_token {token!r}")
-    return after
 
 
 def read_units(byte_size: int) -> int:

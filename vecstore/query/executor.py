@@ -1,12 +1,7 @@
 """Query executors: scan the planned clusters, score with BLAS, keep the top k.
 
-Scores are "higher is better" inside the executor:
-
-- cosine: ``x . q / (|x| |q|)`` (queries are normalised once; rows by a
-  cached ``1/|x|`` unless the segment is already unit length);
-- dotproduct: ``x . q`` (+ the sparse dot product for hybrid queries);
-- euclidean: ``2 x . q - |x|^2``, i.e. ``|q|^2 - |x - q|^2``; the reader
-  turns it back into the squared distance Pinecone reports.
+Scores are "higher is better" inside the executor; the metric math (query
+preparation, per-row terms, centroid ranking) is :mod:`vecstore.schemas.metrics`.
 
 Dense rows are scored in place on the zero-copy float32 matrix of each
 segment (gathering rows first is slower: PERF-NOTES). A filter's mask either
@@ -49,8 +44,9 @@ from vecstore.query.planner import (
     rows_probed,
 )
 from vecstore.query.segdata import DenseBlock, SegmentSource
-from vecstore.query.topk import NEG_INF, ROW_BITS, TopK, make_refs
-from vecstore.schemas.models import Metric
+from vecstore.query.topk import NEG_INF, TopK
+from vecstore.refs import CLUSTER_ROW
+from vecstore.schemas.metrics import Metric
 
 PARALLEL_WORK = 20_000_000  # query x row x dimension products: below, one thread
 GATHER_BELOW = 0.5  # a filter matching fewer rows than this share: gather them first
@@ -78,12 +74,7 @@ EMPTY_HITS = Hits(np.zeros(0, np.float32), np.zeros(0, np.int64))
 
 def prepare_dense(vectors: np.ndarray, metric: Metric) -> np.ndarray:
     """Queries as the executor scores them (cosine: unit length)."""
-    q = np.ascontiguousarray(vectors, dtype=np.float32)
-    if metric == "cosine":
-        norms = np.linalg.norm(q, axis=1, keepdims=True).astype(np.float32)
-        norms[norms == 0] = 1.0
-        q = q / norms
-    return q
+    return Metric(metric).prepare_queries(vectors)
 
 
 def default_threads() -> int:
@@ -108,7 +99,7 @@ class Executor:
         threads: int | None = None,
     ) -> None:
         self.source = source
-        self.metric = metric
+        self.metric = Metric(metric)
         self.dimension = int(dimension or 0)
         self.threaded_matvec = threaded_matvec
         self.threads = max(1, threads if threads is not None else default_threads())
@@ -169,23 +160,15 @@ class Executor:
         c = len(cands)
         if c == 0:
             return [], []
-        euclid = self.metric == "euclidean"
-        if self.metric == "cosine":
-            norm = np.sqrt(np.dot(query, query))
-            qv = query / norm if norm > 0 else query
-        elif euclid:
-            qv = query * np.float32(2.0)  # 2 x.q - |x|^2
-        else:
-            qv = query
+        metric = self.metric
+        qv = metric.scaled_query(query)
         p = min(probe_count(state, nprobe), c)
         if p >= c:
             probe: list[int] = cands.tolist()
         else:
             cents, csq = state.probe_centroids, state.probe_csq
             assert cents is not None
-            sims = kernels.vecdot(cents, qv)
-            if euclid and csq is not None:
-                sims -= csq
+            sims = metric.rank_scores_scaled(kernels.vecdot(cents, qv), csq)
             if p == 1:
                 probe = [int(cands[int(np.argmax(sims))])]
             else:
@@ -204,10 +187,7 @@ class Executor:
             if n:
                 out = buf[at : at + n]
                 into(b.matrix, qv, out)
-                if b.inv_norm is not None:
-                    out *= b.inv_norm
-                elif b.sq_norm is not None:
-                    out -= b.sq_norm
+                metric.finish_scores(out, b.inv_norm, b.sq_norm, scaled=True)
         if total > top_k:
             kth = np.partition(buf, total - top_k)[total - top_k]
             idx = np.flatnonzero(buf >= kth)  # ties at the k-th score included
@@ -217,13 +197,13 @@ class Executor:
             found = buf.tolist()  # a copy: the scratch buffer is reused
             where = list(range(total))
         if len(probe) == 1:
-            base = probe[0] << ROW_BITS
+            base = CLUSTER_ROW.pack_one(probe[0], 0)
             refs = [base | i for i in where]
         else:
             refs = []
             for i in where:
                 j = bisect.bisect_right(starts, i) - 1
-                refs.append((probe[j] << ROW_BITS) | (i - starts[j]))
+                refs.append(CLUSTER_ROW.pack_one(probe[j], i - starts[j]))
         best = sorted(zip(found, refs, strict=True), key=_best_first)[:top_k]
         return [s for s, _ in best], [r for _, r in best]
 
@@ -258,7 +238,7 @@ class Executor:
         if blank is not None:
             scores[:, blank] = NEG_INF
         row_ids = np.arange(n, dtype=np.int64) if rows is None else rows
-        return scores, make_refs(pos, row_ids), matched
+        return scores, CLUSTER_ROW.pack(pos, row_ids), matched
 
     def _score(self, block: DenseBlock, q: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         x = block.matrix if rows is None else block.matrix[rows]
@@ -272,12 +252,11 @@ class Executor:
             kernels.matvec_into(x, q[0], s[0])
         else:
             s = kernels.gemm_t(q, x)
-        if block.inv_norm is not None:
-            s *= block.inv_norm if rows is None else block.inv_norm[rows]
-        elif block.sq_norm is not None:
-            s *= 2.0
-            s -= block.sq_norm if rows is None else block.sq_norm[rows]
-        return s
+        inv, sq = block.inv_norm, block.sq_norm
+        if rows is not None:
+            inv = None if inv is None else inv[rows]
+            sq = None if sq is None else sq[rows]
+        return self.metric.finish_scores(s, inv, sq)
 
     def _add_sparse(
         self,
@@ -451,7 +430,7 @@ class Executor:
                 rows = rows[mask[rows]]
             if len(rows):
                 scores.append(s[rows])
-                refs.append(make_refs(pos, rows))
+                refs.append(CLUSTER_ROW.pack(pos, rows))
         return select(scores, refs, top_k)
 
 
@@ -480,7 +459,6 @@ __all__ = [
     "Executor",
     "Filter",
     "Hits",
-    "ROW_BITS",
     "prepare_dense",
     "select",
 ]

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from vecstore.query.planner import NamespaceState
 from vecstore.query.segdata import SegmentSource, StringColumn
-from vecstore.query.topk import make_refs
+from vecstore.refs import CLUSTER_ROW
 
 
 class _Bytes(Sequence[bytes]):
@@ -159,16 +159,11 @@ def load_id_index(source: SegmentSource, state: NamespaceState) -> IdIndex:
             ids = t.column("id").combine_chunks()
             cl = np.asarray(t.column("cluster").to_numpy(), dtype=np.int64)
             rows = np.asarray(t.column("row").to_numpy(), dtype=np.int64)
-            files.append(IdFile(ids, make_refs_vec(lut[cl], rows)))
+            files.append(IdFile(ids, CLUSTER_ROW.pack(lut[cl], rows)))
         index = IdIndex(files)
         return index, index.nbytes + 64
 
     return source.cache.get_or_load(("idindex", keys), load)
 
 
-def make_refs_vec(positions: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    out: np.ndarray = (positions.astype(np.int64) << 32) | rows.astype(np.int64)
-    return out
-
-
-__all__ = ["IdIndex", "load_id_index", "make_refs"]
+__all__ = ["IdIndex", "load_id_index"]

@@ -38,6 +38,7 @@ from vecstore.query import kernels
 from vecstore.query.filters import Node, may_match
 from vecstore.schemas import Manifest
 from vecstore.schemas.arrow import meta_column
+from vecstore.schemas.metrics import Metric
 from vecstore.segments import read_centroids
 from vecstore.storage import Store
 
@@ -66,7 +67,7 @@ class NamespaceState:
     segment_keys: tuple[str, ...]
     row_counts: np.ndarray  # (k,) int64, by cluster position
     centroids: np.ndarray | None  # (k, d) float32 by cluster position (None: sparse)
-    centroid_sq: np.ndarray | None  # |c|^2, for euclidean ranking
+    centroid_sq: np.ndarray | None  # |c|^2, for metrics that rank by distance (euclidean)
     position_of: dict[int, int]  # ClusterEntry.id -> position
     meta_columns: frozenset[str]
     nonempty: np.ndarray  # positions of the clusters holding rows
@@ -265,7 +266,7 @@ def rank_clusters(
     state: NamespaceState,
     queries: np.ndarray,
     candidates: np.ndarray,
-    metric: str,
+    metric: Metric,
     first: int | None = None,
 ) -> np.ndarray:
     """(q, len(candidates)) cluster positions, most similar centroid first.
@@ -281,9 +282,7 @@ def rank_clusters(
     else:
         cents = state.centroids[candidates]
         csq = None if state.centroid_sq is None else state.centroid_sq[candidates]
-    sims = kernels.gemm_t(queries, cents)
-    if metric == "euclidean" and csq is not None:
-        sims = 2.0 * sims - csq[None, :]
+    sims = Metric(metric).rank_scores(kernels.gemm_t(queries, cents), csq)
     if first is not None and 0 < first < c // 4:
         part = np.argpartition(-sims, first - 1, axis=1)
         head = part[:, :first]

@@ -17,10 +17,8 @@ import numpy as np
 from vecstore.errors import FormatError
 from vecstore.query.planner import NamespaceState
 from vecstore.query.segdata import SegmentSource, StringColumn
-from vecstore.query.topk import ROW_BITS
+from vecstore.refs import CLUSTER_ROW
 from vecstore.schemas import SparseValues
-
-ROW_MASK = (1 << ROW_BITS) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +55,8 @@ def materialize(
     if n == 0:
         return Rows(ids, vals, sps, metas)
     r64 = np.asarray(refs, dtype=np.int64)
-    positions = (r64 >> ROW_BITS).tolist()
-    rows = (r64 & ROW_MASK).tolist()
+    pos_arr, row_arr = CLUSTER_ROW.split(r64)
+    positions, rows = pos_arr.tolist(), row_arr.tolist()
     groups: dict[int, list[int]] = {}
     for slot, pos in enumerate(positions):
         groups.setdefault(pos, []).append(slot)
@@ -105,7 +103,7 @@ def ids_of(source: SegmentSource, state: NamespaceState, refs: list[int]) -> lis
     out: list[str] = []
     keys = state.segment_keys
     for ref in refs:
-        pos = ref >> ROW_BITS
+        pos, row = CLUSTER_ROW.split_one(ref)
         col = cols.get(pos)
         if col is None:
             col = source.cache.get((keys[pos], "ids"))
@@ -121,5 +119,5 @@ def ids_of(source: SegmentSource, state: NamespaceState, refs: list[int]) -> lis
                     dimension=0,
                 ).ids
             cols[pos] = col
-        out.append(col.get(ref & ROW_MASK))
+        out.append(col.get(row))
     return out

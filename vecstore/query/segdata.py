@@ -32,11 +32,9 @@ from vecstore.errors import FormatError, NotFoundError
 from vecstore.query.cache import ByteLRU, DiskCache
 from vecstore.query.filters import Node, evaluate
 from vecstore.schemas.arrow import meta_column
-from vecstore.schemas.models import Metric
+from vecstore.schemas.metrics import Metric
 from vecstore.segments import dense_matrix
 from vecstore.storage import Store
-
-UNIT_NORM_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,11 +174,6 @@ class StringColumn:
         o = self._offsets
         return self._data[o[row] : o[row + 1]].tobytes()
 
-    def get_or_none(self, row: int) -> str | None:
-        if self.array.null_count and not self.array[row].is_valid:
-            return None
-        return self.get(row)
-
     def take(self, rows: list[int]) -> list[str]:
         o, data = self._offsets, self._data
         return [str(data[o[r] : o[r + 1]], "utf-8") for r in rows]
@@ -215,7 +208,8 @@ class _RowGroupPart:
         self.matrix = matrix
         self.array = array
         self.nbytes = int(
-            (matrix.nbytes if matrix is not None else 0) + (array.nbytes if array is not None else 0)
+            (matrix.nbytes if matrix is not None else 0)
+            + (array.nbytes if array is not None else 0)
         )
 
     @staticmethod
@@ -464,13 +458,5 @@ class SegmentSource:
 
 def make_dense_block(matrix: np.ndarray, metric: Metric) -> DenseBlock:
     """A DenseBlock with what scoring ``metric`` needs besides the matrix."""
-    if metric == "cosine":
-        norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
-        if len(norms) and np.abs(norms - 1.0).max() > UNIT_NORM_TOLERANCE:
-            safe = np.where(norms > 0, norms, 1.0)
-            inv = np.where(norms > 0, 1.0 / safe, 0.0).astype(np.float32)
-            return DenseBlock(matrix, inv_norm=inv)
-        return DenseBlock(matrix)
-    if metric == "euclidean":
-        return DenseBlock(matrix, sq_norm=np.einsum("ij,ij->i", matrix, matrix))
-    return DenseBlock(matrix)
+    inv_norm, sq_norm = Metric(metric).row_terms(matrix)
+    return DenseBlock(matrix, inv_norm=inv_norm, sq_norm=sq_norm)

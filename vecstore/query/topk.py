@@ -12,7 +12,8 @@ x one cluster's rows) are pushed one at a time:
   the selection costs a fraction of the matrix product that made the tile
   (PERF-NOTES: selection, not BLAS, dominated naive implementations).
 
-A ref is an int64 ``cluster_position << 32 | row``.
+A ref is an int64 ``cluster_position << 32 | row``
+(:data:`vecstore.refs.CLUSTER_ROW`).
 """
 
 from __future__ import annotations
@@ -20,16 +21,6 @@ from __future__ import annotations
 import numpy as np
 
 NEG_INF = np.float32(-np.inf)
-ROW_BITS = 32
-
-
-def make_refs(cluster_pos: int, rows: np.ndarray) -> np.ndarray:
-    return (np.int64(cluster_pos) << ROW_BITS) | rows.astype(np.int64, copy=False)
-
-
-def split_refs(refs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(cluster positions, rows) of an array of refs."""
-    return (refs >> ROW_BITS).astype(np.int64), (refs & 0xFFFFFFFF).astype(np.int64)
 
 
 class TopK:
@@ -58,10 +49,6 @@ class TopK:
         else:
             self._push_dense(qidx[~full], tile[~full], refs)
             self._push_sparse(qidx[full], tile[full], refs, thr[full])
-
-    def push_one(self, qi: int, scores: np.ndarray, refs: np.ndarray) -> None:
-        """Merge one query's candidate scores (any length)."""
-        self.push(np.array([qi]), scores.reshape(1, -1), refs)
 
     # ----------------------------------------------------------- internals
     def _push_first(self, qidx: np.ndarray, tile: np.ndarray, refs: np.ndarray) -> None:

@@ -17,6 +17,8 @@ from vecstore.cli.output import (
     without_userinfo,
 )
 from vecstore.cli.registry import Commands
+from vecstore.schemas import Cloud, VectorType
+from vecstore.schemas.metrics import Metric
 
 
 def register(commands: Commands) -> None:
@@ -35,15 +37,15 @@ def register(commands: Commands) -> None:
     p.add_argument("--dimension", type=int, metavar="D", help="vector dimension (dense: 1-20000)")
     p.add_argument(
         "--metric",
-        choices=["cosine", "euclidean", "dotproduct"],
+        choices=[m.value for m in Metric],
         help="similarity metric (default: cosine; sparse: dotproduct)",
     )
     p.add_argument(
-        "--vector-type", choices=["dense", "sparse"], default="dense", help="default: dense"
+        "--vector-type", choices=[t.value for t in VectorType], default="dense", help="default: dense"
     )
     p.add_argument(
         "--cloud",
-        choices=["aws", "gcp", "azure"],
+        choices=[c.value for c in Cloud],
         default="aws",
         help="where the index is hosted; decides which sources it may import from (default: aws)",
     )

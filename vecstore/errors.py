@@ -19,6 +19,7 @@ survive crossing from a Dask worker to the driver::
     │   ├── RecordError               one record is invalid (``file``, ``row``, ``reason``)
     │   └── LimitExceededError        an import exceeds a system limit
     ├── CancelledError                a job was cancelled
+    ├── MissingExtraError             an optional dependency is not installed (also an ImportError)
     ├── WaitTimeoutError              waiting for a job timed out (also a TimeoutError)
     └── NotImplementedYet             an engine that a later release provides (also NotImplementedError)
 
@@ -40,6 +41,7 @@ __all__ = [
     "IngestError",
     "InvalidArgumentError",
     "LimitExceededError",
+    "MissingExtraError",
     "NotFoundError",
     "NotImplementedYet",
     "RecordError",
@@ -130,6 +132,11 @@ class LimitExceededError(IngestError):
 
 class CancelledError(VecstoreError):
     """A job was cancelled."""
+
+
+class MissingExtraError(VecstoreError, ImportError):
+    """A feature needs an optional dependency: the message is the one-line
+    ``pip install "vecstore[EXTRA]"`` hint. Context: ``extra``, ``module``."""
 
 
 class NotImplementedYet(VecstoreError, NotImplementedError):

@@ -87,7 +87,7 @@ class Reader:
             cache_bytes = int(os.environ.get(CACHE_BYTES_ENV, DEFAULT_CACHE_BYTES))
         self.cache = ByteLRU(cache_bytes)
         disk = None
-        if store.kind not in ("local", "memory"):
+        if store.is_remote:
             disk = DiskCache(cache_dir or os.environ.get(CACHE_DIR_ENV) or _default_cache_dir())
         self.source = SegmentSource(store, self.cache, disk)
         self.tracker = ManifestTracker(store, spec.name, manifest_ttl)

@@ -30,8 +30,7 @@ HINTS = {
     "az://container/dir": 'az:// needs the azure extra: pip install "vecstore[azure]"',
     "abfs://container/dir": 'abfs:// needs the azure extra: pip install "vecstore[azure]"',
     "https://acct1.blob.core.windows.net/container/dir": (
-        "https://ACCOUNT.blob.core.windows.net needs the azure extra: "
-        'pip install "vecstore[azure]"'
+        'https://ACCOUNT.blob.core.windows.net needs the azure extra: pip install "vecstore[azure]"'
     ),
 }
 # every module an extra brings (the blocked "not installed" world)
@@ -124,8 +123,7 @@ def test_base_install_reads_queries_and_hints(tmp_path: Path) -> None:
     vs.create_index(name="docs", dimension=4, metric="cosine")
     spec = vs.describe_index("docs")
     records = [
-        {"id": f"r{i}", "values": [1.0 if j == i % 4 else 0.0 for j in range(4)]}
-        for i in range(8)
+        {"id": f"r{i}", "values": [1.0 if j == i % 4 else 0.0 for j in range(4)]} for i in range(8)
     ]
     write_namespace(vs.store, spec, "", records_to_table(records, spec))
     (tmp_path / "src").mkdir()

@@ -309,3 +309,63 @@ def test_open_input_retries_reads(fast_retries: None, monkeypatch: pytest.Monkey
         assert f.read() == data[60:]
         assert f.read() == b""
     assert len(opened) == 3  # the first open, then one reopen per failed read
+
+
+# ---------------------------------------------------------------- registry
+def test_one_registry_picks_each_backend() -> None:
+    from vecstore.storage import BACKENDS, backend_for
+
+    assert [cls.name for cls in BACKENDS] == ["local", "memory", "s3", "gcs", "azure"]
+    for uri, name in [
+        ("/tmp/x", "LocalStore"),
+        ("file:///tmp/x", "LocalStore"),
+        ("memory://b/x", "MemoryStore"),
+        ("s3://b/x", "S3Store"),
+        ("s3a://b/x", "S3Store"),
+        ("gs://b/x", "GCSStore"),
+        ("gcs://b/x", "GCSStore"),
+        ("az://c/x", "AzureStore"),
+        ("abfs://c/x", "AzureStore"),
+        ("abfss://c/x", "AzureStore"),
+        ("https://acct1.blob.core.windows.net/c/x", "AzureStore"),
+        ("hdfs://host/x", "FsspecStore"),
+    ]:
+        assert backend_for(uri).__name__ == name, uri
+    assert [scheme_of(u) for u in ("/x", "memory://b", "gs://b", "hdfs://h/x")] == [
+        "local",
+        "memory",
+        "gcs",
+        "hdfs",
+    ]
+    assert type(Store("memory://unit-registry/x")).__name__ == "MemoryStore"
+
+
+def test_anonymous_options_per_backend() -> None:
+    from vecstore.integrations import anonymous_options
+
+    assert anonymous_options("s3", {"endpoint_url": "e"}) == {"endpoint_url": "e", "anon": True}
+    assert anonymous_options("gcs") == {"token": "anon"}
+    assert anonymous_options("azure") == {"anon": True}
+    assert anonymous_options("local", {"x": 1}) == {"x": 1}
+    assert anonymous_options("s3", {"anon": False}) == {"anon": False}
+
+
+def test_no_module_outside_storage_branches_on_the_backend_kind() -> None:
+    """Callers ask a capability (is_remote, has_directories, has_buckets,
+    local_path); only vecstore/storage/ knows the backends by kind."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    kind_of_store = re.compile(r"\b(store|source|src)\.kind\b")
+    kind_literal = re.compile(r"""kind\s*(==|!=|in|not in)\s*\(?["'](local|memory)["']""")
+    offenders = []
+    for folder in ("vecstore", "schemas", "pipelines"):
+        for path in sorted((root / folder).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel.startswith(("vecstore/storage/", "vecstore/schemas/", "vecstore/pipelines/")):
+                continue  # the storage package itself; the symlinked folders are scanned once
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if kind_of_store.search(line) or kind_literal.search(line):
+                    offenders.append(f"{rel}:{n}: {line.strip()}")
+    assert offenders == []

@@ -50,7 +50,14 @@ from __future__ import annotations
 
 from vecstore.storage.base import _CONDITIONAL_SUPPORT, PUT_ID, FsspecStore, Store
 from vecstore.storage.memory import _MEMORY_LOCK
-from vecstore.storage.registry import BACKENDS, backend_for, backend_named, scheme_of, translate_uri
+from vecstore.storage.registry import (
+    BACKEND_KINDS,
+    BACKENDS,
+    backend_for,
+    backend_named,
+    scheme_of,
+    translate_uri,
+)
 from vecstore.storage.retry import (
     RETRY_ATTEMPTS,
     RETRY_BASE_DELAY,
@@ -60,6 +67,7 @@ from vecstore.storage.retry import (
 
 __all__ = [
     "BACKENDS",
+    "BACKEND_KINDS",
     "PUT_ID",
     "RETRY_ATTEMPTS",
     "RETRY_BASE_DELAY",

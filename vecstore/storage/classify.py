@@ -77,6 +77,8 @@ _DENIED_TEXT = (
     "invalidaccesskeyid",
     "signaturedoesnotmatch",
 )
+
+
 def chain(exc: BaseException, *, context: bool = True) -> Iterator[BaseException]:
     """``exc`` and the exceptions it was raised from (bounded, cycle-safe).
 
@@ -179,5 +181,3 @@ def is_exists(exc: BaseException) -> bool:
         if type(e).__name__ == "ResourceExistsError":
             return True
     return False
-
-

@@ -14,6 +14,8 @@ from vecstore.storage.s3 import S3Store
 
 BACKENDS: tuple[type[Store], ...] = (LocalStore, MemoryStore, S3Store, GCSStore, AzureStore)
 """Asked in order; a URL none of them claims goes to :class:`FsspecStore`."""
+BACKEND_KINDS = frozenset(cls.name for cls in BACKENDS)
+"""The kinds of the registered backends (``local``, ``memory``, ``s3``...)."""
 
 
 def backend_for(uri: str) -> type[Store]:

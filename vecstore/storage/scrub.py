@@ -57,5 +57,3 @@ def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
         if len(s) >= 4:
             text = text.replace(s, "***")
     return _SECRETISH.sub(r"\1=***", text)[:500]
-
-

@@ -7,8 +7,10 @@ place that maps schemes to backends): local paths and ``file://``
 (``local.py``), ``memory://`` (``memory.py``), ``s3://`` (``s3.py``),
 ``gs://`` (``gcs.py``), ``az://`` / ``abfs://`` and Pinecone's Azure form
 ``https://ACCOUNT.blob.core.windows.net/CONTAINER/DIR`` (``azure.py``), and
-any other fsspec filesystem (``FsspecStore``). Callers never look at the
-backend's kind: they ask a capability (:attr:`Store.is_remote`,
+any other fsspec filesystem (``generic.py``). ``base.py`` is the interface
+and what every backend shares; ``objectstore.py`` the conditional writes of
+object stores. Callers never look at the backend's kind: they ask a
+capability (:attr:`Store.is_remote`,
 :attr:`Store.has_directories`, :attr:`Store.has_buckets`,
 :meth:`Store.local_path`). The cloud backends need their extra
 (``pip install "vecstore[s3]"``...); without it, opening such a store raises
@@ -48,8 +50,10 @@ atomic between threads of one process only.
 
 from __future__ import annotations
 
-from vecstore.storage.base import _CONDITIONAL_SUPPORT, PUT_ID, FsspecStore, Store
+from vecstore.storage.base import Store
+from vecstore.storage.generic import FsspecStore
 from vecstore.storage.memory import _MEMORY_LOCK
+from vecstore.storage.objectstore import _CONDITIONAL_SUPPORT, PUT_ID, ObjectStore
 from vecstore.storage.registry import (
     BACKEND_KINDS,
     BACKENDS,
@@ -74,6 +78,7 @@ __all__ = [
     "RETRY_DEADLINE",
     "RETRY_MAX_DELAY",
     "FsspecStore",
+    "ObjectStore",
     "Store",
     "backend_for",
     "backend_named",

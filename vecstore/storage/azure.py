@@ -15,14 +15,14 @@ import re
 from typing import Any, ClassVar
 
 from vecstore.errors import InvalidArgumentError
-from vecstore.storage.base import PUT_ID, Store
+from vecstore.storage.objectstore import PUT_ID, ObjectStore
 
 _AZURE_HTTPS = re.compile(
     r"^https://(?P<account>[a-z0-9]{3,24})\.blob\.core\.windows\.net/(?P<rest>[^?#]*)$"
 )
 
 
-class AzureStore(Store):
+class AzureStore(ObjectStore):
     name: ClassVar[str] = "azure"
     schemes: ClassVar[tuple[str, ...]] = ("az", "abfs", "abfss")
     extra: ClassVar[str | None] = "azure"

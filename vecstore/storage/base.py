@@ -1,8 +1,8 @@
 """The :class:`Store` interface and what every backend shares: paths, URLs,
-retries and error mapping, reads, listings, and the conditional-write
-protocol of object stores. Each backend (``local.py``, ``memory.py``,
-``s3.py``...) overrides only what differs; ``registry.py`` picks one by URL
-scheme, so ``Store(uri, options)`` returns the right subclass."""
+retries and error mapping, reads, listings, uploads and deletes. Each
+backend (``local.py``, ``memory.py``, ``s3.py``...) overrides only what
+differs; ``registry.py`` picks one by URL scheme, so ``Store(uri, options)``
+returns the right subclass."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ import logging
 import os
 import random
 import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import IO, Any, ClassVar, Self, TypeVar, cast
 
@@ -27,20 +25,12 @@ from vecstore.errors import (
     VecstoreError,
 )
 from vecstore.storage import retry
-from vecstore.storage.classify import error_code, is_denied, is_exists, is_not_found, is_transient
+from vecstore.storage.classify import error_code, is_denied, is_not_found, is_transient
 from vecstore.storage.scrub import scrub, secret_values
 
 T = TypeVar("T")
 
 logger = logging.getLogger("vecstore.storage")
-
-# Serialises put_if_absent on servers that ignore conditional writes.
-_FALLBACK_LOCK = threading.Lock()
-_PROBE_LOCK = threading.Lock()
-_CONDITIONAL_SUPPORT: dict[tuple[str, str], bool] = {}
-
-PUT_ID = "vecstoreputid"
-"""Object metadata key carrying a put_if_absent call's unique id."""
 
 
 def protocol_of(uri: str) -> str:
@@ -368,92 +358,9 @@ class Store:
     def put_if_absent(self, key: str, data: bytes) -> None:
         """Write ``key`` only if no object exists there; else AlreadyExistsError.
 
-        Atomic on every backend (see the package docstring for how, and for
-        servers that ignore conditional writes). Object stores: a conditional
-        write tagged with a unique id, so that a retry after a lost response
-        recognises its own earlier write.
-        """
-        path = self.path(key)
-        put_id = uuid.uuid4().hex
-        atomic = self._self_conditional(key)
-
-        def remote() -> None:
-            with contextlib.nullcontext() if atomic else _FALLBACK_LOCK:
-                try:
-                    if not atomic and self.fs.exists(path):
-                        raise FileExistsError(path)
-                    self._create(path, data, put_id)
-                except Exception as exc:
-                    if not is_exists(exc):
-                        raise
-                    # Our own earlier attempt may have landed (lost response).
-                    if self._put_id(path) == put_id:
-                        return
-                    raise self._exists_error(key) from None
-
-        self._call("create", key, remote)
-
-    def _create(self, path: str, data: bytes, put_id: str) -> None:
-        """One conditional write, tagged with ``put_id`` (a generic fsspec
-        backend: its own "create" mode, untagged)."""
-        self.fs.pipe_file(path, data, mode="create")
-
-    def _put_id(self, path: str) -> str | None:
-        """The put id stored with the object at ``path``, if any."""
-        try:
-            meta = self._metadata(path)
-        except FileNotFoundError:
-            return None
-        value = meta.get(PUT_ID)
-        return str(value) if value is not None else None
-
-    def _metadata(self, path: str) -> dict[str, Any]:
-        """The user metadata of the object at ``path``, fresh from the server."""
-        self.fs.invalidate_cache(path)
-        meta: dict[str, Any] = self.fs.info(path).get("metadata") or {}
-        return meta
-
-    def _self_conditional(self, key: str) -> bool:
-        """Whether this Store's server honours conditional writes (probed once)."""
-        if self._endpoint is None:
-            return True
-        cache_key = (self.kind, self._endpoint)
-        with _PROBE_LOCK:
-            known = _CONDITIONAL_SUPPORT.get(cache_key)
-        if known is not None:
-            return known
-        parent = key.strip("/").rpartition("/")[0]
-        probe = f"{parent}/.vecstore-probe-{uuid.uuid4().hex}".lstrip("/")
-        path = self.path(probe)
-
-        def go() -> bool:
-            try:
-                self._create(path, b"", "probe")
-                try:
-                    self._create(path, b"", "probe")
-                except Exception as exc:
-                    if is_exists(exc):
-                        return True
-                    raise
-                return False
-            finally:
-                with contextlib.suppress(Exception):
-                    self.fs.rm_file(path)
-
-        try:
-            supported = self._call("probe conditional writes at", probe, go)
-        except AlreadyExistsError:  # a lost response on the first write: it landed
-            supported = True
-        with _PROBE_LOCK:
-            _CONDITIONAL_SUPPORT[cache_key] = supported
-        if not supported:
-            logger.warning(
-                "The %s server at %s ignores conditional writes: put_if_absent falls back to "
-                "check-then-write under a lock, atomic only between threads of this process",
-                self.kind,
-                scrub(self._endpoint, self._secrets),
-            )
-        return supported
+        Atomic on every backend: each backend says how (see the package
+        docstring, and :class:`~vecstore.storage.objectstore.ObjectStore`)."""
+        raise NotImplementedError
 
     def _temp_file(self, key: str) -> tuple[int, str]:
         """A local temporary file to write an upload of ``key`` into."""
@@ -508,22 +415,3 @@ class Store:
                     self.fs.rm(path, recursive=True)
 
         self._call("delete", prefix, go)
-
-
-class FsspecStore(Store):
-    """Any other filesystem fsspec knows (its kind is its URL scheme)."""
-
-    @classmethod
-    def kind_of(cls, uri: str) -> str:
-        return protocol_of(uri)
-
-    @classmethod
-    def translate(cls, uri: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        if protocol_of(uri) in ("http", "https"):
-            shown = scrub(uri)
-            raise InvalidArgumentError(
-                f'Unsupported URI "{shown}": expected a local path, file://, memory://, s3://, '
-                "gs://, az://, abfs:// or https://ACCOUNT.blob.core.windows.net/CONTAINER/DIR",
-                uri=shown,
-            )
-        return uri, dict(options)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-from vecstore.storage.base import PUT_ID, Store
+from vecstore.storage.objectstore import PUT_ID, ObjectStore
 
 
-class GCSStore(Store):
+class GCSStore(ObjectStore):
     name: ClassVar[str] = "gcs"
     schemes: ClassVar[tuple[str, ...]] = ("gs", "gcs")
     extra: ClassVar[str | None] = "gcs"

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from vecstore.storage.azure import AzureStore
-from vecstore.storage.base import FsspecStore, Store
+from vecstore.storage.base import Store
 from vecstore.storage.gcs import GCSStore
+from vecstore.storage.generic import FsspecStore
 from vecstore.storage.local import LocalStore
 from vecstore.storage.memory import MemoryStore
 from vecstore.storage.s3 import S3Store

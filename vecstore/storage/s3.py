@@ -11,10 +11,10 @@ import inspect
 import os
 from typing import Any, ClassVar
 
-from vecstore.storage.base import PUT_ID, Store
+from vecstore.storage.objectstore import PUT_ID, ObjectStore
 
 
-class S3Store(Store):
+class S3Store(ObjectStore):
     name: ClassVar[str] = "s3"
     schemes: ClassVar[tuple[str, ...]] = ("s3", "s3a")
     extra: ClassVar[str | None] = "s3"

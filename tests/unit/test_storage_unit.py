@@ -369,3 +369,30 @@ def test_no_module_outside_storage_branches_on_the_backend_kind() -> None:
                 if kind_of_store.search(line) or kind_literal.search(line):
                     offenders.append(f"{rel}:{n}: {line.strip()}")
     assert offenders == []
+
+
+class _Counting(Store):
+    """A wrapper subclass of the interface (as tests and tools write them)."""
+
+    def __init__(self, uri: str, storage_options: dict[str, Any] | None = None) -> None:
+        super().__init__(uri, storage_options)
+        self.reads = 0
+
+    def read_bytes(self, key: str) -> bytes:
+        self.reads += 1
+        return super().read_bytes(key)
+
+
+def test_a_subclass_of_the_interface_runs_on_the_uris_backend(tmp_path: Any) -> None:
+    from vecstore.storage.local import LocalStore
+    from vecstore.storage.memory import MemoryStore
+
+    for uri, backend in [("memory://unit-wrap/x", MemoryStore), (str(tmp_path), LocalStore)]:
+        store = _Counting(uri)
+        assert isinstance(store, _Counting) and isinstance(store, backend)
+        store.put_if_absent("k", b"v")  # the backend's atomic way
+        with pytest.raises(AlreadyExistsError):
+            store.put_if_absent("k", b"w")
+        assert store.read_bytes("k") == b"v" and store.reads == 1
+        assert type(_Counting(uri)) is type(store)  # one combined class per backend
+    assert _Counting(str(tmp_path)).local_path("k") == str(tmp_path / "k")

@@ -92,11 +92,9 @@ class Store:
 
     # ------------------------------------------------------- construction
     def __new__(cls, uri: str, storage_options: dict[str, Any] | None = None) -> Self:
-        if cls is Store:
-            from vecstore.storage.registry import backend_for
+        from vecstore.storage.registry import concrete_class
 
-            return cast(Self, object.__new__(backend_for(uri)))
-        return object.__new__(cls)
+        return cast(Self, object.__new__(concrete_class(cls, uri)))
 
     def __init__(self, uri: str, storage_options: dict[str, Any] | None = None) -> None:
         if not uri:

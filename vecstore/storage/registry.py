@@ -3,6 +3,7 @@ module with a :class:`Store` subclass, and its line in :data:`BACKENDS`."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from vecstore.storage.azure import AzureStore
@@ -11,6 +12,7 @@ from vecstore.storage.gcs import GCSStore
 from vecstore.storage.generic import FsspecStore
 from vecstore.storage.local import LocalStore
 from vecstore.storage.memory import MemoryStore
+from vecstore.storage.objectstore import ObjectStore
 from vecstore.storage.s3 import S3Store
 
 BACKENDS: tuple[type[Store], ...] = (LocalStore, MemoryStore, S3Store, GCSStore, AzureStore)
@@ -25,6 +27,28 @@ def backend_for(uri: str) -> type[Store]:
         if cls.claims(uri):
             return cls
     return FsspecStore
+
+
+_ON_BACKEND: dict[tuple[type[Store], type[Store]], type[Store]] = {}
+_ON_BACKEND_LOCK = threading.Lock()
+
+
+def concrete_class(cls: type[Store], uri: str) -> type[Store]:
+    """The class ``cls(uri, ...)`` instantiates. ``Store``: the URI's backend.
+    A backend class: itself. Another subclass of the interface (a wrapper,
+    e.g. one counting reads): that subclass on top of the URI's backend, so
+    its overrides reach the backend through ``super()``."""
+    if issubclass(cls, (*BACKENDS, ObjectStore)):
+        return cls
+    backend = backend_for(uri)
+    if cls is Store:
+        return backend
+    with _ON_BACKEND_LOCK:
+        combined = _ON_BACKEND.get((cls, backend))
+        if combined is None:
+            attrs = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+            combined = _ON_BACKEND[(cls, backend)] = type(cls.__name__, (cls, backend), attrs)
+    return combined
 
 
 def backend_named(kind: str) -> type[Store]:

@@ -17,14 +17,14 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[test,bench]"
+	$(BIN)/pip install -q -e ".[all,test,bench]"
 	@touch $(STAMP)
 
 $(AZURITE): .tools/package.json
 	cd .tools && npm install --no-audit --no-fund --loglevel=error azurite
 	@touch $(AZURITE)
 
-install: $(STAMP) $(AZURITE) ## Create .venv and install vecstore (editable) with test extras and Azurite
+install: $(STAMP) $(AZURITE) ## Create .venv and install vecstore (editable) with every extra and Azurite
 
 lint: install ## ruff and mypy (strict) on the packages
 	$(BIN)/ruff check schemas vecstore pipelines tests benchmarks examples

@@ -101,7 +101,6 @@ MAX_NAMESPACE_CHARS = 512
 
 DATA_SUFFIX = ".parquet"
 DOCS_URL = "https://docs.pinecone.io/guides/data/understanding-imports#directory-structure"
-_CLOUD_KINDS = frozenset({"s3", "gcs", "azure"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +182,7 @@ def discover(
 def display_path(source: Store, key: str) -> str:
     """How messages name ``key``: its key in the bucket, else its full path."""
     path = source.path(key)
-    if source.kind in _CLOUD_KINDS and "/" in path:
+    if source.has_buckets and "/" in path:
         return path.split("/", 1)[1]
     return path
 

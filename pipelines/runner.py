@@ -15,7 +15,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from vecstore import jobstate, manifests
+from vecstore import extras, jobstate, manifests
 from vecstore.cleanup import cleanup_import, finish_staging
 from vecstore.errors import VecstoreError
 from vecstore.jobs import JobStore, heartbeat_age
@@ -46,6 +46,7 @@ class DaskRunner:
     """Runs import jobs on Dask. Thread-safe; one per process and address."""
 
     def __init__(self, scheduler_address: str | None = None) -> None:
+        extras.require("dask", "An import job")  # before any job record is written
         self.scheduler_address = scheduler_address
         self._client: Any = None
         self._cluster: Any = None

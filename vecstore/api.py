@@ -45,7 +45,7 @@ from vecstore.schemas import (
     VectorType,
 )
 from vecstore.schemas.metrics import Metric
-from vecstore.storage import Store, scheme_of, translate_uri
+from vecstore.storage import BACKEND_KINDS, Store, scheme_of, translate_uri
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,7 +128,7 @@ def validate_import_uri(uri: Any, spec: IndexSpec) -> str:
         raise InvalidArgumentError(f"An import uri is required, got {uri!r}")
     translate_uri(uri)  # raises on unsupported forms
     kind = scheme_of(uri)
-    if kind not in ("local", "memory", "s3", "gcs", "azure"):
+    if kind not in BACKEND_KINDS:
         raise InvalidArgumentError(
             f'Unsupported import uri "{uri}": expected s3://, gs://, az://, '
             "https://ACCOUNT.blob.core.windows.net/CONTAINER/DIR, memory:// or a local path"
@@ -291,9 +291,7 @@ class VecStore:
         base = dict(self.source_options.get(kind, {}))
         if integration_id:
             opts = {**base, **self.integrations.options(integration_id)}
-        elif kind in ("local", "memory"):
-            opts = base
-        else:
+        else:  # (local and memory stores take no credentials: base unchanged)
             opts = anonymous_options(kind, base)
         return Store(uri, opts)
 

@@ -53,7 +53,7 @@ def finish_staging(store: Store, index: str, job_id: str) -> None:
 
 def _drop_if_empty(store: Store, index: str, ns: str) -> None:
     """Remove a namespace directory that holds nothing (local stores keep dirs)."""
-    if store.kind not in ("local", "memory"):
+    if not store.has_directories:
         return
     prefix = layout.namespace_prefix(index, ns)
     if not store.walk_files(prefix):

@@ -20,6 +20,7 @@ survive crossing from a Dask worker to the driver::
     │   └── LimitExceededError        an import exceeds a system limit
     ├── RateLimitedError              writes refused until the index builder catches up
     ├── CancelledError                a job was cancelled
+    ├── MissingExtraError             an optional dependency is not installed (also an ImportError)
     ├── WaitTimeoutError              waiting for a job timed out (also a TimeoutError)
     └── NotImplementedYet             an engine that a later release provides (also NotImplementedError)
 
@@ -41,6 +42,7 @@ __all__ = [
     "IngestError",
     "InvalidArgumentError",
     "LimitExceededError",
+    "MissingExtraError",
     "NotFoundError",
     "NotImplementedYet",
     "RateLimitedError",
@@ -136,6 +138,11 @@ class RateLimitedError(VecstoreError):
 
 class CancelledError(VecstoreError):
     """A job was cancelled."""
+
+
+class MissingExtraError(VecstoreError, ImportError):
+    """A feature needs an optional dependency: the message is the one-line
+    ``pip install "vecstore[EXTRA]"`` hint. Context: ``extra``, ``module``."""
 
 
 class NotImplementedYet(VecstoreError, NotImplementedError):

@@ -103,12 +103,8 @@ def _section(data: Any, where: str) -> dict[str, Options]:
 
 
 def anonymous_options(kind: str, base: Options | None = None) -> Options:
-    """Storage options for anonymous access to a source of ``kind``."""
-    opts = dict(base or {})
-    if kind == "s3":
-        opts.setdefault("anon", True)
-    elif kind == "gcs":
-        opts.setdefault("token", "anon")
-    elif kind == "azure":
-        opts.setdefault("anon", True)
-    return opts
+    """Storage options for anonymous access to a source of ``kind`` (its
+    backend knows the spelling: ``anon=True``, ``token="anon"``...)."""
+    from vecstore.storage import backend_named
+
+    return backend_named(kind).anonymous_options(base)

@@ -88,7 +88,7 @@ class Reader:
             cache_bytes = settings().query_cache_bytes
         self.cache = ByteLRU(cache_bytes)
         disk = None
-        if store.kind not in ("local", "memory"):
+        if store.is_remote:
             disk = DiskCache(cache_dir or settings().query_cache_dir or _default_cache_dir())
         self.source = SegmentSource(store, self.cache, disk)
         self.tracker = ManifestTracker(store, spec.name, manifest_ttl)

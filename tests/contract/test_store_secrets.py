@@ -15,7 +15,6 @@ import pytest
 from faultproxy import FaultProxy
 from servers import AZURITE_ACCOUNT, Bucket, Emulator, azurite_connection_string
 
-from vecstore import storage
 from vecstore.errors import (
     AccessDeniedError,
     InvalidArgumentError,
@@ -23,7 +22,7 @@ from vecstore.errors import (
     StorageError,
     VecstoreError,
 )
-from vecstore.storage import Store
+from vecstore.storage import Store, retry
 
 SECRET = "vecstoreFAKEsecret7f3c9a"
 AZURE_SECRET = base64.b64encode(f"{SECRET}-azure-account-key".encode()).decode()
@@ -66,7 +65,7 @@ def test_secrets_never_appear(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setattr(storage, "RETRY_BASE_DELAY", 0.01)  # the bound is tested elsewhere
+    monkeypatch.setattr(retry, "RETRY_BASE_DELAY", 0.01)  # the bound is tested elsewhere
     found: list[Any] = []
 
     # S3 with a secret key: a missing object, then an outage.

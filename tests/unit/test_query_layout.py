@@ -343,7 +343,7 @@ def test_remote_fetch_reads_row_groups_without_downloading_segments(tmp_path: Pa
     ranged reads; a scan downloads the segment into the disk cache."""
     counting = ByteCountingStore(f"memory://remote-{os.getpid()}-{time.time_ns()}")
     x, ids = _namespace(counting)
-    counting.kind = "s3"  # as a remote store: reads go through the disk cache
+    counting.is_remote = True  # as a remote store: reads go through the disk cache
     reader = Reader(counting, spec_for("euclidean", 128), cache_dir=str(tmp_path / "disk"))
     assert reader.source.disk is not None
     res = reader.fetch([ids[3], ids[900]], namespace="ns")

@@ -22,7 +22,6 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConn
 from gcsfs.retry import HttpError
 from s3fs.errors import translate_boto_error
 
-from vecstore import storage
 from vecstore.errors import (
     AccessDeniedError,
     AlreadyExistsError,
@@ -30,7 +29,8 @@ from vecstore.errors import (
     NotFoundError,
     StorageError,
 )
-from vecstore.storage import Store, scheme_of, translate_uri
+from vecstore.storage import Store, backend_named, classify, retry, scheme_of, translate_uri
+from vecstore.storage import scrub as scrubbing
 
 
 def _boto(code: str, status: int, op: str = "GetObject") -> ClientError:
@@ -94,17 +94,17 @@ DENIED = [
 
 @pytest.mark.parametrize("exc", TRANSIENT, ids=lambda e: type(e).__name__)
 def test_transient_errors_are_retried(exc: BaseException) -> None:
-    assert storage._is_transient(exc)
+    assert classify.is_transient(exc)
 
 
 @pytest.mark.parametrize("exc", PERMANENT + DENIED, ids=lambda e: type(e).__name__)
 def test_permanent_errors_are_not_retried(exc: BaseException) -> None:
-    assert not storage._is_transient(exc)
+    assert not classify.is_transient(exc)
 
 
 @pytest.mark.parametrize("exc", DENIED, ids=lambda e: type(e).__name__)
 def test_denied_errors(exc: BaseException) -> None:
-    assert storage._is_denied(exc)
+    assert classify.is_denied(exc)
 
 
 @pytest.mark.parametrize(
@@ -113,12 +113,12 @@ def test_denied_errors(exc: BaseException) -> None:
     ids=lambda e: type(e).__name__,
 )
 def test_lost_conditional_writes(exc: BaseException) -> None:
-    assert storage._is_exists(exc)
+    assert classify.is_exists(exc)
 
 
 def test_conditional_request_conflict_is_not_a_lost_write() -> None:
     # S3 answers 409 to a conditional write racing another: retry, then 412 or success.
-    assert not storage._is_exists(_s3fs("ConditionalRequestConflict", 409))
+    assert not classify.is_exists(_s3fs("ConditionalRequestConflict", 409))
 
 
 # ----------------------------------------------------------------- retries
@@ -137,7 +137,7 @@ class Flaky:
 
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(storage, "RETRY_BASE_DELAY", 0.001)
+    monkeypatch.setattr(retry, "RETRY_BASE_DELAY", 0.001)
 
 
 def test_call_retries_transient_then_succeeds(fast_retries: None) -> None:
@@ -152,13 +152,13 @@ def test_call_gives_up_after_the_attempts(fast_retries: None) -> None:
     fn = Flaky([_azure(503)] * 50)
     with pytest.raises(StorageError) as info:
         store._call("read", "k", fn)
-    assert fn.calls == storage.RETRY_ATTEMPTS
-    assert f"after {storage.RETRY_ATTEMPTS} attempts" in str(info.value)
+    assert fn.calls == retry.RETRY_ATTEMPTS
+    assert f"after {retry.RETRY_ATTEMPTS} attempts" in str(info.value)
     assert info.value.context["transient"] is True
 
 
 def test_call_stops_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(storage, "RETRY_DEADLINE", 0.0)
+    monkeypatch.setattr(retry, "RETRY_DEADLINE", 0.0)
     store = Store("memory://unit-retry")
     fn = Flaky([_azure(503)] * 5)
     with pytest.raises(StorageError):
@@ -190,13 +190,13 @@ def test_scrub_removes_option_values_and_credential_patterns() -> None:
         "connection_string": "AccountName=a;AccountKey=a2V5a2V5a2V5;BlobEndpoint=http://h/a;",
         "token": "anon",
     }
-    secrets = tuple(storage._secret_values(opts))
+    secrets = tuple(scrubbing.secret_values(opts))
     assert "a2V5a2V5a2V5" in secrets and "anon" not in secrets
     text = (
         "failed with AKIAEXAMPLE s3cr3t-value sess-token-value a2V5a2V5a2V5 "
         "https://a.blob.core.windows.net/c?sv=1&sig=abcdef AccountKey=zzzz;"
     )
-    out = storage._scrub(text, secrets)
+    out = scrubbing.scrub(text, secrets)
     for value in (
         "AKIAEXAMPLE",
         "s3cr3t-value",
@@ -266,15 +266,15 @@ def test_custom_endpoints(
     for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "STORAGE_EMULATOR_HOST"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
-    assert storage._endpoint_of(kind, options) == expected
+    assert backend_named(kind).endpoint(options) == expected
 
 
 def test_backend_options_add_defaults_without_overriding() -> None:
-    out = storage._backend_options("s3", {"config_kwargs": {"retries": {"max_attempts": 9}}})
+    out = backend_named("s3").backend_options({"config_kwargs": {"retries": {"max_attempts": 9}}})
     assert out["config_kwargs"]["retries"] == {"max_attempts": 9}
     assert out["use_listings_cache"] is False
-    assert storage._backend_options("s3", {})["config_kwargs"]["retries"]["total_max_attempts"] == 1
-    assert storage._backend_options("memory", {}) == {}
+    assert backend_named("s3").backend_options({})["config_kwargs"]["retries"]["total_max_attempts"] == 1
+    assert backend_named("memory").backend_options({}) == {}
 
 
 # ---------------------------------------------------------- retrying reader
@@ -309,3 +309,90 @@ def test_open_input_retries_reads(fast_retries: None, monkeypatch: pytest.Monkey
         assert f.read() == data[60:]
         assert f.read() == b""
     assert len(opened) == 3  # the first open, then one reopen per failed read
+
+
+# ---------------------------------------------------------------- registry
+def test_one_registry_picks_each_backend() -> None:
+    from vecstore.storage import BACKENDS, backend_for
+
+    assert [cls.name for cls in BACKENDS] == ["local", "memory", "s3", "gcs", "azure"]
+    for uri, name in [
+        ("/tmp/x", "LocalStore"),
+        ("file:///tmp/x", "LocalStore"),
+        ("memory://b/x", "MemoryStore"),
+        ("s3://b/x", "S3Store"),
+        ("s3a://b/x", "S3Store"),
+        ("gs://b/x", "GCSStore"),
+        ("gcs://b/x", "GCSStore"),
+        ("az://c/x", "AzureStore"),
+        ("abfs://c/x", "AzureStore"),
+        ("abfss://c/x", "AzureStore"),
+        ("https://acct1.blob.core.windows.net/c/x", "AzureStore"),
+        ("hdfs://host/x", "FsspecStore"),
+    ]:
+        assert backend_for(uri).__name__ == name, uri
+    assert [scheme_of(u) for u in ("/x", "memory://b", "gs://b", "hdfs://h/x")] == [
+        "local",
+        "memory",
+        "gcs",
+        "hdfs",
+    ]
+    assert type(Store("memory://unit-registry/x")).__name__ == "MemoryStore"
+
+
+def test_anonymous_options_per_backend() -> None:
+    from vecstore.integrations import anonymous_options
+
+    assert anonymous_options("s3", {"endpoint_url": "e"}) == {"endpoint_url": "e", "anon": True}
+    assert anonymous_options("gcs") == {"token": "anon"}
+    assert anonymous_options("azure") == {"anon": True}
+    assert anonymous_options("local", {"x": 1}) == {"x": 1}
+    assert anonymous_options("s3", {"anon": False}) == {"anon": False}
+
+
+def test_no_module_outside_storage_branches_on_the_backend_kind() -> None:
+    """Callers ask a capability (is_remote, has_directories, has_buckets,
+    local_path); only vecstore/storage/ knows the backends by kind."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    kind_of_store = re.compile(r"\b(store|source|src)\.kind\b")
+    kind_literal = re.compile(r"""kind\s*(==|!=|in|not in)\s*\(?["'](local|memory)["']""")
+    offenders = []
+    for folder in ("vecstore", "schemas", "pipelines"):
+        for path in sorted((root / folder).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel.startswith(("vecstore/storage/", "vecstore/schemas/", "vecstore/pipelines/")):
+                continue  # the storage package itself; the symlinked folders are scanned once
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if kind_of_store.search(line) or kind_literal.search(line):
+                    offenders.append(f"{rel}:{n}: {line.strip()}")
+    assert offenders == []
+
+
+class _Counting(Store):
+    """A wrapper subclass of the interface (as tests and tools write them)."""
+
+    def __init__(self, uri: str, storage_options: dict[str, Any] | None = None) -> None:
+        super().__init__(uri, storage_options)
+        self.reads = 0
+
+    def read_bytes(self, key: str) -> bytes:
+        self.reads += 1
+        return super().read_bytes(key)
+
+
+def test_a_subclass_of_the_interface_runs_on_the_uris_backend(tmp_path: Any) -> None:
+    from vecstore.storage.local import LocalStore
+    from vecstore.storage.memory import MemoryStore
+
+    for uri, backend in [("memory://unit-wrap/x", MemoryStore), (str(tmp_path), LocalStore)]:
+        store = _Counting(uri)
+        assert isinstance(store, _Counting) and isinstance(store, backend)
+        store.put_if_absent("k", b"v")  # the backend's atomic way
+        with pytest.raises(AlreadyExistsError):
+            store.put_if_absent("k", b"w")
+        assert store.read_bytes("k") == b"v" and store.reads == 1
+        assert type(_Counting(uri)) is type(store)  # one combined class per backend
+    assert _Counting(str(tmp_path)).local_path("k") == str(tmp_path / "k")

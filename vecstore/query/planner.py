@@ -149,7 +149,7 @@ class ManifestTracker:
     def __init__(self, store: Store, index: str, ttl: float | None = None) -> None:
         self.store = store
         self.index = index
-        remote = store.kind not in ("local", "memory")
+        remote = store.is_remote
         self.ttl = ttl if ttl is not None else (REMOTE_TTL_SECONDS if remote else 0.0)
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
@@ -171,10 +171,10 @@ class ManifestTracker:
 
     def _dir_stamp(self, e: _Entry, namespace: str) -> tuple[int, int] | None:
         """(mtime_ns, inode) of a local namespace's ``_manifests`` directory."""
-        if self.store.kind != "local":
-            return None
         if e.path is None:
-            e.path = self.store.path(layout.manifests_prefix(self.index, namespace))
+            e.path = self.store.local_path(layout.manifests_prefix(self.index, namespace))
+            if e.path is None:  # not a local store
+                return None
         try:
             st = os.stat(e.path)
         except OSError:

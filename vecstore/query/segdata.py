@@ -9,7 +9,7 @@ are immutable, so cached parts never go stale; keys carry the file's UUID
 name.
 
 Local stores are read through pyarrow's native file IO; remote stores
-(``store.kind`` not ``local`` / ``memory``) through the :class:`DiskCache`
+(``store.is_remote``) through the :class:`DiskCache`
 when one is configured.
 """
 
@@ -249,7 +249,7 @@ class SegmentSource:
     def __init__(self, store: Store, cache: ByteLRU, disk: DiskCache | None = None) -> None:
         self.store = store
         self.cache = cache
-        self.disk = disk if store.kind not in ("local", "memory") else None
+        self.disk = disk if store.is_remote else None
         self.reads = ReadCounter()
 
     # -------------------------------------------------------------- raw IO
@@ -264,10 +264,8 @@ class SegmentSource:
         self.reads.add(key)
         known = self.cache.get((key, "footer"))
         md = known.metadata if known is not None else None
-        path: str | None = None
-        if self.store.kind == "local":
-            path = self.store.path(key)
-        elif self.disk is not None:
+        path = self.store.local_path(key)
+        if path is None and self.disk is not None:
             path = (
                 self.disk.local_path(self.store, key)
                 if whole

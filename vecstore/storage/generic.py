@@ -1,0 +1,31 @@
+"""Any other filesystem fsspec knows: the generic backend, for URL schemes
+no backend in the registry claims. Its kind is its URL scheme, and its
+``put_if_absent`` is as atomic as the filesystem's ``"create"`` write mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vecstore.errors import InvalidArgumentError
+from vecstore.storage.base import protocol_of
+from vecstore.storage.objectstore import ObjectStore
+from vecstore.storage.scrub import scrub
+
+
+class FsspecStore(ObjectStore):
+    """Any other filesystem fsspec knows (its kind is its URL scheme)."""
+
+    @classmethod
+    def kind_of(cls, uri: str) -> str:
+        return protocol_of(uri)
+
+    @classmethod
+    def translate(cls, uri: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        if protocol_of(uri) in ("http", "https"):
+            shown = scrub(uri)
+            raise InvalidArgumentError(
+                f'Unsupported URI "{shown}": expected a local path, file://, memory://, s3://, '
+                "gs://, az://, abfs:// or https://ACCOUNT.blob.core.windows.net/CONTAINER/DIR",
+                uri=shown,
+            )
+        return uri, dict(options)

@@ -299,7 +299,8 @@ def apply(
         # 2. write every manifest; conflicts are settled one namespace at a time
         written: list[Manifest] = []
         try:
-            outcomes = run(lambda m: _try_put(store, m), planned)
+            marked = rules.marker is not None
+            outcomes = run(lambda m: _try_put(store, m, marked=marked), planned)
             written += [m for m, ok in zip(planned, outcomes, strict=True) if ok is True]
             for ok in outcomes:
                 if isinstance(ok, BaseException):
@@ -326,16 +327,32 @@ def _next(base: Manifest | None) -> int:
     return 1 if base is None else base.version + 1
 
 
-def _try_put(store: Store, m: Manifest) -> bool | Exception:
+def _try_put(store: Store, m: Manifest, *, marked: bool) -> bool | Exception:
     """True if written, False if the version was taken, the error otherwise
     (so that a failed put among many leaves the others accounted for)."""
     try:
         manifests.commit(store, m)
+        if marked and _shadowed(store, m):
+            _unput(store, m)
+            return False
     except CommitConflictError:
         return False
     except Exception as exc:
         return exc
     return True
+
+
+def _shadowed(store: Store, m: Manifest) -> bool:
+    """Whether a visible version above ``m`` (an import's manifest, invisible
+    until its marker) exists: ``m`` then took a slot that a delete's garbage
+    collection had freed, on a stale view of the namespace (a listing racing
+    changes to the folder can miss entries), and would never be seen once
+    marked. It is taken back and retried like a conflict. (Nothing builds on
+    an invisible manifest, so a visible version above it never depends on it.)"""
+    if manifests.manifest_versions(store, m.index, m.namespace)[-1:] == [m.version]:
+        return False  # the top: the common case, one listing
+    latest = manifests.latest_visible(store, m.index, m.namespace)
+    return latest is not None and latest.version > m.version
 
 
 def _marker_absent(store: Store, index: str, import_id: str) -> bool:
@@ -372,7 +389,7 @@ def _settle(
                 policy.sleep(attempt)
             base = manifests.latest_visible(store, index, ns)
         m = rules.build(index, ns, base, _next(base))
-        ok = _try_put(store, m)
+        ok = _try_put(store, m, marked=rules.marker is not None)
         if isinstance(ok, BaseException):
             raise ok
         if ok:

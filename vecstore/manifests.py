@@ -60,16 +60,34 @@ def is_visible(store: Store, manifest: Manifest) -> bool:
     return manifest.import_id is None or import_committed(store, manifest.index, manifest.import_id)
 
 
+RELISTS = 5
+
+
 def latest_visible(store: Store, index: str, namespace: str) -> Manifest | None:
-    """The highest visible manifest (a tombstone included), or None."""
-    for version in reversed(manifest_versions(store, index, namespace)):
-        try:
-            m = read_manifest(store, index, namespace, version)
-        except NotFoundError:  # deleted under us by garbage collection
-            continue
-        if is_visible(store, m):
-            return m
-    return None
+    """The highest visible manifest (a tombstone included), or None.
+
+    A listed version that is gone when read was collected under us (a delete
+    removes the versions below its tombstone; cleanup removes a failed
+    import's): the listing is stale and a newer version exists, so list
+    again. Skipping it instead could answer None for a namespace that was
+    deleted at version 10, and a commit would then reuse version 1, below the
+    tombstone, invisible.
+    """
+    for attempt in range(RELISTS + 1):
+        stale = False
+        for version in reversed(manifest_versions(store, index, namespace)):
+            try:
+                m = read_manifest(store, index, namespace, version)
+            except NotFoundError:
+                if attempt < RELISTS:
+                    stale = True
+                    break
+                continue  # still racing after RELISTS listings: skip it
+            if is_visible(store, m):
+                return m
+        if not stale:
+            return None
+    return None  # pragma: no cover - the last pass never sets stale
 
 
 def load_namespace(store: Store, index: str, namespace: str) -> Manifest | None:

@@ -427,3 +427,14 @@ def test_import_commit_writes_the_golden_bytes() -> None:
     finally:
         with contextlib.suppress(Exception):
             target.fs.rm(target.root, recursive=True)
+
+
+def test_delete_writes_above_the_visible_state_not_the_highest_version(store: Store) -> None:
+    """The one rule: an invisible manifest further up (version 3, its import
+    never marked) does not move the tombstone, which takes version 2."""
+    create(store, "imp1", "a")
+    manifests.commit(store, staged(store, "a", version=3, import_id="stale"))
+    tomb = delete(store, "a")
+    assert (tomb.version, tomb.parent_version) == (2, 1)
+    assert manifests.manifest_versions(store, INDEX, "a") == [2, 3]
+    assert manifests.load_namespace(store, INDEX, "a") is None

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from vecstore import commit as commits
 from vecstore import jobstate, layout, manifests
 from vecstore.cleanup import cleanup_attempt, cleanup_import, finish_staging
 from vecstore.errors import (
@@ -43,7 +44,7 @@ from vecstore.pipelines import plan as P
 from vecstore.pipelines import tasks
 from vecstore.pipelines.discover import Discovery, FileInfo, discover, display_path
 from vecstore.refs import FILE_ROW
-from vecstore.schemas import ImportJob, IndexSpec, NamespaceProgress, RecordLayout
+from vecstore.schemas import ImportJob, IndexSpec, Manifest, NamespaceProgress, RecordLayout
 from vecstore.schemas.arrow import REJECT_SCHEMA
 from vecstore.settings import settings
 from vecstore.storage import Store
@@ -476,20 +477,6 @@ class ImportDriver:
             out[r.ns].append(r)
         return out
 
-    def _conflict_message(self, ns: str, version: int) -> str:
-        """Why version ``version`` of ``ns`` was taken: a visible commit, or an
-        import that is committing the namespace right now."""
-        try:
-            other = manifests.read_manifest(self.store, self.spec.name, ns, version)
-        except VecstoreError:
-            return _exists_message(ns)
-        if other.import_id and not manifests.is_visible(self.store, other):
-            return (
-                f'The namespace "{ns or "__default__"}" is being created by another import '
-                f"({other.import_id}). Imports are only allowed into nonexistent namespaces."
-            )
-        return _exists_message(ns)
-
     def _commit(
         self,
         plans: dict[str, P.NamespacePlan],
@@ -505,6 +492,7 @@ class ImportDriver:
             for name, kinds in r.meta_fields.items():
                 fields[r.ns].setdefault(name, set()).update(kinds)
         counts: dict[str, int] = {}
+        built: list[Manifest] = []
         for ns in plans:
             results = buckets[ns]
             n = sum(r.rows for r in results)
@@ -518,35 +506,30 @@ class ImportDriver:
             if ns in centroids:
                 cents = centroids[ns].result()
                 cent_rel = write_centroids_file(self.store, self.spec, ns, self.ctx.owner, cents)
-            latest = manifests.latest_visible(self.store, self.spec.name, ns)
-            if latest is not None and not latest.deleted:
-                raise IngestError(_exists_message(ns), namespace=ns)
-            # The version right after the visible state (nothing, or a tombstone),
-            # not after the highest version present: another import that has
-            # written its (still invisible) manifest of this namespace holds that
-            # slot, and the write-if-absent below fails instead of committing a
-            # later version that would shadow the other import's data once its
-            # marker lands (both would report Completed).
-            version = 1 if latest is None else latest.version + 1
-            manifest = assemble_manifest(
-                self.spec,
-                ns,
-                version,
-                [c for r in results for c in r.clusters],
-                centroids=cent_rel,
-                id_files=[r.id_file for r in results if r.id_file],
-                import_id=self.job.id,
-                fields=fields[ns],
+            built.append(
+                assemble_manifest(
+                    self.spec,
+                    ns,
+                    1,  # the commit assigns the version
+                    [c for r in results for c in r.clusters],
+                    centroids=cent_rel,
+                    id_files=[r.id_file for r in results if r.id_file],
+                    import_id=self.job.id,
+                    fields=fields[ns],
+                )
             )
+
+        def guard() -> None:
+            self._check()
             self._fence()
-            try:
-                manifests.commit(self.store, manifest)
-            except CommitConflictError:
-                raise IngestError(self._conflict_message(ns, version), namespace=ns) from None
-        self._check()
-        self._fence()
-        # the commit point: every namespace of this import becomes visible at once
-        manifests.mark_import_committed(self.store, self.spec.name, self.job.id)
+
+        # version rule, conflicts, the file check and the commit marker (the
+        # point at which all namespaces of this import become visible at once)
+        change = commits.CreateNamespaces(import_id=self.job.id, manifests=tuple(built))
+        try:
+            commits.apply(self.store, self.spec.name, change, guard=guard)
+        except commits.MissingFileError as exc:
+            raise IngestError(exc.message, namespace=exc.namespace) from None
         # scratch goes before the record says Completed: a runner dying in between
         # leaves an InProgress job that recovery completes (and cleans) from the
         # marker, whereas a Completed job is never looked at again
@@ -563,13 +546,6 @@ class ImportDriver:
 
 
 # --------------------------------------------------------------- helpers
-def _exists_message(ns: str) -> str:
-    return (
-        f'The namespace "{ns or "__default__"}" already exists. Imports are only allowed into '
-        "nonexistent namespaces."
-    )
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 

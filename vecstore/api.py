@@ -525,7 +525,9 @@ class Index:
         return NamespaceDescription(name=namespace, record_count=m.record_count)
 
     def delete_namespace(self, namespace: str) -> None:
-        manifests.delete_namespace(self.store, self.name, namespace)
+        from vecstore import commit
+
+        commit.apply(self.store, self.name, commit.DeleteNamespace(namespace=namespace))
 
     # defined last: the name shadows the builtin in the class body
     def list(

@@ -1,20 +1,17 @@
-"""Namespace manifests: read the visible version, commit the next one.
+"""Namespace manifests on storage: read them, decide what is visible, and the
+two primitive writes the commit is made of.
 
-Commit protocol (one place, used by imports, deletes and rebuilds):
+The rules for *changing* a namespace (which version, conflicts, the import
+marker, checking files) live in :mod:`vecstore.commit`; every change goes
+through ``commit.apply``. This module is what readers need:
 
-1. Data files are written first under ``data/`` with fresh UUID names; nobody
-   reads them until a manifest names them.
-2. The manifest of version ``v`` is written with a write-if-absent put. Two
-   writers racing for ``v``: exactly one succeeds, the other gets
-   :class:`CommitConflictError`.
-3. A manifest written by an import carries ``import_id``. It becomes visible
-   only once that import's commit marker (``imports/<id>/_COMMITTED``) exists,
-   so all the namespaces of one import appear together or not at all. A
-   crashed or failed import leaves manifests without a marker: they are
-   invisible and recovery deletes them.
-
-Readers take the highest version that is visible; a visible ``deleted``
-manifest (a tombstone) means the namespace does not exist.
+- the manifest of version ``v`` is ``namespaces/<ns>/_manifests/<v:020d>.json``,
+  written once with a write-if-absent put (:func:`commit`);
+- a manifest that carries ``import_id`` is visible only once that import's
+  commit marker ``imports/<id>/_COMMITTED`` exists (:func:`mark_import_committed`),
+  so all the namespaces of one import appear together or not at all;
+- readers take the highest visible version; a visible ``deleted`` manifest (a
+  tombstone) means the namespace does not exist.
 """
 
 from __future__ import annotations
@@ -63,16 +60,34 @@ def is_visible(store: Store, manifest: Manifest) -> bool:
     return manifest.import_id is None or import_committed(store, manifest.index, manifest.import_id)
 
 
+RELISTS = 5
+
+
 def latest_visible(store: Store, index: str, namespace: str) -> Manifest | None:
-    """The highest visible manifest (a tombstone included), or None."""
-    for version in reversed(manifest_versions(store, index, namespace)):
-        try:
-            m = read_manifest(store, index, namespace, version)
-        except NotFoundError:  # deleted under us by garbage collection
-            continue
-        if is_visible(store, m):
-            return m
-    return None
+    """The highest visible manifest (a tombstone included), or None.
+
+    A listed version that is gone when read was collected under us (a delete
+    removes the versions below its tombstone; cleanup removes a failed
+    import's): the listing is stale and a newer version exists, so list
+    again. Skipping it instead could answer None for a namespace that was
+    deleted at version 10, and a commit would then reuse version 1, below the
+    tombstone, invisible.
+    """
+    for attempt in range(RELISTS + 1):
+        stale = False
+        for version in reversed(manifest_versions(store, index, namespace)):
+            try:
+                m = read_manifest(store, index, namespace, version)
+            except NotFoundError:
+                if attempt < RELISTS:
+                    stale = True
+                    break
+                continue  # still racing after RELISTS listings: skip it
+            if is_visible(store, m):
+                return m
+        if not stale:
+            return None
+    return None  # pragma: no cover - the last pass never sets stale
 
 
 def load_namespace(store: Store, index: str, namespace: str) -> Manifest | None:
@@ -93,12 +108,18 @@ def list_namespaces(store: Store, index: str) -> dict[str, Manifest]:
 
 
 def next_version(store: Store, index: str, namespace: str) -> int:
+    """The version after the highest present, visible or not (for tools and
+    tests writing a namespace directly; ``commit.apply`` writes the version
+    after the *visible* state)."""
     versions = manifest_versions(store, index, namespace)
     return (versions[-1] + 1) if versions else 1
 
 
 def commit(store: Store, manifest: Manifest) -> Manifest:
-    """Write ``manifest`` with write-if-absent; CommitConflictError if taken."""
+    """Write ``manifest`` with write-if-absent; CommitConflictError if taken.
+
+    The primitive put: changes go through :func:`vecstore.commit.apply`, which
+    chooses the version and settles conflicts."""
     key = layout.manifest_key(manifest.index, manifest.namespace, manifest.version)
     try:
         store.put_if_absent(key, manifest.model_dump_json(indent=1).encode())
@@ -114,7 +135,7 @@ def commit(store: Store, manifest: Manifest) -> Manifest:
 
 
 def mark_import_committed(store: Store, index: str, import_id: str) -> None:
-    """The commit point of an import: idempotent."""
+    """The commit point of an import (written by ``commit.apply``): idempotent."""
     with contextlib.suppress(AlreadyExistsError):
         store.put_if_absent(layout.commit_marker_key(index, import_id), b"committed\n")
     with _cache_lock:
@@ -122,40 +143,9 @@ def mark_import_committed(store: Store, index: str, import_id: str) -> None:
 
 
 def delete_namespace(store: Store, index: str, namespace: str) -> Manifest:
-    """Write a tombstone version, then remove the data files and old manifests.
+    """Delete a namespace (a tombstone, then its older files): shorthand for
+    ``commit.apply(store, index, DeleteNamespace(namespace=...))``."""
+    from vecstore import commit as commits  # the commit module reads this one
 
-    Readers see the namespace whole or not at all: the tombstone is one
-    write-if-absent put; files are removed only after it landed.
-    """
-    current = load_namespace(store, index, namespace)
-    if current is None:
-        raise NotFoundError(
-            f'Namespace "{namespace}" not found in index "{index}"',
-            index=index,
-            namespace=namespace,
-        )
-    tomb = Manifest(
-        index=index,
-        namespace=namespace,
-        version=next_version(store, index, namespace),
-        deleted=True,
-        vector_type=current.vector_type,
-        metric=current.metric,
-        dimension=current.dimension,
-        parent_version=current.version,
-    )
-    commit(store, tomb)
-    # Only files named by the older versions go: an import racing for the
-    # next version writes fresh UUID names that must survive.
-    ns_prefix = layout.namespace_prefix(index, namespace)
-    for v in manifest_versions(store, index, namespace):
-        if v >= tomb.version:
-            continue
-        try:
-            old = read_manifest(store, index, namespace, v)
-        except NotFoundError:
-            continue
-        for rel in old.files():
-            store.delete(f"{ns_prefix}/{rel}")
-        store.delete(layout.manifest_key(index, namespace, v))
-    return tomb
+    change = commits.DeleteNamespace(namespace=namespace)
+    return commits.apply(store, index, change).manifests[namespace]

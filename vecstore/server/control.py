@@ -8,6 +8,7 @@ that curl examples and older clients use.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +24,7 @@ from vecstore.server.state import Settings, check_deletion_protection
 
 METADATA_FIELD_TYPES = ("string", "string_list", "integer", "float", "boolean")
 MAX_TAGS = 20
+TAG_KEY = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 
 def index_host(request: Request, ctx: Ctx, name: str) -> str:
@@ -55,10 +57,10 @@ def check_tags(value: Any, *, allow_empty_values: bool = False) -> dict[str, str
     for k, v in value.items():
         if not isinstance(v, str):
             raise codec.bad(f"tags.{k}", "a string", v)
-        if not 1 <= len(k) <= 80 or len(v) > 120 or (not v and not allow_empty_values):
+        if not TAG_KEY.fullmatch(k) or len(v) > 120 or (not v and not allow_empty_values):
             raise ApiError(
                 400, "INVALID_ARGUMENT",
-                "Invalid tag: keys are 1-80 characters, values 1-120 characters",
+                "Invalid tag: keys are 1-80 letters, digits, '_' or '-'; values 1-120 characters",
             )
     return dict(value)
 
@@ -180,16 +182,22 @@ async def describe_index(request: Request, ctx: Ctx) -> Response:
 async def configure_index(request: Request, ctx: Ctx) -> Response:
     name = request.path_params["name"]
     body = await codec.read_body(request)
-    protection = body.get("deletion_protection")
-    if protection is not None:
-        check_deletion_protection(protection)
-    tags = check_tags(body.get("tags"), allow_empty_values=True)
     for key in ("deployment", "schema", "read_capacity", "embed"):
         if body.get(key) is not None:
             raise ApiError(
                 400, "INVALID_ARGUMENT",
                 f"Cannot configure {key} of a vecstore index: only deletion_protection and tags",
             )
+    protection = body.get("deletion_protection")
+    if protection is not None:
+        check_deletion_protection(protection)
+    tags = check_tags(body.get("tags"), allow_empty_values=True)
+    if tags is not None and not tags:
+        raise ApiError(400, "INVALID_ARGUMENT", "tags cannot be an empty object")
+    if protection is None and tags is None:
+        raise ApiError(
+            400, "INVALID_ARGUMENT", "Nothing to configure: pass deletion_protection or tags"
+        )
 
     def work() -> dict[str, Any]:
         spec, settings = _describe(ctx, name)

@@ -76,7 +76,15 @@ def run(
     )
     logging.getLogger("vecstore.server").setLevel(getattr(logging, level, logging.INFO))
     app = make_app(store_uri, storage_options=storage_options, config=config, scheduler=scheduler)
-    server = uvicorn.Server(
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises a captured SIGTERM / SIGINT after its graceful
+            # shutdown (exit status -15 / KeyboardInterrupt): a stop on request
+            # is a clean exit here, status 0.
+            self._captured_signals.clear()
+
+    server = Server(
         uvicorn.Config(
             app,
             host=host,

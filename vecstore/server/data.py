@@ -18,7 +18,6 @@ from vecstore.server import codec, convert
 from vecstore.server.codec import JSONResponse
 from vecstore.server.context import Ctx, endpoint, threaded
 from vecstore.server.errors import ApiError, unimplemented
-from vecstore.server.stats import filtered_counts
 
 MAX_NAMESPACE = 512
 DEFAULT_NS_LIMIT = 100
@@ -128,6 +127,8 @@ async def describe_index_stats(request: Request, ctx: Ctx) -> Response:
     def work() -> dict[str, Any]:
         index = index_of(ctx, request)
         if flt:
+            from vecstore.server.stats import filtered_counts  # pyarrow: loaded on first use
+
             counts = filtered_counts(index, flt)
         else:
             stats = index.describe_index_stats()

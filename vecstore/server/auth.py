@@ -157,7 +157,7 @@ class AuthStore:
         for key in self.list_keys(name):
             self.delete_key(key.id)
         if force:
-            data.delete_prefix("")
+            self.store.delete_prefix(f"{PROJECTS_ROOT}/{name}")
         self.store.delete(_project_key(name))
         self._enabled = None
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pinecone import ForbiddenError, NotFoundError, ServerlessSpec, UnauthorizedError
 from serverutil import Served, create_key, run_cli, serve
 
-from pinecone import ForbiddenError, NotFoundError, ServerlessSpec, UnauthorizedError
 from vecstore.server.auth import AuthStore
 from vecstore.storage import Store
 

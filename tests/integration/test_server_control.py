@@ -12,8 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from serverutil import Served, serve
-
 from pinecone import (
     ConflictError,
     FailedPreconditionError,
@@ -21,6 +19,7 @@ from pinecone import (
     ServerlessSpec,
 )
 from pinecone.errors import ApiError
+from serverutil import Served, serve
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,10 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from datagen import random_sparse, sparse_array, write
-from serverutil import Served, serve, wait_import, write_dense_import
-
 from pinecone import NotFoundError, ServerlessSpec
 from pinecone.errors import ApiError
+from serverutil import Served, serve, wait_import, write_dense_import
+
 from vecstore import VecStore
 
 pytestmark = pytest.mark.dask

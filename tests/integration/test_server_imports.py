@@ -11,10 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from datagen import dense_table, vectors, write
-from serverutil import Served, serve, wait_import, write_dense_import
-
 from pinecone import NotFoundError, ServerlessSpec
 from pinecone.errors import ApiError
+from serverutil import serve, wait_import, write_dense_import
 
 pytestmark = pytest.mark.dask
 

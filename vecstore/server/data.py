@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from vecstore import layout
 from vecstore.api import Index
 from vecstore.server import codec, convert
 from vecstore.server.codec import JSONResponse
@@ -23,6 +24,7 @@ MAX_NAMESPACE = 512
 DEFAULT_NS_LIMIT = 100
 MAX_NS_LIMIT = 1_000
 MAX_FETCH_IDS = 1_000
+MAX_NS_DIR = 255
 
 
 def index_of(ctx: Ctx, request: Request) -> Index:
@@ -41,6 +43,26 @@ def namespace_arg(value: Any, field: str = "namespace") -> str:
     if "\x00" in value:
         raise ApiError(400, "INVALID_ARGUMENT", "Namespace names cannot contain NUL")
     return value
+
+
+def storable(ns: str) -> bool:
+    """Whether a namespace fits a directory name of the store (255 bytes,
+    the limit of local file systems, applied everywhere for one rule). One
+    that does not cannot exist: reads find nothing, writes are refused."""
+    return len(layout.ns_dir(ns).encode()) <= MAX_NS_DIR
+
+
+def check_storable(ns: str) -> str:
+    if not storable(ns):
+        raise ApiError(
+            400, "INVALID_ARGUMENT",
+            f"Namespace name too long once encoded for storage (at most {MAX_NS_DIR} bytes)",
+        )
+    return ns
+
+
+def namespace_not_found(ns: str, index: str) -> ApiError:
+    return ApiError(404, "NOT_FOUND", f'Namespace "{ns}" not found in index "{index}"')
 
 
 def query_int(request: Request, name: str, lo: int, hi: int) -> int | None:
@@ -99,7 +121,10 @@ async def query(request: Request, ctx: Ctx) -> Response:
         kwargs["filter"] = flt
 
     def work() -> dict[str, Any]:
-        return convert.query_response(index_of(ctx, request).query(**kwargs))
+        index = index_of(ctx, request)
+        if not storable(kwargs["namespace"]):
+            return {"matches": [], "namespace": kwargs["namespace"], "usage": {"readUnits": 0}}
+        return convert.query_response(index.query(**kwargs))
 
     return JSONResponse(await threaded(work))
 
@@ -114,7 +139,10 @@ async def fetch(request: Request, ctx: Ctx) -> Response:
     ns = namespace_arg(request.query_params.get("namespace"))
 
     def work() -> dict[str, Any]:
-        return convert.fetch_response(index_of(ctx, request).fetch(ids=ids, namespace=ns))
+        index = index_of(ctx, request)
+        if not storable(ns):
+            return {"vectors": {}, "namespace": ns, "usage": {"readUnits": 1}}
+        return convert.fetch_response(index.fetch(ids=ids, namespace=ns))
 
     return JSONResponse(await threaded(work))
 
@@ -148,6 +176,8 @@ async def list_vectors(request: Request, ctx: Ctx) -> Response:
 
     def work() -> dict[str, Any]:
         index = index_of(ctx, request)
+        if not storable(ns):
+            return {"vectors": [], "namespace": ns, "usage": {"readUnits": 1}}
         page = index.list_paginated(
             prefix=prefix, limit=limit, pagination_token=token, namespace=ns
         )
@@ -197,7 +227,10 @@ async def describe_namespace(request: Request, ctx: Ctx) -> Response:
     ns = namespace_arg(request.path_params["namespace"])
 
     def work() -> dict[str, Any]:
-        d = index_of(ctx, request).describe_namespace(ns)
+        index = index_of(ctx, request)
+        if not storable(ns):
+            raise namespace_not_found(ns, index.name)
+        d = index.describe_namespace(ns)
         return {"name": d.name, "record_count": d.record_count}
 
     return JSONResponse(await threaded(work))
@@ -209,6 +242,8 @@ async def delete_namespace(request: Request, ctx: Ctx) -> Response:
 
     def work() -> None:
         index = index_of(ctx, request)
+        if not storable(ns):
+            raise namespace_not_found(ns, index.name)
         index.describe_namespace(ns)  # 404 for an unknown namespace
         index.delete_namespace(ns)
 
@@ -261,7 +296,7 @@ def _method(index: Index, name: str, what: str) -> Any:
 async def upsert(request: Request, ctx: Ctx) -> Response:
     body = await codec.read_body(request)
     records = _records(body.get("vectors"))
-    ns = namespace_arg(body.get("namespace"))
+    ns = check_storable(namespace_arg(body.get("namespace")))
 
     def work() -> dict[str, Any]:
         fn = _method(index_of(ctx, request), "upsert", "upsert")
@@ -283,7 +318,7 @@ async def update(request: Request, ctx: Ctx) -> Response:
     set_metadata = codec.opt_object(body, "setMetadata")
     flt = codec.opt_object(body, "filter")
     dry_run = codec.opt_bool(body, "dryRun")
-    ns = namespace_arg(body.get("namespace"))
+    ns = check_storable(namespace_arg(body.get("namespace")))
     if id_ is None and flt is None:
         raise ApiError(400, "INVALID_ARGUMENT", "update needs an id or a filter")
     if id_ is not None and flt is not None:
@@ -319,7 +354,7 @@ async def delete(request: Request, ctx: Ctx) -> Response:
         codec.str_list(ids, "ids")
     delete_all = codec.opt_bool(body, "deleteAll")
     flt = codec.opt_object(body, "filter")
-    ns = namespace_arg(body.get("namespace"))
+    ns = check_storable(namespace_arg(body.get("namespace")))
     chosen = sum([ids is not None, delete_all, flt is not None])
     if chosen != 1:
         raise ApiError(

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pinecone import ServerlessSpec
 from serverutil import Served, serve, wait_import, write_dense_import
 
-from pinecone import ServerlessSpec
 from vecstore.api import Index
 
 pytestmark = pytest.mark.dask

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,29 +107,36 @@ def latency(url: str, store: Path, queries: np.ndarray, ns: str) -> dict[str, fl
     }
 
 
-def _client(url: str, queries: np.ndarray, ns: str, seconds: float, start: float) -> int:
+def _client(url: str, queries: np.ndarray, ns: str, seconds: float, barrier: Any, out: Any) -> None:
     from pinecone import Pinecone
 
     idx = Pinecone(api_key="bench", host=url).Index(host=f"{url}/idx/bench")
     qs = [q.tolist() for q in queries]
-    idx.query(vector=qs[0], top_k=TOP_K, namespace=ns)
-    while time.time() < start:
-        time.sleep(0.001)
-    stop = start + seconds
+    for q in qs[:5]:
+        idx.query(vector=q, top_k=TOP_K, namespace=ns)
+    barrier.wait()  # every client is ready: start together
+    stop = time.perf_counter() + seconds
     n = 0
-    while time.time() < stop:
+    while time.perf_counter() < stop:
         idx.query(vector=qs[n % len(qs)], top_k=TOP_K, namespace=ns)
         n += 1
-    return n
+    out.put(n)
 
 
 def throughput(url: str, queries: np.ndarray, ns: str, clients: int, seconds: float) -> float:
+    """Queries/s of ``clients`` processes querying back to back for ``seconds``."""
     ctx = mp.get_context("spawn")
-    start = time.time() + 3.0 + clients * 0.5  # after every client has imported the SDK
-    with ctx.Pool(clients) as pool:
-        counts = pool.starmap(
-            _client, [(url, queries[i::clients], ns, seconds, start) for i in range(clients)]
-        )
+    barrier = ctx.Barrier(clients)
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_client, args=(url, queries[i::clients], ns, seconds, barrier, out))
+        for i in range(clients)
+    ]
+    for p in procs:
+        p.start()
+    counts = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(60)
     return sum(counts) / seconds
 
 

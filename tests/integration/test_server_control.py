@@ -41,6 +41,12 @@ def pc(server: Served) -> Iterator[Any]:
 def test_starts_fast(server: Served) -> None:
     assert server.started_in < 2.0 + 3.0  # 2 s target; slack for a loaded test machine
     assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    assert set(spec["paths"]["/indexes"]) == {"get", "post"}
+    assert set(spec["paths"]["/indexes/{name}"]) == {"get", "patch", "delete"}
+    assert "post" in spec["paths"]["/idx/{index}/query"]
+    assert "/idx/{index}/namespaces/{namespace}" in spec["paths"]
 
 
 def test_dense_index_lifecycle(pc: Any, server: Served) -> None:

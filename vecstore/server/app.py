@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vecstore.server import control, data, imports
 from vecstore.server.codec import JSONResponse
+from vecstore.server.context import INFLIGHT
 from vecstore.server.errors import error_body
 from vecstore.server.state import ServerState
 
@@ -35,14 +36,26 @@ _CODES = {
 
 
 class AccessLog:
-    """Pure ASGI middleware: one debug line per request (method, path,
-    status, milliseconds). Headers are never logged: they carry the Api-Key."""
+    """Pure ASGI middleware: counts requests in flight (see
+    :func:`vecstore.server.context.quick`) and writes one debug line per
+    request (method, path, status, milliseconds). Headers are never logged:
+    they carry the Api-Key."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not log.isEnabledFor(logging.DEBUG):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        INFLIGHT[0] += 1
+        try:
+            await self._logged(scope, receive, send)
+        finally:
+            INFLIGHT[0] -= 1
+
+    async def _logged(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not log.isEnabledFor(logging.DEBUG):
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
@@ -87,6 +100,36 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def openapi(routes: list[Any]) -> dict[str, Any]:
+    """A minimal OpenAPI 3 description of what is served (paths, methods,
+    summaries); the request and response shapes are Pinecone's, API version
+    2026-07."""
+    from vecstore import __version__
+
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        if not isinstance(route, Route):
+            continue
+        path = route.path.replace(":path}", "}")
+        doc = (route.endpoint.__doc__ or route.name or "").strip().split("\n")[0]
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            params = [
+                {"name": p.split(":")[0], "in": "path", "required": True, "schema": {"type": "string"}}
+                for p in (seg[1:-1] for seg in route.path.split("/") if seg.startswith("{"))
+            ]
+            paths.setdefault(path, {})[method.lower()] = {
+                "operationId": f"{route.name}_{method.lower()}",
+                "summary": doc,
+                "parameters": params,
+                "responses": {"default": {"description": "Pinecone's response or error body"}},
+            }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "vecstore serve (Pinecone REST API, 2026-07)", "version": __version__},
+        "paths": paths,
+    }
+
+
 def create_app(state: ServerState) -> Starlette:
     """The app serving ``state``'s store."""
     routes: list[Any] = [
@@ -95,6 +138,12 @@ def create_app(state: ServerState) -> Starlette:
         *imports.routes,
         *data.routes,
     ]
+    described = openapi(routes)
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(described)
+
+    routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: http_error, Exception: server_error},

@@ -95,13 +95,3 @@ INFLIGHT = [0]
 async def threaded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run blocking work of the Python API off the event loop."""
     return await run_in_threadpool(fn, *args, **kwargs)
-
-
-async def quick(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """A short read (query, fetch): run inline when it is the only request
-    in flight (two thread hand-offs saved, which is most of the HTTP
-    overhead on a busy machine), else in the thread pool so concurrent
-    requests run in parallel (the kernels release the GIL)."""
-    if INFLIGHT[0] <= 1:
-        return fn(*args, **kwargs)
-    return await run_in_threadpool(fn, *args, **kwargs)

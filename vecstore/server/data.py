@@ -17,7 +17,7 @@ from vecstore import layout
 from vecstore.api import Index
 from vecstore.server import codec, convert
 from vecstore.server.codec import JSONResponse
-from vecstore.server.context import Ctx, endpoint, quick, threaded
+from vecstore.server.context import Ctx, endpoint, threaded
 from vecstore.server.errors import ApiError, unimplemented
 
 MAX_NAMESPACE = 512
@@ -126,7 +126,7 @@ async def query(request: Request, ctx: Ctx) -> Response:
             return {"matches": [], "namespace": kwargs["namespace"], "usage": {"readUnits": 0}}
         return convert.query_response(index.query(**kwargs))
 
-    return JSONResponse(await quick(work))
+    return JSONResponse(await threaded(work))
 
 
 @endpoint(write=False)
@@ -144,7 +144,7 @@ async def fetch(request: Request, ctx: Ctx) -> Response:
             return {"vectors": {}, "namespace": ns, "usage": {"readUnits": 1}}
         return convert.fetch_response(index.fetch(ids=ids, namespace=ns))
 
-    return JSONResponse(await quick(work))
+    return JSONResponse(await threaded(work))
 
 
 @endpoint(write=False)

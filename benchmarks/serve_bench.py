@@ -1,0 +1,184 @@
+"""Serve benchmark: query latency and throughput over HTTP (``vecstore
+serve`` with the official pinecone SDK 10.2 as client) against the same
+queries through the Python API, in the same run.
+
+Data: the real MiniLM set (shared/data/pypi-minilm-25k, 25,000 x 384,
+cosine), imported once by ``query_bench.imported`` (cached under
+``benchmarks/.cache/qbench``). The server runs as a subprocess
+(``python -m vecstore.server``, log level warning) on a free 127.0.0.1 port.
+
+1. Latency, one client: the 500 held-out queries (top_k 10, namespace
+   ``ns``), in alternating blocks of 50 through the Python API
+   (``Index.query``) and the SDK over HTTP, so both share the machine's
+   load; p50 / p99 of each and the difference (the HTTP overhead: SDK
+   encode, HTTP, server parse, JSON answer, SDK decode). Results are
+   checked to be the same ids.
+2. Throughput: queries/s of 1 client and of 8 concurrent clients (each its
+   own process and SDK client, ``--seconds`` each), and the ratio.
+
+Targets (issue 13): overhead <= 1 ms at p50; 8 clients >= 1.5x one client.
+Other processes share the 2 cores: the load average is printed with every
+figure.
+
+    .venv/bin/python benchmarks/serve_bench.py [--seconds 10] [--rounds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from query_bench import QCACHE, imported, load, load_real  # noqa: E402
+
+TOP_K = 10
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(store: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vecstore.server", "--store", str(store), "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    t0 = time.monotonic()
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if time.monotonic() - t0 > 60:
+            raise SystemExit("the server did not start")
+        time.sleep(0.05)
+    print(f"  server up in {time.monotonic() - t0:.2f} s ({load()})")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def pct(values: list[float], p: float) -> float:
+    return float(np.percentile(np.array(values) * 1000, p))
+
+
+def latency(url: str, store: Path, queries: np.ndarray, ns: str) -> dict[str, float]:
+    from pinecone import Pinecone
+
+    from vecstore import VecStore
+
+    api = VecStore(str(store)).Index("bench")
+    http = Pinecone(api_key="bench", host=url).Index(host=f"{url}/idx/bench")
+    qs = [q.tolist() for q in queries]
+    for q in qs[:50]:  # warm both paths (segment caches are shared by neither)
+        api.query(vector=q, top_k=TOP_K, namespace=ns)
+        http.query(vector=q, top_k=TOP_K, namespace=ns)
+    t_api: list[float] = []
+    t_http: list[float] = []
+    same = 0
+    block = 50  # alternate blocks, not single queries: the BLAS threads of an
+    # in-process query spin on after it and would slow the next HTTP call
+    for start in range(0, len(qs), block):
+        part = qs[start : start + block]
+        api_ids = []
+        for q in part:
+            t = time.perf_counter()
+            a = api.query(vector=q, top_k=TOP_K, namespace=ns)
+            t_api.append(time.perf_counter() - t)
+            api_ids.append([m.id for m in a.matches])
+        for q, want in zip(part, api_ids, strict=True):
+            t = time.perf_counter()
+            h = http.query(vector=q, top_k=TOP_K, namespace=ns)
+            t_http.append(time.perf_counter() - t)
+            same += [m.id for m in h.matches] == want
+    return {
+        "api_p50": pct(t_api, 50), "api_p99": pct(t_api, 99),
+        "http_p50": pct(t_http, 50), "http_p99": pct(t_http, 99),
+        "same": same / len(qs),
+    }
+
+
+def _client(url: str, queries: np.ndarray, ns: str, seconds: float, barrier: Any, out: Any) -> None:
+    from pinecone import Pinecone
+
+    idx = Pinecone(api_key="bench", host=url).Index(host=f"{url}/idx/bench")
+    qs = [q.tolist() for q in queries]
+    for q in qs[:5]:
+        idx.query(vector=q, top_k=TOP_K, namespace=ns)
+    barrier.wait()  # every client is ready: start together
+    stop = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < stop:
+        idx.query(vector=qs[n % len(qs)], top_k=TOP_K, namespace=ns)
+        n += 1
+    out.put(n)
+
+
+def throughput(url: str, queries: np.ndarray, ns: str, clients: int, seconds: float) -> float:
+    """Queries/s of ``clients`` processes querying back to back for ``seconds``."""
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(clients)
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_client, args=(url, queries[i::clients], ns, seconds, barrier, out))
+        for i in range(clients)
+    ]
+    for p in procs:
+        p.start()
+    counts = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(60)
+    return sum(counts) / seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of each throughput run")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the timings")
+    ap.add_argument("--reimport", action="store_true")
+    args = ap.parse_args()
+
+    ds = load_real()
+    print(f"{ds.name}: {len(ds.base):,} x {ds.base.shape[1]}, {len(ds.queries)} queries ({load()})")
+    _, _, ns = imported(ds, reimport=args.reimport)
+    store = QCACHE / f"store-{ds.name}"
+    proc, url = start_server(store)
+    try:
+        for r in range(args.rounds):
+            lat = latency(url, store, ds.queries, ns)
+            print(
+                f"[round {r + 1}] latency, 1 client, top_k {TOP_K} ({load()}):\n"
+                f"  Python API    p50 {lat['api_p50']:.2f} ms  p99 {lat['api_p99']:.2f} ms\n"
+                f"  HTTP (SDK)    p50 {lat['http_p50']:.2f} ms  p99 {lat['http_p99']:.2f} ms\n"
+                f"  overhead      p50 {lat['http_p50'] - lat['api_p50']:.2f} ms  "
+                f"p99 {lat['http_p99'] - lat['api_p99']:.2f} ms  (target <= 1 ms at p50)\n"
+                f"  same ids      {lat['same']:.1%}"
+            )
+            one = throughput(url, ds.queries, ns, 1, args.seconds)
+            print(f"  throughput  1 client : {one:7.1f} queries/s ({load()})")
+            eight = throughput(url, ds.queries, ns, 8, args.seconds)
+            print(f"  throughput  8 clients: {eight:7.1f} queries/s ({load()})")
+            print(f"  ratio 8 / 1 = {eight / one:.2f}x (target >= 1.5x)")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""32 concurrent pinecone SDK clients mixing queries, fetches, stats, lists
+(and upserts once the write path exists) while an import runs: no request
+fails. The issue's 60 s run is marked slow; a short run is always on."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pinecone import ServerlessSpec
+from serverutil import Served, serve, wait_import, write_dense_import
+
+from vecstore.api import Index
+
+pytestmark = pytest.mark.dask
+
+DIM = 16
+N = 1500
+CLIENTS = 32
+HAS_UPSERT = hasattr(Index, "upsert")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    base = tmp_path_factory.mktemp("conc")
+    write_dense_import(base / "src", {"ns": N}, DIM)
+    write_dense_import(base / "more", {f"extra{i}": 3000 for i in range(3)}, DIM, seed=7)
+    with serve(base / "store", log_level="info") as s:
+        pc = s.client()
+        m = pc.create_index(name="conc", dimension=DIM, metric="cosine",
+                            spec=ServerlessSpec(cloud="aws", region="us-east-1"))
+        idx = pc.Index(host=m.host)
+        job = wait_import(idx, idx.start_import(uri=str(base / "src")).id)
+        assert job.status == "Completed", job.error
+        yield {"server": s, "host": m.host, "base": base}
+
+
+def hammer(server: Served, host: str, seconds: float, base: Path) -> dict[str, Any]:
+    stop = time.monotonic() + seconds
+    errors: list[str] = []
+    ops = [0] * CLIENTS
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        rng = np.random.default_rng(n)
+        idx = server.client().Index(host=host)
+        while time.monotonic() < stop:
+            r = rng.random()
+            t0 = time.perf_counter()
+            try:
+                if r < 0.55:
+                    res = idx.query(vector=rng.normal(size=DIM).tolist(), top_k=5, namespace="ns",
+                                    include_metadata=bool(n % 2))
+                    assert len(res.matches) == 5
+                elif r < 0.8:
+                    ids = [f"ns-{i}" for i in rng.integers(0, N, size=3)]
+                    got = idx.fetch(ids=ids, namespace="ns")
+                    assert set(got.vectors) == set(ids)
+                elif r < 0.88:
+                    assert idx.describe_index_stats().namespaces["ns"].vector_count >= N
+                elif r < 0.94 or not HAS_UPSERT:
+                    page = idx.list_paginated(namespace="ns", limit=10)
+                    assert len(page.vectors) == 10
+                else:
+                    res = idx.upsert(vectors=[(f"w{n}-{ops[n]}", rng.normal(size=DIM).tolist())],
+                                     namespace=f"writes-{n % 4}")
+                    assert res.upserted_count == 1
+            except Exception as exc:  # noqa: BLE001 - every failure is counted
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            else:
+                with lock:
+                    latencies.append(time.perf_counter() - t0)
+            ops[n] += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    # an import runs meanwhile: queries must not wait for it
+    importer = server.client().Index(host=host)
+    op = importer.start_import(uri=str(base / "more"))
+    for t in threads:
+        t.join()
+    job = wait_import(importer, op.id)
+    return {"errors": errors, "ops": ops, "latencies": latencies, "import": job}
+
+
+@pytest.mark.parametrize("seconds", [
+    pytest.param(8.0, id="short"),
+    pytest.param(60.0, id="60s", marks=pytest.mark.slow),
+])
+def test_32_clients(env: dict[str, Any], seconds: float) -> None:
+    out = hammer(env["server"], env["host"], seconds, env["base"])
+    assert out["errors"] == [], out["errors"][:5]
+    assert all(n > 0 for n in out["ops"]), out["ops"]
+    assert out["import"].status == "Completed", out["import"].error
+    lat = np.array(out["latencies"])
+    print(f"{len(lat)} requests from {CLIENTS} clients in {seconds:.0f} s: "
+          f"p50 {np.percentile(lat, 50) * 1000:.1f} ms, p99 {np.percentile(lat, 99) * 1000:.1f} ms")

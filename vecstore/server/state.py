@@ -1,0 +1,141 @@
+"""What the server keeps between requests: the VecStore of each project,
+cached ``Index`` objects (their readers hold the segment caches) and the
+per-index settings Pinecone has but the index spec does not
+(``deletion_protection``, tags changed by ``configure_index``).
+
+Settings live in a sidecar object ``indexes/<name>/settings.json`` next to
+``index.json`` (deleted with the index). A cached ``Index`` is checked
+against ``index.json`` at most every ``REVALIDATE_SECONDS``, so an index
+deleted and created again by another process is noticed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from vecstore import layout
+from vecstore.api import Index, VecStore
+from vecstore.errors import InvalidArgumentError, NotFoundError
+from vecstore.schemas import IndexSpec
+from vecstore.server.auth import AuthStore
+from vecstore.storage import Store
+
+REVALIDATE_SECONDS = 1.0
+DELETION_PROTECTION = ("enabled", "disabled")
+
+
+def settings_key(index: str) -> str:
+    return f"{layout.index_prefix(index)}/settings.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    deletion_protection: str = "disabled"
+    tags: dict[str, str] | None = None  # None: the tags of index.json
+
+
+@dataclass
+class _Cached:
+    index: Index
+    checked: float
+
+
+class ServerState:
+    """The stores and caches of one server process."""
+
+    def __init__(
+        self,
+        store_uri: str,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        config_path: str | None = None,
+        scheduler_address: str | None = None,
+    ) -> None:
+        self.store_uri = store_uri
+        self.storage_options = dict(storage_options or {})
+        self.config_path = config_path
+        self.scheduler_address = scheduler_address
+        self.root = Store(store_uri, self.storage_options or None)
+        self.auth = AuthStore(self.root)
+        self._stores: dict[str | None, VecStore] = {}
+        self._indexes: dict[tuple[str | None, str], _Cached] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------- stores
+    def vecstore(self, project: str | None) -> VecStore:
+        """The VecStore of a project (None: the store root, keys off)."""
+        vs = self._stores.get(project)
+        if vs is not None:
+            return vs
+        with self._lock:
+            vs = self._stores.get(project)
+            if vs is None:
+                uri = self.root.uri if project is None else self.auth.project_store(project).uri
+                vs = VecStore(
+                    uri,
+                    storage_options=self.storage_options or None,
+                    scheduler_address=self.scheduler_address,
+                    config_path=self.config_path,
+                )
+                self._stores[project] = vs
+            return vs
+
+    # ------------------------------------------------------------ indexes
+    def index(self, project: str | None, name: str) -> Index:
+        """The cached Index of ``name`` (NotFoundError if there is none)."""
+        key = (project, name)
+        now = time.monotonic()
+        hit = self._indexes.get(key)
+        if hit is not None and now - hit.checked < REVALIDATE_SECONDS:
+            return hit.index
+        vs = self.vecstore(project)
+        spec = vs.describe_index(name)
+        if hit is not None and hit.index.spec == spec:
+            hit.checked = now
+            return hit.index
+        index = vs.Index(name) if hit is None else Index(vs, spec)
+        with self._lock:
+            self._indexes[key] = _Cached(index, now)
+        return index
+
+    def forget(self, project: str | None, name: str) -> None:
+        with self._lock:
+            self._indexes.pop((project, name), None)
+
+    # ----------------------------------------------------------- settings
+    def settings(self, project: str | None, name: str) -> Settings:
+        store = self.vecstore(project).store
+        try:
+            raw = orjson.loads(store.read_bytes(settings_key(name)))
+        except NotFoundError:
+            return Settings()
+        except orjson.JSONDecodeError:
+            return Settings()
+        tags = raw.get("tags")
+        return Settings(
+            deletion_protection=raw.get("deletion_protection", "disabled"),
+            tags=dict(tags) if isinstance(tags, dict) else None,
+        )
+
+    def save_settings(self, project: str | None, name: str, settings: Settings) -> None:
+        store = self.vecstore(project).store
+        body: dict[str, Any] = {"deletion_protection": settings.deletion_protection}
+        if settings.tags is not None:
+            body["tags"] = settings.tags
+        store.write_bytes(settings_key(name), orjson.dumps(body))
+
+    def tags_of(self, spec: IndexSpec, settings: Settings) -> dict[str, str]:
+        return dict(settings.tags if settings.tags is not None else spec.tags)
+
+
+def check_deletion_protection(value: Any) -> str:
+    if value not in DELETION_PROTECTION:
+        raise InvalidArgumentError(
+            f"Invalid deletion_protection {value!r}: expected 'enabled' or 'disabled'"
+        )
+    return str(value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 FORMAT_VERSION = 1
 
@@ -20,6 +20,9 @@ VectorType = Literal["dense", "sparse"]
 Cloud = Literal["aws", "gcp", "azure"]
 ImportStatus = Literal["Pending", "InProgress", "Completed", "Failed", "Cancelled"]
 ErrorMode = Literal["continue", "abort"]
+# What a job does; its lifecycle is the same for every kind (vecstore/jobs/).
+JobKind = Literal["import", "load", "build", "rebuild", "vacuum"]
+NamespaceStatus = Literal["Pending", "InProgress", "Committed", "Failed", "Cancelled"]
 FINAL_STATUSES: frozenset[str] = frozenset({"Completed", "Failed", "Cancelled"})
 
 MetadataValue = str | bool | int | float | list[str]
@@ -67,14 +70,21 @@ class NamespaceProgress(Frozen):
     records_read: int = 0
     records_imported: int = 0
     records_skipped: int = 0
-    status: Literal["Pending", "InProgress", "Committed", "Failed"] = "Pending"
+    status: NamespaceStatus = "Pending"
 
 
-class ImportJob(Frozen):
-    """``indexes/<index>/imports/<id>.json``: one import job."""
+class Job(Frozen):
+    """``indexes/<index>/imports/<id>.json``: one job record (every kind).
+
+    ``kind`` says what the job does; records written before kinds existed
+    have none and are imports. An import's record is written without
+    ``kind`` (see :meth:`_omit_default_kind`), byte for byte as before, so
+    older readers keep reading new records.
+    """
 
     format_version: int = FORMAT_VERSION
     id: str
+    kind: JobKind = "import"
     index: str
     uri: str
     status: ImportStatus = "Pending"
@@ -97,6 +107,13 @@ class ImportJob(Frozen):
     attempt: int = 1
     cancel_requested: bool = False
 
+    @model_serializer(mode="wrap")
+    def _omit_default_kind(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("kind") == "import":
+            del data["kind"]
+        return data
+
     @property
     def done(self) -> bool:
         return self.status in FINAL_STATUSES
@@ -104,6 +121,10 @@ class ImportJob(Frozen):
     @property
     def records_skipped_total(self) -> int:
         return sum(self.records_skipped.values())
+
+
+# Pinecone's name for the record of an import (the same model)
+ImportJob = Job
 
 
 class StartImportResponse(Frozen):

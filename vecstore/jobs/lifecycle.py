@@ -157,6 +157,9 @@ class StoreEffects:
             # e.g. this process lacks the job's integration: fail it clearly
             # rather than leave it to go stale again
             self._fail(job, exc.message)
+        except Exception as exc:  # e.g. no runner can start here (a missing extra)
+            log.warning("job %s could not be resumed", job.id, exc_info=True)
+            self._fail(job, f"{type(exc).__name__}: {exc}")
 
     def _fail(self, job: Job, why: str) -> None:
         execute(

@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Mapping
+from enum import Enum
 from typing import Any
 
 from vecstore import layout, manifests
@@ -288,8 +289,10 @@ class Index:
         self,
         uri: str,
         integration_id: str | None = None,
-        error_mode: str = "continue",
+        error_mode: str | Enum = "continue",
     ) -> StartImportResponse:
+        """Start an import of ``uri`` (Pinecone's arguments; ``error_mode``
+        "continue" or "abort", any case, or an enum with such a value)."""
         uri = validate_import_uri(uri, self.spec)
         mode = validate_error_mode(error_mode)
         if integration_id is not None:

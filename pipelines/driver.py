@@ -164,7 +164,7 @@ class ImportDriver:
         )
 
         def write() -> None:
-            self._fence()
+            self._fence(retrying=job)
             self.jobs.save(job)
 
         with self._record_lock:
@@ -198,9 +198,10 @@ class ImportDriver:
                 return
             lifecycle.execute(last, jobstate.Heartbeat(now=_now()), self)
 
-    def _fence(self) -> None:
+    def _fence(self, retrying: ImportJob | None = None) -> None:
         """Raise _Superseded unless this attempt still owns the job: no newer
-        attempt was claimed and the stored record is this attempt's, unfinished."""
+        attempt was claimed and the stored record is this attempt's, unfinished
+        (or exactly ``retrying``: an earlier try of this very write landed)."""
         if self.store.exists(layout.claim_key(self.spec.name, self.job.id, self.job.attempt + 1)):
             raise _Superseded()
         try:
@@ -209,7 +210,7 @@ class ImportDriver:
             )
         except NotFoundError:  # the index was deleted meanwhile
             raise _Superseded() from None
-        if stored.attempt != self.job.attempt or stored.done:
+        if stored.attempt != self.job.attempt or (stored.done and stored != retrying):
             raise _Superseded()
 
     # ------------------------------------------------------------- cancel

@@ -1,5 +1,12 @@
 """The import driver: runs one job's phases on a Dask client, feeding the
-pure state machine (:mod:`vecstore.jobstate`) and carrying out its actions.
+pure state machine (:mod:`vecstore.jobstate`) through its one interpreter
+(:func:`vecstore.jobs.lifecycle.execute`); the driver supplies the effects
+that reach its workers (stop them, drain them before cleanup).
+
+Its heartbeat is written by a thread of its own every
+``VECSTORE_HEARTBEAT_SECONDS`` (1 s), whatever the phases are doing. A job
+record or cleanup the store refuses is retried with backoff: progress for
+a while (then the import fails), a final record until the store is back.
 
 Phases and their share of ``percent_complete``::
 
@@ -16,8 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,14 +44,14 @@ from vecstore.errors import (
     StorageError,
     VecstoreError,
 )
-from vecstore.jobs import JobStore
+from vecstore.jobs import JobStore, lifecycle, policy
+from vecstore.jobs.policy import runner_name
 from vecstore.pipelines import plan as P
 from vecstore.pipelines import tasks
 from vecstore.pipelines.discover import Discovery, FileInfo, discover, display_path
 from vecstore.refs import FILE_ROW
 from vecstore.schemas import ImportJob, IndexSpec, Manifest, NamespaceProgress, RecordLayout
 from vecstore.schemas.arrow import REJECT_SCHEMA
-from vecstore.settings import settings
 from vecstore.storage import Store
 from vecstore.writer import assemble_manifest, write_centroids_file
 
@@ -54,10 +59,6 @@ log = logging.getLogger("vecstore.import")
 
 PERSIST_SECONDS = 0.5
 POLL_SECONDS = 0.25
-
-
-def runner_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 class _Stop(Exception):
@@ -88,11 +89,28 @@ class ImportDriver:
         self._event: Any = None
         self._stats = _Totals()
         self._shown: dict[str, list[str]] = {}
+        # the job record: every write goes through persist() under this lock;
+        # _persisted is the last record written (the heartbeat rewrites it)
+        self._record_lock = threading.RLock()
+        self._persisted: ImportJob | None = None
+        self._superseded = threading.Event()
+        self._heartbeat = _HeartbeatThread(self)
 
     # ---------------------------------------------------------- lifecycle
     def run(self) -> ImportJob:
         try:
             return self._run()
+        except StorageError as exc:
+            # even the final record could not be written, after retrying for
+            # VECSTORE_RECORD_RETRY_SECONDS: the heartbeat stops with this
+            # thread, and whoever looks at the job next takes it over
+            log.error(
+                "import %s: could not record its outcome (%s); it will be taken over "
+                "once its heartbeat is stale",
+                self.job.id,
+                exc.message,
+            )
+            return self.job
         except _Superseded:
             # A runner presumed dead (paused, partitioned) that wakes up after
             # recovery resumed its job elsewhere: stop quietly, drop only what
@@ -107,6 +125,7 @@ class ImportDriver:
                 return self.jobs.get(self.job.id)
             return self.job
         finally:
+            self._heartbeat.stop()
             self._release_event()
 
     def _run(self) -> ImportJob:
@@ -115,23 +134,16 @@ class ImportDriver:
         self._apply(jobstate.Start(runner=runner_name(), now=_now()))
         if self.job.done:
             return self.job
+        self._heartbeat.start()
         try:
             self._phases()
         except _Superseded:
             raise
-        except _Stop:
+        except (_Stop, CancelledError):
             self._stop_work()
             self._apply(jobstate.WorkStopped(now=_now()))
-        except CancelledError:
-            self._stop_work()
-            self._apply(jobstate.WorkStopped(now=_now()))
-        except IngestError as exc:
-            self._stop_work()
-            self._apply(jobstate.Fail(error=exc.message, now=_now()))
-        except CommitConflictError as exc:
-            self._stop_work()
-            self._apply(jobstate.Fail(error=exc.message, now=_now()))
-        except StorageError as exc:
+        except (IngestError, CommitConflictError, StorageError) as exc:
+            # expected: the job record says why; not logged as a crash
             self._stop_work()
             self._apply(jobstate.Fail(error=exc.message, now=_now()))
         except Exception as exc:  # a bug or an unexpected backend failure
@@ -142,25 +154,56 @@ class ImportDriver:
         return self.job
 
     def _apply(self, event: jobstate.Event) -> None:
-        new, actions = jobstate.apply(self.job, event)
-        if any(isinstance(a, jobstate.Persist | jobstate.Cleanup) for a in actions):
-            self._fence()
-        self.job = new
-        for action in actions:
-            if isinstance(action, jobstate.Persist):
-                self.jobs.save(action.job)
-                self._last_persist = time.monotonic()
-            elif isinstance(action, jobstate.StopWork):
-                self._signal_stop()
-            elif isinstance(action, jobstate.Cleanup):
-                self._drain()
-                cleanup_import(self.store, self.spec.name, self.job.id, keep_rejects=action.keep_rejects)
-            elif isinstance(action, jobstate.FinishStaging):
-                finish_staging(self.store, self.spec.name, self.job.id)
+        self.job = lifecycle.execute(self.job, event, self)
 
-    def _fence(self) -> None:
+    # ------------------------------------- effects (vecstore.jobs.lifecycle)
+    def persist(self, job: ImportJob) -> None:
+        """Write the job record (fenced). A final record is retried until the
+        store takes it (VECSTORE_RECORD_RETRY_SECONDS); progress for half the
+        stale threshold, then the StorageError fails the import."""
+        seconds = (
+            policy.record_retry_seconds() if job.done else max(1.0, policy.stale_seconds() / 2)
+        )
+
+        def write() -> None:
+            self._fence(retrying=job)
+            self.jobs.save(job)
+
+        with self._record_lock:
+            lifecycle.retrying(f"writing the record of import {job.id}", write, seconds=seconds)
+            self._persisted = job
+            self._last_persist = time.monotonic()
+
+    def stop_work(self) -> None:
+        self._signal_stop()
+
+    def cleanup(self, job: ImportJob, keep_rejects: bool) -> None:
+        self._fence()
+        self._drain()
+        lifecycle.retrying(
+            f"cleaning up import {job.id}",
+            lambda: cleanup_import(self.store, self.spec.name, job.id, keep_rejects=keep_rejects),
+            seconds=policy.record_retry_seconds(),
+        )
+
+    def finish(self, job: ImportJob) -> None:
+        finish_staging(self.store, self.spec.name, job.id)
+
+    def resume(self, job: ImportJob) -> None:  # pragma: no cover - not an action of a runner
+        raise AssertionError("a running import is never resumed by its own driver")
+
+    def beat(self) -> None:
+        """One heartbeat: the last record written, with a new heartbeat_at."""
+        with self._record_lock:
+            last = self._persisted
+            if last is None or last.done:
+                return
+            lifecycle.execute(last, jobstate.Heartbeat(now=_now()), self)
+
+    def _fence(self, retrying: ImportJob | None = None) -> None:
         """Raise _Superseded unless this attempt still owns the job: no newer
-        attempt was claimed and the stored record is this attempt's, unfinished."""
+        attempt was claimed and the stored record is this attempt's, unfinished
+        (or exactly ``retrying``: an earlier try of this very write landed)."""
         if self.store.exists(layout.claim_key(self.spec.name, self.job.id, self.job.attempt + 1)):
             raise _Superseded()
         try:
@@ -169,7 +212,7 @@ class ImportDriver:
             )
         except NotFoundError:  # the index was deleted meanwhile
             raise _Superseded() from None
-        if stored.attempt != self.job.attempt or stored.done:
+        if stored.attempt != self.job.attempt or (stored.done and stored != retrying):
             raise _Superseded()
 
     # ------------------------------------------------------------- cancel
@@ -214,14 +257,14 @@ class ImportDriver:
         self._outstanding = []
 
     def _check(self) -> None:
+        if self._superseded.is_set():  # seen by the heartbeat thread
+            raise _Superseded()
         now = time.monotonic()
         if now - self._last_cancel_check >= POLL_SECONDS:
             self._last_cancel_check = now
             if self.jobs.cancel_requested(self.job.id):
                 self._apply(jobstate.CancelRequest(now=_now()))
                 raise _Stop()
-        if now - self._last_persist >= settings().heartbeat_seconds:
-            self._apply(jobstate.Heartbeat(now=_now()))
 
     # ----------------------------------------------------------- progress
     def _progress(self, phase: str, fraction: float, force: bool = False) -> None:
@@ -575,6 +618,35 @@ def _unique_drops(d: tasks.Drops) -> tasks.Drops:
     return tasks.Drops(
         d.keys[sel], d.first[sel], [d.codes[i] for i in sel], [d.ids[i] for i in sel]
     )
+
+
+class _HeartbeatThread(threading.Thread):
+    """Writes the driver's heartbeat every VECSTORE_HEARTBEAT_SECONDS, whatever
+    the driver thread is doing; never dies of a store error (logs it, goes on)."""
+
+    def __init__(self, driver: ImportDriver) -> None:
+        super().__init__(name=f"heartbeat-{driver.job.id}", daemon=True)
+        self.driver = driver
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        warned = False
+        while not self._stopped.wait(policy.heartbeat_seconds()):
+            try:
+                self.driver.beat()
+                warned = False
+            except _Superseded:
+                self.driver._superseded.set()
+                return
+            except Exception as exc:  # the store refused it: try again next beat
+                if not warned:
+                    log.warning("heartbeat of import %s not written: %s", self.driver.job.id, exc)
+                    warned = True
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=60)
 
 
 class _Totals:

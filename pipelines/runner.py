@@ -3,40 +3,27 @@ lazily, reused), or an existing cluster when a scheduler address is given
 (argument, or the ``VECSTORE_SCHEDULER`` environment variable).
 
 Each job runs in a driver thread of this process (:class:`ImportDriver`);
-the heavy work runs on the cluster's workers. On start and on request
-(:meth:`DaskRunner.recover`) the runner finds jobs whose runner died (stale
-heartbeat), claims them atomically and resumes or fails them.
+the heavy work runs on the cluster's workers. :meth:`DaskRunner.recover`
+takes over jobs whose runner is lost, by the one policy of
+:mod:`vecstore.jobs.lifecycle`, resuming them here.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
-from vecstore import extras, jobstate, manifests
-from vecstore.cleanup import cleanup_import, finish_staging
-from vecstore.errors import VecstoreError
-from vecstore.jobs import JobStore, heartbeat_age
-from vecstore.pipelines.driver import ImportDriver, runner_name
+from vecstore import extras
+from vecstore.jobs import lifecycle
+from vecstore.pipelines.driver import ImportDriver
+from vecstore.pipelines.quiet import QuietExpectedErrors
 from vecstore.schemas import ImportJob, IndexSpec
 from vecstore.settings import settings
 from vecstore.storage import Store
 
 log = logging.getLogger("vecstore.runner")
-
-# VECSTORE_STALE_SECONDS, VECSTORE_MAX_ATTEMPTS, VECSTORE_WORKERS: read when
-# used (recovery, cluster start) through vecstore.settings.
-
-
-def stale_seconds() -> float:
-    return settings().stale_seconds
-
-
-def max_attempts() -> int:
-    return settings().max_attempts
-
 
 def n_workers() -> int:
     return settings().workers
@@ -76,6 +63,9 @@ class DaskRunner:
                         memory_limit=settings().worker_memory,
                     )
                     self._client = Client(self._cluster, set_as_default=False)
+                # expected errors (a bad record, an unusable file) are results,
+                # not crashes: keep workers from logging them as "Compute Failed"
+                self._client.register_plugin(QuietExpectedErrors(), name="vecstore-quiet")
             return self._client
 
     def close(self) -> None:
@@ -115,67 +105,26 @@ class DaskRunner:
             t.join(timeout)
 
     # ----------------------------------------------------------- recovery
-    @staticmethod
-    def _fail_unresumable(store: Store, index: str, job: ImportJob, why: str) -> ImportJob:
-        new, actions = jobstate.apply(
-            job,
-            jobstate.Fail(error=f"Import could not be resumed: {why}", now=datetime.now(UTC)),
-        )
-        for action in actions:
-            if isinstance(action, jobstate.Cleanup):
-                cleanup_import(store, index, job.id, keep_rejects=action.keep_rejects)
-            elif isinstance(action, jobstate.Persist):
-                JobStore(store, index).save(action.job)
-        return new
-
-    def recover(self, store: Store, index: str, source_for: Any = None) -> list[str]:
-        """Resume or fail jobs of ``index`` whose runner stopped heartbeating."""
+    def recover(
+        self,
+        store: Store,
+        index: str,
+        source_for: Callable[[ImportJob], Store] | None = None,
+    ) -> list[str]:
+        """Resume or fail jobs of ``index`` whose runner is lost (the one
+        policy of vecstore.jobs.lifecycle); jobs running here are skipped."""
         from vecstore.api import VecStore
 
-        jobs = JobStore(store, index)
-        recovered: list[str] = []
-        stale, attempts = stale_seconds(), max_attempts()
-        now = datetime.now(UTC)
-        for job in jobs.iter_all():
-            if job.done or job.id in self._threads:
-                continue
-            age = heartbeat_age(job, now)
-            if age is None:
-                age = (now - job.created_at).total_seconds()
-            if age < stale:
-                continue
-            if not jobs.claim_attempt(job.id, job.attempt + 1, runner_name()):
-                continue  # another process took it over
-            committed = manifests.import_committed(store, index, job.id)
-            new, actions = jobstate.apply(
-                job,
-                jobstate.RunnerLost(
-                    committed=committed, max_attempts=attempts, now=now, last_seen=job.heartbeat_at
-                ),
+        def resume(job: ImportJob) -> None:
+            vs = VecStore(store.uri, storage_options=store.storage_options)
+            spec = vs.describe_index(index)
+            source = (
+                source_for(job)
+                if source_for is not None
+                else self._sources.get(job.id) or vs.source_store(job.uri, job.integration_id)
             )
-            for action in actions:
-                if isinstance(action, jobstate.Cleanup):
-                    cleanup_import(store, index, job.id, keep_rejects=action.keep_rejects)
-                elif isinstance(action, jobstate.FinishStaging):
-                    finish_staging(store, index, job.id)
-                elif isinstance(action, jobstate.Persist):
-                    jobs.save(action.job)
-                elif isinstance(action, jobstate.Resume):
-                    vs = VecStore(store.uri, storage_options=store.storage_options)
-                    try:
-                        spec = vs.describe_index(index)
-                        source = (
-                            source_for(new)
-                            if source_for is not None
-                            else self._sources.get(job.id)
-                            or vs.source_store(new.uri, new.integration_id)
-                        )
-                    except VecstoreError as exc:
-                        # e.g. this process lacks the job's integration: fail it
-                        # clearly rather than leave it to go stale again
-                        new = self._fail_unresumable(store, index, new, exc.message)
-                        continue
-                    self.submit(store, spec, new, source)
-            log.warning("recovered import %s: now %s", job.id, new.status)
-            recovered.append(job.id)
-        return recovered
+            self.submit(store, spec, job, source)
+
+        return lifecycle.recover_stale(
+            store, index, resume=resume, skip=lambda job: job.id in self._threads
+        )

@@ -55,6 +55,9 @@ class RecordLayout(StrEnum):
 
 ImportStatus = Literal["Pending", "InProgress", "Completed", "Failed", "Cancelled"]
 ErrorMode = Literal["continue", "abort"]
+# What a job does; its lifecycle is the same for every kind (vecstore/jobs/).
+JobKind = Literal["import", "load", "build", "rebuild", "vacuum"]
+NamespaceStatus = Literal["Pending", "InProgress", "Committed", "Failed", "Cancelled"]
 FINAL_STATUSES: frozenset[str] = frozenset({"Completed", "Failed", "Cancelled"})
 
 
@@ -105,14 +108,21 @@ class NamespaceProgress(Frozen):
     records_read: int = 0
     records_imported: int = 0
     records_skipped: int = 0
-    status: Literal["Pending", "InProgress", "Committed", "Failed"] = "Pending"
+    status: NamespaceStatus = "Pending"
 
 
-class ImportJob(Frozen):
-    """``indexes/<index>/imports/<id>.json``: one import job."""
+class Job(Frozen):
+    """``indexes/<index>/imports/<id>.json``: one job record (every kind).
+
+    ``kind`` says what the job does; records written before kinds existed
+    have none and are imports. An import's record is written without
+    ``kind`` (see :meth:`_omit_default_kind`), byte for byte as before, so
+    older readers keep reading new records.
+    """
 
     format_version: int = FORMAT_VERSION
     id: str
+    kind: JobKind = "import"
     index: str
     uri: str
     status: ImportStatus = "Pending"
@@ -135,6 +145,13 @@ class ImportJob(Frozen):
     attempt: int = 1
     cancel_requested: bool = False
 
+    @model_serializer(mode="wrap")
+    def _omit_default_kind(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("kind") == "import":
+            del data["kind"]
+        return data
+
     @property
     def done(self) -> bool:
         return self.status in FINAL_STATUSES
@@ -142,6 +159,10 @@ class ImportJob(Frozen):
     @property
     def records_skipped_total(self) -> int:
         return sum(self.records_skipped.values())
+
+
+# Pinecone's name for the record of an import (the same model)
+ImportJob = Job
 
 
 class StartImportResponse(Frozen):

@@ -12,11 +12,10 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from vecstore import jobstate, layout, manifests
-from vecstore.cleanup import cleanup_import
+from vecstore import layout, manifests
 from vecstore.errors import (
     AlreadyExistsError,
     FormatError,
@@ -26,7 +25,7 @@ from vecstore.errors import (
     WaitTimeoutError,
 )
 from vecstore.integrations import Integrations, anonymous_options, from_environment
-from vecstore.jobs import JobStore, heartbeat_age, new_job_id
+from vecstore.jobs import JobStore, lifecycle, new_job_id
 from vecstore.runners import get_runner
 from vecstore.schemas import (
     FINAL_STATUSES,
@@ -68,8 +67,6 @@ class ServerlessSpecLike(Protocol):
 
 INDEX_NAME = re.compile(r"^[a-z0-9-]{1,45}$")
 MAX_DIMENSION = 20_000
-# A runner refreshes its heartbeat every few seconds; past this it is presumed dead.
-STALE_AFTER_SECONDS = 30.0
 
 
 def _enum_value(value: Any) -> Any:
@@ -322,12 +319,16 @@ class Index:
         return f"Index({self.name!r})"
 
     # ------------------------------------------------------------ imports
+    # The job lifecycle (take-over of jobs whose runner is lost, cancel,
+    # recovery) is vecstore.jobs.lifecycle; these methods only call it.
     def start_import(
         self,
         uri: str,
         integration_id: str | None = None,
-        error_mode: Any = "continue",
+        error_mode: str | Enum = "continue",
     ) -> StartImportResponse:
+        """Start an import of ``uri`` (Pinecone's arguments; ``error_mode``
+        "continue" or "abort", any case, or an enum with such a value)."""
         uri = validate_import_uri(uri, self.spec)
         mode = validate_error_mode(error_mode)
         if integration_id is not None:
@@ -350,52 +351,39 @@ class Index:
         return StartImportResponse(id=job.id)
 
     def describe_import(self, id: str) -> ImportJob:  # noqa: A002 - Pinecone's name
-        return self.jobs.get(id)
+        """The import's record; a job whose runner is lost is taken over first
+        (resumed, or finished), so polling this always reaches a final status."""
+        return lifecycle.settle(self.store, self.name, self.jobs.get(id), resume=self._resume)
 
-    def list_imports(self, limit: int = 100, **_: Any) -> Iterator[ImportJob]:
-        """Every import, newest first (fetched ``limit`` per page)."""
-        return self.jobs.iter_all(limit)
+    def list_imports(
+        self, *, limit: int = 100, pagination_token: str | None = None
+    ) -> Iterator[ImportJob]:
+        """Every import, newest first (fetched ``limit`` per page), starting
+        after ``pagination_token`` when given."""
+        return self.jobs.iter_all(limit, pagination_token)
 
     def list_imports_paginated(
-        self, limit: int | None = None, pagination_token: str | None = None, **_: Any
+        self, *, limit: int | None = None, pagination_token: str | None = None
     ) -> ImportPage:
         return self.jobs.page(limit, pagination_token)
 
     def cancel_import(self, id: str) -> ImportJob:  # noqa: A002
-        """Stop a running import; a no-op on a finished one."""
-        job = self.jobs.get(id)
-        if job.status in FINAL_STATUSES:
-            return job
-        self.jobs.request_cancel(id)
-        age = heartbeat_age(job)
-        if age is None:
-            age = (datetime.now(UTC) - job.created_at).total_seconds()
-        if job.runner is None and job.status == "Pending" and age > 5:
-            # no runner has picked it up: finish the cancel here
-            return self._finalize_cancel(job)
-        if age is not None and age > STALE_AFTER_SECONDS:
-            return self._finalize_cancel(job)
-        return self.jobs.get(id)
-
-    def _finalize_cancel(self, job: ImportJob) -> ImportJob:
-        new, actions = jobstate.apply(job, jobstate.WorkStopped(now=datetime.now(UTC)))
-        for action in actions:
-            if isinstance(action, jobstate.Cleanup):
-                cleanup_import(self.store, self.name, job.id, keep_rejects=action.keep_rejects)
-            elif isinstance(action, jobstate.Persist):
-                self.jobs.save(action.job)
-        return new
+        """Stop a running import; a no-op on a finished one. A job whose runner
+        is lost (stale heartbeat) or never started is cancelled at once."""
+        return lifecycle.cancel(self.store, self.name, id)
 
     def wait_for_import(
         self,
-        id: str,
+        id: str,  # noqa: A002
+        *,
         timeout: float | None = None,
-        poll_interval: float = 0.2,  # noqa: A002
+        poll_interval: float = 0.2,
     ) -> ImportJob:
-        """Block until the import reaches a final status; return its record."""
+        """Block until the import reaches a final status; return its record.
+        A job whose runner died is taken over while waiting (see describe_import)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            job = self.jobs.get(id)
+            job = self.describe_import(id)
             if job.status in FINAL_STATUSES:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
@@ -412,18 +400,25 @@ class Index:
         except VecstoreError as exc:  # a new import must not fail for an old one
             log.warning("recovering stale imports of %s failed: %s", self.name, exc.message)
 
+    def _source_for(self, job: ImportJob) -> Store:
+        """A job's source, with this VecStore's integration of its
+        ``integration_id``: credentials are never stored with the job."""
+        return self._vs.source_store(job.uri, job.integration_id)
+
+    def _resume(self, job: ImportJob) -> None:
+        """Start a new attempt of ``job`` in this process's runner of its kind."""
+        source = self._source_for(job)
+        get_runner(self._vs.scheduler_address, kind=job.kind).submit(
+            self.store, self.spec, job, source
+        )
+
     def recover_imports(self) -> list[str]:
         """Resume or fail imports whose runner died; returns their ids.
 
         A resumed import reads its source with this VecStore's integration
-        of the job's ``integration_id`` (and its ``source_options``): the
-        credentials are never stored with the job."""
-
-        def source_for(job: ImportJob) -> Store:
-            return self._vs.source_store(job.uri, job.integration_id)
-
+        of the job's ``integration_id`` (and its ``source_options``)."""
         return get_runner(self._vs.scheduler_address).recover(
-            self.store, self.name, source_for=source_for
+            self.store, self.name, source_for=self._source_for
         )
 
     # ------------------------------------------------------------- reading

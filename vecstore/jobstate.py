@@ -1,8 +1,9 @@
-"""The import job lifecycle as a pure state machine: events in, actions out.
+"""The job lifecycle as a pure state machine: events in, actions out.
 
-No IO here. The runner (``pipelines.runner``) feeds events and carries out the
-actions; ``tests/unit/test_jobstate.py`` feeds events and asserts the exact
-job and actions, without Dask or storage.
+No IO here. :func:`vecstore.jobs.lifecycle.execute` is its one interpreter:
+it feeds events and carries out the actions (for the import driver, the API
+and recovery alike); ``tests/unit/test_jobstate.py`` feeds events and
+asserts the exact job and actions, without Dask or storage.
 
 ::
 
@@ -12,6 +13,9 @@ job and actions, without Dask or storage.
        └──CancelRequest────┴──RunnerLost──▶ Pending (resume, attempt+1) | Failed
 
 ``percent_complete`` never goes down and stays below 100 until Completed.
+A job that did not commit imported nothing: Failed and Cancelled report
+``records_imported`` 0. A final job's namespaces have a final status
+(Committed, Failed or Cancelled).
 Events on a finished job change nothing and produce no actions.
 """
 
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vecstore.schemas import ImportJob, NamespaceProgress
+from vecstore.schemas.models import NamespaceStatus
 
 MAX_RUNNING_PERCENT = 99.0
 
@@ -90,6 +95,9 @@ class RunnerLost:
     max_attempts: int
     now: datetime
     last_seen: datetime | None = None
+    runner: str | None = None  # who takes the job over
+    # records each namespace made visible (when committed), from the store
+    committed_counts: dict[str, int] | None = None
 
 
 Event = (
@@ -197,7 +205,13 @@ def _transition(job: ImportJob, ev: Event) -> tuple[ImportJob, list[Action]]:
             return _cancelled(job, now)
         case Fail(error=error, now=now):
             new = job.model_copy(
-                update={"status": "Failed", "error": error, "finished_at": now, "phase": "failed"}
+                update={
+                    "status": "Failed",
+                    "error": error,
+                    "finished_at": now,
+                    "phase": "failed",
+                    **_nothing_imported(job, "Failed"),
+                }
             )
             return new, [StopWork(), Cleanup(), Persist(new)]
         case Committed() as c:
@@ -217,15 +231,7 @@ def _transition(job: ImportJob, ev: Event) -> tuple[ImportJob, list[Action]]:
             return new, [Persist(new), FinishStaging()]
         case RunnerLost() as r:
             if r.committed:
-                new = job.model_copy(
-                    update={
-                        "status": "Completed",
-                        "percent_complete": 100.0,
-                        "finished_at": r.now,
-                        "phase": "done",
-                    }
-                )
-                return new, [Persist(new), FinishStaging()]
+                return _completed_by_recovery(job, r)
             if job.cancel_requested:
                 return _cancelled(job, r.now)
             if job.attempt < r.max_attempts:
@@ -245,7 +251,13 @@ def _transition(job: ImportJob, ev: Event) -> tuple[ImportJob, list[Action]]:
                 f"abandoned after {job.attempt} attempt(s)"
             )
             new = job.model_copy(
-                update={"status": "Failed", "error": error, "finished_at": r.now, "phase": "failed"}
+                update={
+                    "status": "Failed",
+                    "error": error,
+                    "finished_at": r.now,
+                    "phase": "failed",
+                    **_nothing_imported(job, "Failed"),
+                }
             )
             return new, [Cleanup(), Persist(new)]
     raise TypeError(f"unknown event {ev!r}")  # pragma: no cover
@@ -258,9 +270,50 @@ def _cancelled(job: ImportJob, now: datetime) -> tuple[ImportJob, list[Action]]:
             "cancel_requested": True,
             "finished_at": now,
             "phase": "cancelled",
+            **_nothing_imported(job, "Cancelled"),
         }
     )
     return new, [StopWork(), Cleanup(), Persist(new)]
+
+
+def _nothing_imported(job: ImportJob, status: NamespaceStatus) -> dict[str, object]:
+    """A job that did not commit imported 0 records, in every namespace."""
+    return {
+        "records_imported": 0,
+        "namespaces": {
+            ns: p.model_copy(update={"records_imported": 0, "status": status})
+            for ns, p in job.namespaces.items()
+        },
+    }
+
+
+def _completed_by_recovery(job: ImportJob, r: RunnerLost) -> tuple[ImportJob, list[Action]]:
+    """The dead runner had passed the commit point: the job is Completed, each
+    namespace Committed, with the counts the store shows when known."""
+    counts = r.committed_counts
+    namespaces = {
+        ns: p.model_copy(
+            update={
+                "status": "Committed",
+                **({"records_imported": counts.get(ns, 0)} if counts is not None else {}),
+            }
+        )
+        for ns, p in job.namespaces.items()
+    }
+    update: dict[str, object] = {
+        "status": "Completed",
+        "percent_complete": 100.0,
+        "finished_at": r.now,
+        "heartbeat_at": r.now,
+        "phase": "done",
+        "runner": r.runner if r.runner is not None else job.runner,
+        "namespaces": namespaces,
+        "error": None,
+    }
+    if counts is not None:
+        update["records_imported"] = sum(counts.values())
+    new = job.model_copy(update=update)
+    return new, [Persist(new), FinishStaging()]
 
 
 __all__ = [

@@ -1,10 +1,11 @@
-"""The one hand-off from the public API to an import runner.
+"""The one hand-off from the public API to a job runner.
 
 ``vecstore`` does not import ``pipelines`` statically (dependencies point
 one way: schemas <- vecstore <- pipelines). The runner is located by name,
-``module:attribute`` (default ``vecstore.pipelines.runner:DaskRunner``, override with
-the ``VECSTORE_RUNNER`` environment variable), and created once per process
-and scheduler address.
+``module:attribute``: the runner of the job's kind (the registry in
+:mod:`vecstore.jobs.kinds`; ``vecstore.pipelines.runner:DaskRunner`` for
+imports), overridden by the ``VECSTORE_RUNNER`` environment variable, and
+created once per process and scheduler address.
 """
 
 from __future__ import annotations
@@ -37,8 +38,14 @@ _runners: dict[tuple[str, str | None], ImportRunner] = {}
 _lock = threading.Lock()
 
 
-def get_runner(scheduler_address: str | None = None, name: str | None = None) -> ImportRunner:
-    name = name or settings().runner
+def get_runner(
+    scheduler_address: str | None = None, name: str | None = None, *, kind: str = "import"
+) -> ImportRunner:
+    """The runner of jobs of ``kind`` (or the factory ``name``)."""
+    if not name:
+        from vecstore.jobs.kinds import kind_of
+
+        name = settings().runner or kind_of(kind).runner
     address = scheduler_address or settings().scheduler
     with _lock:
         runner = _runners.get((name, address))

@@ -137,11 +137,12 @@ def test_killed_runner_is_resumed_and_completes(
     # a fresh heartbeat is not stale: recovery leaves the job alone
     assert index.recover_imports() == []
     monkeypatch.setenv("VECSTORE_STALE_SECONDS", "1")
+    # the raw record (describe_import would itself take the stale job over)
     wait_until(
-        lambda: (time.time() - index.describe_import(job_id).heartbeat_at.timestamp()) > 1.2,
+        lambda: (time.time() - index.jobs.get(job_id).heartbeat_at.timestamp()) > 1.2,
         timeout=10, what="a stale heartbeat",
     )
-    assert index.describe_import(job_id) == before  # nobody touched it meanwhile
+    assert index.jobs.get(job_id) == before  # nobody touched it meanwhile
     assert index.recover_imports() == [job_id]
     resumed = index.describe_import(job_id)
     assert resumed.attempt == 2 and resumed.status in ("Pending", "InProgress")
@@ -248,3 +249,70 @@ def test_paused_runner_does_not_interfere_after_being_superseded(
             os.killpg(child.pid, signal.SIGKILL)
         child.wait(10)
         log.close()
+
+
+# ------------------------------------- jobs that always finish (issue 10)
+
+
+def _stale_since(index: Index, job_id: str, seconds: float) -> None:
+    """Wait (reading the raw record) until the job's heartbeat is ``seconds`` old."""
+    wait_until(
+        lambda: time.time() - index.jobs.get(job_id).heartbeat_at.timestamp() > seconds,  # type: ignore[union-attr]
+        timeout=seconds + 10, what="a stale heartbeat",
+    )
+
+
+def test_wait_alone_fails_a_killed_import_out_of_attempts(
+    killed_import: tuple[Index, str], store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing but wait_for_import, from another process, after kill -9: a
+    final status within the stale threshold + 30 s (no recover_imports, no start)."""
+    index, job_id = killed_import
+    killed_at = time.monotonic()
+    stale = 3.0
+    monkeypatch.setenv("VECSTORE_STALE_SECONDS", str(stale))
+    monkeypatch.setenv("VECSTORE_MAX_ATTEMPTS", "1")
+    job = index.wait_for_import(job_id, timeout=stale + 30)
+    assert time.monotonic() - killed_at < stale + 30
+    assert (job.status, job.records_imported) == ("Failed", 0), job
+    assert job.error is not None and "Import runner stopped" in job.error
+    assert all(p.status == "Failed" for p in job.namespaces.values()), job.namespaces
+    assert leftovers(store_root, index.name, job_id) == NOTHING_LEFT
+
+
+def test_wait_alone_resumes_a_killed_import(
+    killed_import: tuple[Index, str], store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With attempts left, the waiting process takes the job over, resumes it
+    and waits for it: Completed, exactly once."""
+    index, job_id = killed_import
+    killed_at = time.monotonic()
+    monkeypatch.setenv("VECSTORE_STALE_SECONDS", "3")
+    job = index.wait_for_import(job_id, timeout=240)
+    took = time.monotonic() - killed_at
+    assert (job.status, job.attempt, job.error) == ("Completed", 2, None), job
+    assert job.records_imported == sum(ROWS.values())
+    assert all(p.status == "Committed" for p in job.namespaces.values())
+    print(f"killed import resumed and completed by wait_for_import alone in {took:.1f} s")
+    store = Store(str(store_root))
+    for ns, n in ROWS.items():
+        m = manifests.load_namespace(store, index.name, ns)
+        assert m is not None and m.record_count == n
+
+
+def test_cancel_after_kill_cancels_at_once(
+    killed_import: tuple[Index, str], store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cancel_import on a job whose runner is dead (stale heartbeat): Cancelled
+    at once, after cleanup; no second cancel, no fixed 30 s."""
+    index, job_id = killed_import
+    monkeypatch.setenv("VECSTORE_STALE_SECONDS", "2")
+    _stale_since(index, job_id, 2.2)
+    t0 = time.monotonic()
+    job = index.cancel_import(job_id)
+    took = time.monotonic() - t0
+    assert (job.status, job.records_imported, job.cancel_requested) == ("Cancelled", 0, True), job
+    assert took < 10, took
+    assert leftovers(store_root, index.name, job_id) == NOTHING_LEFT
+    assert index.describe_import(job_id) == job
+    assert index.list_namespaces() == []

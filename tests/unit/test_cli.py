@@ -397,8 +397,9 @@ def test_imports_describe_unknown_id(run: Run, index: str) -> None:
 
 def test_imports_cancel(root: str, run: Run, index: str) -> None:
     jobs = _jobs(root)
-    # created a minute ago and no runner picked it up: cancelled at once
-    pending = jobs.create(_job(created_at=datetime.now(UTC) - timedelta(minutes=1)))
+    # created 10 s ago and no runner picked it up: cancelled at once (a job
+    # older than VECSTORE_STALE_SECONDS would be taken over by the describe first)
+    pending = jobs.create(_job(created_at=datetime.now(UTC) - timedelta(seconds=10)))
     code, out, _ = run("imports", "cancel", pending.id, "--index", index)
     assert code == 0 and "Cancelled" in out
     assert jobs.get(pending.id).status == "Cancelled"

@@ -263,11 +263,53 @@ def test_runner_lost_after_the_commit_point_completes() -> None:
             "status": "Completed",
             "percent_complete": 100.0,
             "finished_at": t(60),
+            "heartbeat_at": t(60),
             "phase": "done",
         }
     )
     assert new == expected
     assert actions == [Persist(expected), FinishStaging()]
+
+
+def test_completed_by_recovery_has_final_namespaces_and_the_new_runner() -> None:
+    """issue 10 item 4: no InProgress namespace, not the dead runner's name;
+    the counts the store shows replace the dead runner's running counts."""
+    nss = {
+        "a": NamespaceProgress(files=1, records_read=50, records_imported=40, status="InProgress"),
+        "b": NamespaceProgress(files=1, records_read=9, records_imported=9, status="InProgress"),
+    }
+    job = running(percent_complete=97.0, namespaces=nss, records_imported=49)
+    new, actions = apply(
+        job,
+        RunnerLost(
+            committed=True, max_attempts=3, now=t(60), runner="rescuer",
+            committed_counts={"a": 45, "b": 9},
+        ),
+    )
+    assert (new.status, new.runner, new.records_imported, new.error) == (
+        "Completed", "rescuer", 54, None
+    )
+    assert {ns: (p.status, p.records_imported) for ns, p in new.namespaces.items()} == {
+        "a": ("Committed", 45), "b": ("Committed", 9)
+    }
+    assert actions == [Persist(new), FinishStaging()]
+
+
+def test_a_job_that_did_not_commit_imported_nothing() -> None:
+    """issue 10 item 10: Failed and Cancelled jobs report records_imported 0,
+    and each namespace 0 with a final status."""
+    nss = {"a": NamespaceProgress(files=1, records_read=22, records_imported=22, status="InProgress")}
+    job = running(records_imported=22, namespaces=nss)
+    for event, status in [
+        (Fail(error="bad record", now=t(5)), "Failed"),
+        (WorkStopped(now=t(5)), "Cancelled"),
+        (RunnerLost(committed=False, max_attempts=1, now=t(60)), "Failed"),
+    ]:
+        new, _ = apply(job, event)
+        assert (new.status, new.records_imported) == (status, 0), event
+        assert new.namespaces["a"].records_imported == 0
+        assert new.namespaces["a"].status == status
+        assert new.namespaces["a"].records_read == 22  # what was read stays visible
 
 
 def test_runner_lost_with_attempts_left_resumes() -> None:

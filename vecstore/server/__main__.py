@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 
 from vecstore.errors import VecstoreError
 from vecstore.server.run import DEFAULT_HOST, DEFAULT_PORT, run
-
-STORE_ENV = "VECSTORE_STORE"
+from vecstore.settings import settings
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vecstore.server", description=__doc__.split("\n")[0])
-    p.add_argument("--store", default=os.environ.get(STORE_ENV, "./vecstore-data"))
-    p.add_argument("--config", default=os.environ.get("VECSTORE_CONFIG"))
-    p.add_argument("--scheduler", default=os.environ.get("VECSTORE_SCHEDULER"))
+    p.add_argument("--store", default=settings().store)
+    p.add_argument("--config", default=settings().config)
+    p.add_argument("--scheduler", default=settings().scheduler)
     p.add_argument("--host", default=DEFAULT_HOST)
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

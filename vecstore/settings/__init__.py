@@ -114,12 +114,14 @@ class Settings(BaseModel):
         short="integrations as inline JSON",
         secret=True,
     )
-    runner: str = _knob(
+    runner: str | None = _knob(
         "VECSTORE_RUNNER",
-        "vecstore.pipelines.runner:DaskRunner",
-        "The import runner, as `module:attribute` of a factory taking "
+        None,
+        "The job runner, as `module:attribute` of a factory taking "
         "`scheduler_address=` (tests put a stand-in here).",
         group=CLI,
+        default_text="the runner its job kind registers (`vecstore.pipelines.runner:DaskRunner` "
+        "for imports)",
     )
 
     # -------------------------------------------------------- import planning
@@ -181,6 +183,15 @@ class Settings(BaseModel):
         30.0,
         "A running job whose heartbeat is older than this is taken as lost: the next "
         "recovery resumes or fails it.",
+        group=RECOVERY,
+        gt=0,
+        allow_inf_nan=False,
+    )
+    record_retry_seconds: float = _knob(
+        "VECSTORE_RECORD_RETRY_SECONDS",
+        3600.0,
+        "How long a runner keeps retrying to write a final job record (or to clean up) "
+        "while the store refuses writes.",
         group=RECOVERY,
         gt=0,
         allow_inf_nan=False,

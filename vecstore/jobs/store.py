@@ -1,4 +1,5 @@
-"""Job records in the store: create, read, save, list newest first, cancel markers."""
+"""Job records in the store: create, read, save, list newest first, cancel
+markers and attempt claims. Every kind of job keeps its record here."""
 
 from __future__ import annotations
 
@@ -6,11 +7,10 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 from vecstore import layout, pagination
 from vecstore.errors import AlreadyExistsError, FormatError, InvalidArgumentError, NotFoundError
-from vecstore.schemas import ImportJob, ImportPage, Pagination
+from vecstore.schemas import ImportPage, Job, Pagination
 from vecstore.storage import Store
 
 MAX_PAGE = 100
@@ -35,13 +35,13 @@ def decode_token(token: str) -> str:
 
 
 class JobStore:
-    """Import job records of one index."""
+    """Job records of one index."""
 
     def __init__(self, store: Store, index: str) -> None:
         self.store = store
         self.index = index
 
-    def create(self, job: ImportJob) -> ImportJob:
+    def create(self, job: Job) -> Job:
         try:
             self.store.put_if_absent(
                 layout.job_key(self.index, job.id), job.model_dump_json().encode()
@@ -50,7 +50,7 @@ class JobStore:
             raise AlreadyExistsError(f'Import "{job.id}" already exists', id=job.id) from None
         return job
 
-    def get(self, job_id: str) -> ImportJob:
+    def get(self, job_id: str) -> Job:
         if not job_id or "/" in job_id:
             raise InvalidArgumentError(f'Invalid import id "{job_id}"')
         key = layout.job_key(self.index, job_id)
@@ -59,14 +59,14 @@ class JobStore:
         except NotFoundError:
             raise NotFoundError(f"Import {job_id} not found", id=job_id, index=self.index) from None
         try:
-            job = ImportJob.model_validate_json(raw)
+            job = Job.model_validate_json(raw)
         except ValueError as exc:
             raise FormatError(f"Import record {job_id} is not valid: {exc}") from exc
         if not job.done and not job.cancel_requested and self.cancel_requested(job_id):
             job = job.model_copy(update={"cancel_requested": True})
         return job
 
-    def save(self, job: ImportJob) -> None:
+    def save(self, job: Job) -> None:
         self.store.write_bytes(layout.job_key(self.index, job.id), job.model_dump_json().encode())
 
     def ids(self) -> list[str]:
@@ -100,8 +100,8 @@ class JobStore:
             data=jobs, pagination=Pagination(next=encode_token(chunk[-1])) if more else None
         )
 
-    def iter_all(self, limit: int = MAX_PAGE) -> Iterator[ImportJob]:
-        token: str | None = None
+    def iter_all(self, limit: int = MAX_PAGE, pagination_token: str | None = None) -> Iterator[Job]:
+        token = pagination_token
         while True:
             page = self.page(limit, token)
             yield from page.data
@@ -124,9 +124,3 @@ class JobStore:
             return False
         return True
 
-
-def heartbeat_age(job: ImportJob, now: datetime | None = None) -> float | None:
-    if job.heartbeat_at is None:
-        return None
-    now = now or datetime.now(UTC)
-    return (now - job.heartbeat_at).total_seconds()

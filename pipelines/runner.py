@@ -18,7 +18,6 @@ from typing import Any
 from vecstore import extras
 from vecstore.jobs import lifecycle
 from vecstore.pipelines.driver import ImportDriver
-from vecstore.pipelines.quiet import QuietExpectedErrors
 from vecstore.schemas import ImportJob, IndexSpec
 from vecstore.settings import settings
 from vecstore.storage import Store
@@ -65,6 +64,8 @@ class DaskRunner:
                     self._client = Client(self._cluster, set_as_default=False)
                 # expected errors (a bad record, an unusable file) are results,
                 # not crashes: keep workers from logging them as "Compute Failed"
+                from vecstore.pipelines.quiet import QuietExpectedErrors  # needs distributed
+
                 self._client.register_plugin(QuietExpectedErrors(), name="vecstore-quiet")
             return self._client
 

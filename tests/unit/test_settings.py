@@ -12,6 +12,8 @@ import pytest
 from vecstore import kmeans
 from vecstore.cli import main
 from vecstore.errors import InvalidArgumentError
+from vecstore.jobs import policy
+from vecstore.jobs.kinds import kind_of
 from vecstore.pipelines import discover, plan, runner
 from vecstore.query import cache
 from vecstore.settings import EXTERNAL, Settings, external, settings
@@ -88,7 +90,8 @@ def test_defaults() -> None:
         "max_file_bytes": discover.MAX_FILE_BYTES,
         "max_namespace_bytes": discover.MAX_NAMESPACE_BYTES,
     }
-    module, _, attr = s.runner.partition(":")
+    assert s.runner is None  # the runner the job's kind registers
+    module, _, attr = kind_of("import").runner.partition(":")
     assert module == runner.__name__ and hasattr(runner, attr)
 
 
@@ -102,7 +105,7 @@ def test_read_when_used_not_at_import(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VECSTORE_MAX_FILES", "7")
     monkeypatch.setenv("VECSTORE_HEARTBEAT_SECONDS", "0.1")
     assert plan.chunk_bytes() == 1
-    assert runner.stale_seconds() == 2.5
+    assert policy.stale_seconds() == 2.5
     assert plan.limits()["max_files"] == 7
     assert settings().heartbeat_seconds == 0.1
     monkeypatch.delenv("VECSTORE_CHUNK_BYTES")

@@ -5,7 +5,7 @@ queries through the Python API, in the same run.
 Data: the real MiniLM set (shared/data/pypi-minilm-25k, 25,000 x 384,
 cosine), imported once by ``query_bench.imported`` (cached under
 ``benchmarks/.cache/qbench``). The server runs as a subprocess
-(``python -m vecstore.server``, log level warning) on a free 127.0.0.1 port.
+(``vecstore serve``, log level warning) on a free 127.0.0.1 port.
 
 1. Latency, one client: the 500 held-out queries (top_k 10, namespace
    ``ns``), in alternating blocks of 50 through the Python API
@@ -56,7 +56,7 @@ def start_server(store: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vecstore.server", "--store", str(store), "--host", "127.0.0.1",
+        [sys.executable, "-m", "vecstore.cli", "--store", str(store), "serve", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

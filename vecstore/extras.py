@@ -20,6 +20,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "gcs": ("gcsfs",),
     "azure": ("adlfs",),
     "dask": ("distributed", "sklearn"),
+    "server": ("starlette", "uvicorn", "orjson"),
 }
 """The modules each extra provides (those vecstore imports; checked lazily)."""
 

@@ -1,4 +1,4 @@
-"""Helpers for the server tests: a ``vecstore.server`` subprocess on a free
+"""Helpers for the server tests: a ``vecstore serve`` subprocess on a free
 127.0.0.1 port, import directories, and waiting for imports over the SDK.
 
 Test modules import these from here (not from ``conftest``).
@@ -62,11 +62,11 @@ def serve(
     config: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> Iterator[Served]:
-    """Start ``python -m vecstore.server`` on a free port; stop it at the end."""
+    """Start ``vecstore serve`` (the CLI) on a free port; stop it at the end."""
     port = free_port()
     log = store.parent / f"server-{port}.log"
     args = [
-        sys.executable, "-m", "vecstore.server", "--store", str(store),
+        sys.executable, "-m", "vecstore.cli", "--store", str(store), "serve",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", log_level,
     ]
     if config is not None:
@@ -110,7 +110,7 @@ def store_files(store: Path) -> list[str]:
 
 def run_cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "vecstore.server", "--store", str(store), *args],
+        [sys.executable, "-m", "vecstore.cli", "--store", str(store), "--json", *args],
         capture_output=True, text=True, env=server_env(), timeout=120, check=False,
     )
 

@@ -124,7 +124,7 @@ def test_keys_stored_hashed_and_never_shown(keyed: dict[str, Any]) -> None:
     for k in keys:
         secret = k.split("_", 2)[2]
         assert all(secret not in t for t in texts)
-    rows = [json.loads(line) for line in listing.stdout.splitlines()]
+    rows = json.loads(listing.stdout)
     assert len(rows) == 3 and all(set(r) == {"id", "project", "role", "name", "created_at"} for r in rows)
     rec = json.loads(next((store / "_auth" / "keys").glob("*.json")).read_text())
     assert len(bytes.fromhex(rec["salt"])) == 16 and len(bytes.fromhex(rec["hash"])) == 32
@@ -159,7 +159,7 @@ def test_delete_key_and_projects(tmp_path: Path) -> None:
     auth.delete_project("p1", force=True)
     assert auth.list_projects() == [] and not (store / "projects" / "p1").exists()
     res = run_cli(store, "api-keys", "create", "--project", "nope")
-    assert res.returncode == 2 and "not found" in res.stderr
+    assert res.returncode == 64 and "not found" in res.stderr
 
 
 def test_deleted_key_stops_working(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """Control plane over the official pinecone SDK 10.2 (REST) against
-``python -m vecstore.server``: create / list / describe / has / configure /
+``vecstore serve``: create / list / describe / has / configure /
 delete indexes, Pinecone's error classes, start-up time, SIGTERM, logging."""
 
 from __future__ import annotations

@@ -131,10 +131,15 @@ def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
+def store_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The fsspec options of ``--storage-option`` (before and after the command)."""
+    return dict(args.storage_options + getattr(args, "more_storage_options", []))
+
+
 def open_store(args: argparse.Namespace) -> VecStore:
     """The VecStore the global options describe."""
     uri = args.store or settings().store
-    options = dict(args.storage_options + getattr(args, "more_storage_options", []))
+    options = store_options(args)
     return VecStore(
         uri,
         storage_options=options or None,

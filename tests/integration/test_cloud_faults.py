@@ -273,9 +273,10 @@ def test_store_outage_longer_than_the_retries_is_recovered(
 ) -> None:
     """The store refuses every request for 20 s from the first segment write,
     far longer than the Store's retries (~3-5 s): the driver cannot even
-    record the failure, so the job stays InProgress with a stale heartbeat,
-    and nothing becomes visible. Once the store is back, recover_imports()
-    resumes it (attempt 2): it completes, and no file of attempt 1 is left."""
+    write its heartbeat, so the job goes stale, and nothing becomes visible.
+    Once the store is back, whoever looks first (here ``describe_import`` or
+    ``recover_imports()``; docs/jobs.md) takes the stale job over and resumes
+    it (attempt 2): it completes, and no file of attempt 1 is left."""
     monkeypatch.setenv("VECSTORE_BUCKET_BYTES", "1")
     monkeypatch.setenv("VECSTORE_STALE_SECONDS", "3")
     place = new_place("s3", request, tmp_path)
@@ -316,7 +317,7 @@ def test_store_outage_longer_than_the_retries_is_recovered(
         armed.clear()
         proxy.stop()
     assert done.is_set()
-    assert recovered == [op.id]
+    assert recovered in ([], [op.id])  # describe_import may have taken it over first
     assert (job.status, job.attempt, job.records_imported) == ("Completed", 2, 1800), job
     # the data files are exactly those the manifests name: attempt 1 left none
     from vecstore import manifests

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -57,7 +56,10 @@ T = TypeVar("T")
 
 
 def tail_cap() -> int:
-    return int(os.environ.get(TAIL_CAP_ENV, TAIL_CAP))
+    """The tail cap (``VECSTORE_TAIL_CAP``, read when called)."""
+    from vecstore.settings import settings
+
+    return settings().tail_cap
 
 
 def conform_table(table: pa.Table, spec: IndexSpec) -> pa.Table:

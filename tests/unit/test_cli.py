@@ -890,7 +890,7 @@ def test_every_help_renders(capsys: pytest.CaptureFixture[str]) -> None:
     assert f"69   not available yet ({', '.join(PLANNED)})" in top
 
 
-PLANNED = ["rebuild", "serve", "load", "build", "vacuum"]
+PLANNED = ["rebuild", "serve", "load", "vacuum"]
 
 
 @pytest.mark.parametrize("command", PLANNED)

@@ -12,5 +12,4 @@ def register(commands: Commands) -> None:
     commands.planned("rebuild", "rebuild an index's clusters offline (not available yet)")
     commands.planned("serve", "serve the Pinecone-compatible REST API (not available yet)")
     commands.planned("load", "upsert Parquet files into an index (not available yet)")
-    commands.planned("build", "fold recent writes into an index's clusters (not available yet)")
     commands.planned("vacuum", "delete files no version needs any more (not available yet)")

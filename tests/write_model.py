@@ -27,9 +27,7 @@ GROUPS = (0, 1, 2)
 NPROBE = 10_000  # every cluster: exact search
 
 ids_ = st.sampled_from(IDS)
-vec_ = st.lists(st.integers(-4, 4), min_size=D, max_size=D).map(
-    lambda v: [float(x) / 2 for x in v]
-)
+vec_ = st.lists(st.integers(-4, 4), min_size=D, max_size=D).map(lambda v: [float(x) / 2 for x in v])
 meta_ = st.one_of(st.none(), st.fixed_dictionaries({"g": st.sampled_from(GROUPS)}))
 records_ = st.lists(st.tuples(ids_, vec_, meta_), min_size=1, max_size=8)
 
@@ -132,9 +130,7 @@ def machine(open_store: Callable[[], VecStore]) -> type[RuleBasedStateMachine]:
                 assert got.matches == []
                 return
             q = np.asarray(self.model[id_][0], dtype=np.float64)
-            truth = sorted(
-                float(((np.asarray(v) - q) ** 2).sum()) for v, _ in self.model.values()
-            )
+            truth = sorted(float(((np.asarray(v) - q) ** 2).sum()) for v, _ in self.model.values())
             assert np.allclose([m.score for m in got.matches], truth[:k], atol=1e-4)
 
         @rule(ids=st.lists(ids_, min_size=1, max_size=6, unique=True))

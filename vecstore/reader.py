@@ -263,6 +263,17 @@ class Reader:
         def run(state: NamespaceState | None) -> list[list[tuple[str, float]]]:
             if state is None:
                 return [[] for _ in range(len(queries))]
+            tail = self.tail(ns, state)
+            if tail is not None:  # logged writes to merge: one query at a time
+                return [
+                    [
+                        (m.id, m.score)
+                        for m in self._query_tail(
+                            ns, state, tail, q, None, None, k, flt, probes, False, False
+                        ).matches
+                    ]
+                    for q in queries
+                ]
             prepared = prepare_dense(queries, self.spec.metric)
             all_hits = self.executor.dense(state, prepared, k, flt, probes)
             qsq = np.einsum("ij,ij->i", queries, queries)

@@ -433,3 +433,22 @@ def test_another_process_sees_writes_within_a_second(tmp_path: Path) -> None:
     assert index.fetch(["late"], namespace="ns").vectors
     assert index.query(id="late", top_k=1, namespace="ns").matches[0].id == "late"
     assert _count(index) == 10
+
+
+def test_query_batch_merges_the_tail(tmp_path: Path) -> None:
+    index = _index(tmp_path, metric="euclidean")
+    x = clustered(60, D, 3, seed=9)
+    write(
+        index.store,
+        index.spec,
+        [{"id": f"c{i}", "values": x[i].tolist()} for i in range(40)],
+        namespace="ns",
+        per_cluster=10,
+    )
+    index.upsert([(f"c{i}", x[i + 40].tolist()) for i in range(20)], namespace="ns")
+    y = x[:40].copy()
+    y[:20] = x[40:60]
+    got = index.reader.query_batch(x[:5], top_k=5, namespace="ns", nprobe=100)
+    for qi, row in enumerate(got):
+        want = np.argsort(brute(y, x[qi], "euclidean"), kind="stable")[:5]
+        assert [i for i, _ in row] == [f"c{j}" for j in want]

@@ -74,7 +74,10 @@ def build_now(
 
 
 class BackgroundBuilder:
-    """One daemon thread per (store, index) folding tails past their thresholds."""
+    """One daemon thread per (store, index) folding tails past their thresholds.
+
+    The thread runs while some namespace it watches has unfolded writes, and
+    ends when none has (the next write starts it again)."""
 
     def __init__(self, store: Store, spec: IndexSpec) -> None:
         self.store = store
@@ -122,6 +125,9 @@ class BackgroundBuilder:
             self._wake.clear()
             with self._lock:
                 watched = sorted(self._pending)
+                if not watched:  # idle: the thread ends; the next write starts another
+                    self._thread = None
+                    return
             for ns in watched:
                 if self._stop.is_set():
                     return

@@ -37,3 +37,21 @@ WriteModelLocal.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestWriteModelLocal = WriteModelLocal.TestCase
+
+
+class TestWriteModelBackgroundBuilds(WriteModelLocal.TestCase):  # type: ignore[name-defined,misc]
+    """The same with the background builder folding after a few records or 0.2 s,
+    concurrently with the writes and reads of the test."""
+
+    settings = settings(
+        max_examples=25,
+        stateful_step_count=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+
+    @pytest.fixture(autouse=True)
+    def _background(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("VECSTORE_BUILD_IN_BACKGROUND", "1")
+        monkeypatch.setenv("VECSTORE_BUILD_TAIL_RECORDS", "6")
+        monkeypatch.setenv("VECSTORE_BUILD_TAIL_SECONDS", "0.2")

@@ -623,13 +623,19 @@ class Index:
         """Fold logged writes into the clusters now: of ``namespace``, or of
         every namespace with unfolded writes. ``wait=False``: one attempt per
         namespace (a namespace another builder is folding is left to it).
-        Returns each namespace's :class:`~vecstore.builder.BuildResult`."""
+        Returns each namespace's :class:`~vecstore.builder.BuildResult`; an
+        unknown ``namespace`` is a NotFoundError."""
         from vecstore import background
 
         if namespace is None:
             targets = background.namespaces_with_tail(self.store, self.spec)
         else:
-            targets = [self._write_ns(namespace)]
+            ns = self._write_ns(namespace)
+            if manifests.load_namespace(self.store, self.name, ns) is None:
+                raise NotFoundError(
+                    f'Namespace "{ns}" not found in index "{self.name}"', namespace=ns
+                )
+            targets = [ns]
         results = background.build_now(self.store, self.spec, targets, wait=wait)
         if self._reader is not None:
             for ns in targets:

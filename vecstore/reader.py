@@ -105,6 +105,7 @@ class Reader:
             disk = DiskCache(cache_dir or settings().query_cache_dir or _default_cache_dir())
         self.source = SegmentSource(store, self.cache, disk)
         self.tracker = ManifestTracker(store, spec.name, manifest_ttl)
+        self._tails = tail_reader(store, spec)  # shared with this process's writers
         self._shadows: dict[str, tuple[tuple[int, int, int], dict[int, np.ndarray], int]] = {}
         self.executor = Executor(
             self.source,
@@ -141,7 +142,7 @@ class Reader:
     # ---------------------------------------------------------------- tail
     def tail(self, namespace: str, state: NamespaceState) -> TailState | None:
         """The write tail of the pinned version (None: nothing written after it)."""
-        t = tail_reader(self.store, self.spec).get(namespace, state.manifest)
+        t = self._tails.get(namespace, state.manifest)
         return t if t.hide_clusters or t.where else None
 
     def _shadow(self, ns: str, state: NamespaceState, tail: TailState) -> tuple[Blank, int]:

@@ -23,6 +23,7 @@ from test_query_support import brute, clustered, write
 from vecstore import (
     Index,
     InvalidArgumentError,
+    NotFoundError,
     RateLimitedError,
     UpdateResponse,
     UpsertResponse,
@@ -370,6 +371,8 @@ def test_build_all_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "nothing" in capsys.readouterr().out
     assert main(["--store", root, "build", "--index", "docs", "--namespace", "zz"]) == 64
     assert _count(index, "a") == 20 and _count(index, "") == 20
+    with pytest.raises(NotFoundError):
+        index.build(namespace="zz")
 
 
 def test_background_builder_folds_past_the_threshold(

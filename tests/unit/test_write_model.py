@@ -31,8 +31,8 @@ def _open() -> VecStore:
 
 WriteModelLocal = machine(_open)
 WriteModelLocal.TestCase.settings = settings(
-    max_examples=80,
-    stateful_step_count=40,
+    max_examples=60,
+    stateful_step_count=35,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
@@ -44,8 +44,8 @@ class TestWriteModelBackgroundBuilds(WriteModelLocal.TestCase):  # type: ignore[
     concurrently with the writes and reads of the test."""
 
     settings = settings(
-        max_examples=25,
-        stateful_step_count=30,
+        max_examples=15,
+        stateful_step_count=25,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )

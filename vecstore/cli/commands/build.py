@@ -30,9 +30,7 @@ def register(commands: Commands) -> None:
 
 def build(args: argparse.Namespace) -> int:
     index = open_index(args)
-    if args.namespace is not None:
-        index.describe_namespace(args.namespace)  # unknown namespace: exit 64
-    results = index.build(namespace=args.namespace)
+    results = index.build(namespace=args.namespace)  # unknown namespace: exit 64
     failed = [ns for ns, r in results.items() if r.status not in ("built", "nothing")]
     if args.json:
         print_json(

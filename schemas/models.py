@@ -290,6 +290,19 @@ class QueryResponse(Frozen):
     usage: Usage = Field(default_factory=Usage)
 
 
+class UpsertResponse(Frozen):
+    """What ``Index.upsert`` returns (the SDK's ``UpsertResponse``)."""
+
+    upserted_count: int
+
+
+class UpdateResponse(Frozen):
+    """What ``Index.update`` returns: the records matched (the SDK's
+    ``UpdateResponse.matched_records``; by id: 1, or 0 for an unknown id)."""
+
+    matched_records: int
+
+
 class Vector(Frozen):
     id: str
     values: list[float] | None = None

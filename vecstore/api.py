@@ -36,11 +36,14 @@ from vecstore.schemas import (
     IndexSpec,
     IndexStats,
     ListResponse,
+    Manifest,
     NamespaceDescription,
     NamespaceSummary,
     QueryResponse,
     SparseValues,
     StartImportResponse,
+    UpdateResponse,
+    UpsertResponse,
     VectorType,
 )
 from vecstore.schemas.metrics import Metric
@@ -49,6 +52,7 @@ from vecstore.storage import BACKEND_KINDS, Store, scheme_of, translate_uri
 if TYPE_CHECKING:
     import numpy as np
 
+    from vecstore.builder import BuildResult
     from vecstore.reader import Reader
 
 log = logging.getLogger("vecstore")
@@ -477,14 +481,15 @@ class Index:
         )
 
     def describe_index_stats(self, *, filter: Mapping[str, Any] | None = None) -> IndexStats:  # noqa: A002
-        """Record counts per namespace. ``filter`` is not supported (as on
+        """Live record counts per namespace (clusters plus logged writes not
+        yet built, minus deletes). ``filter`` is not supported (as on
         Pinecone serverless indexes): passing one is an InvalidArgumentError."""
         if filter is not None:
             raise InvalidArgumentError(
                 "describe_index_stats does not take a filter on a serverless index"
             )
         nss = manifests.list_namespaces(self.store, self.name)
-        counts = {ns: NamespaceSummary(vector_count=m.record_count) for ns, m in nss.items()}
+        counts = {ns: NamespaceSummary(vector_count=self._count(ns, m)) for ns, m in nss.items()}
         return IndexStats(
             namespaces=counts,
             dimension=self.spec.dimension,
@@ -504,7 +509,7 @@ class Index:
         lim = None if limit is None else args.list_limit(limit)
         nss = manifests.list_namespaces(self.store, self.name)
         found = [
-            NamespaceDescription(name=ns, record_count=m.record_count)
+            NamespaceDescription(name=ns, record_count=self._count(ns, m))
             for ns, m in sorted(nss.items())
             if ns.startswith(pre)
         ]
@@ -517,7 +522,134 @@ class Index:
             raise NotFoundError(
                 f'Namespace "{namespace}" not found in index "{self.name}"', namespace=namespace
             )
-        return NamespaceDescription(name=namespace, record_count=m.record_count)
+        return NamespaceDescription(name=namespace, record_count=self._count(namespace, m))
+
+    def _count(self, namespace: str, manifest: Manifest) -> int:
+        """Live records of a namespace (the tail included)."""
+        count = self.reader.record_count(namespace)
+        return manifest.record_count if count is None else count
+
+    # ------------------------------------------------------------- writing
+    def upsert(
+        self,
+        vectors: Any,
+        *,
+        namespace: str | None = None,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> UpsertResponse:
+        """Insert or replace records (Pinecone's ``upsert``): dicts, tuples
+        ``(id, values[, metadata])``, objects with ``.id``, or a pyarrow Table /
+        pandas DataFrame. Creates the namespace if needed. Durable and visible
+        to this process's reads when it returns; an invalid record anywhere
+        writes nothing. ``batch_size`` splits the call into requests (one log
+        entry each)."""
+        ns = self._write_ns(namespace)
+        from vecstore import writes
+
+        count = writes.upsert(self.store, self.spec, ns, vectors, batch_size, show_progress)
+        self._written(ns)
+        return UpsertResponse(upserted_count=count)
+
+    def upsert_from_dataframe(
+        self,
+        df: Any,
+        *,
+        namespace: str | None = None,
+        batch_size: int = 500,
+        show_progress: bool = True,
+    ) -> UpsertResponse:
+        """Upsert the rows of a pandas DataFrame (or pyarrow Table) with columns
+        ``id``, ``values`` and optionally ``sparse_values``, ``metadata``."""
+        return self.upsert(
+            df, namespace=namespace, batch_size=batch_size, show_progress=show_progress
+        )
+
+    def update(
+        self,
+        id: str | None = None,  # noqa: A002 - Pinecone's name
+        *,
+        values: Sequence[float] | None = None,
+        sparse_values: SparseValues | Mapping[str, Sequence[Any]] | None = None,
+        set_metadata: Mapping[str, Any] | None = None,
+        namespace: str | None = None,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 - Pinecone's name
+        dry_run: bool = False,
+    ) -> UpdateResponse:
+        """Update one record (values replaced, ``set_metadata`` keys merged), or
+        the metadata of every record matching ``filter``; returns the records
+        matched (``dry_run``: counted, not changed)."""
+        ns = self._write_ns(namespace)
+        from vecstore import writes
+
+        n = writes.update(
+            self.store,
+            self.spec,
+            ns,
+            id=id,
+            values=values,
+            sparse_values=sparse_values,
+            set_metadata=set_metadata,
+            filter=filter,
+            dry_run=dry_run,
+        )
+        if n and not dry_run:
+            self._written(ns)
+        return UpdateResponse(matched_records=n)
+
+    def delete(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        delete_all: bool | None = None,
+        namespace: str | None = None,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 - Pinecone's name
+    ) -> None:
+        """Delete ``ids`` (unknown ids are no error), every record
+        (``delete_all=True``; the namespace stays) or the records matching
+        ``filter``."""
+        ns = self._write_ns(namespace)
+        from vecstore import writes
+
+        if writes.delete(self.store, self.spec, ns, ids, bool(delete_all), filter):
+            self._written(ns)
+
+    def build(self, *, namespace: str | None = None, wait: bool = True) -> dict[str, BuildResult]:
+        """Fold logged writes into the clusters now: of ``namespace``, or of
+        every namespace with unfolded writes. ``wait=False``: one attempt per
+        namespace (a namespace another builder is folding is left to it).
+        Returns each namespace's :class:`~vecstore.builder.BuildResult`; an
+        unknown ``namespace`` is a NotFoundError."""
+        from vecstore import background
+
+        if namespace is None:
+            targets = background.namespaces_with_tail(self.store, self.spec)
+        else:
+            ns = self._write_ns(namespace)
+            if manifests.load_namespace(self.store, self.name, ns) is None:
+                raise NotFoundError(
+                    f'Namespace "{ns}" not found in index "{self.name}"', namespace=ns
+                )
+            targets = [ns]
+        results = background.build_now(self.store, self.spec, targets, wait=wait)
+        if self._reader is not None:
+            for ns in targets:
+                self._reader.tracker.invalidate(ns)
+        return results
+
+    def _write_ns(self, namespace: str | None) -> str:
+        from vecstore.query import args
+
+        return args.namespace(namespace)
+
+    def _written(self, namespace: str) -> None:
+        """After an acknowledged write: the background builder watches the namespace."""
+        from vecstore.settings import settings
+
+        if settings().build_in_background:
+            from vecstore.background import builder_for
+
+            builder_for(self.store, self.spec).notify(namespace)
 
     def delete_namespace(self, namespace: str) -> None:
         from vecstore import commit
@@ -533,7 +665,8 @@ class Index:
         pagination_token: str | None = None,
         namespace: str | None = None,
     ) -> Iterator[builtins.list[str]]:
-        """Every id (with ``prefix``), one list of ids per page, like Pinecone's SDK."""
+        """Every id (with ``prefix``), one list of ids per page, like Pinecone's SDK
+        (logged writes included: ids not yet built appear, deleted ones do not)."""
         return self.reader.list(
             prefix=prefix, limit=limit, pagination_token=pagination_token, namespace=namespace
         )

@@ -27,13 +27,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from vecstore import pagination
+from vecstore import pagination, wal
 from vecstore.errors import InvalidArgumentError, NotFoundError
 from vecstore.query import args
 from vecstore.query.args import DEFAULT_TOP_K, DenseVector, SparseVectorArg
 from vecstore.query.cache import ByteLRU, DiskCache
 from vecstore.query.executor import (
     EMPTY_HITS,
+    Blank,
     Executor,
     Filter,
     Hits,
@@ -45,6 +46,8 @@ from vecstore.query.idindex import load_id_index
 from vecstore.query.planner import ManifestTracker, NamespaceState
 from vecstore.query.rows import ids_of, materialize
 from vecstore.query.segdata import SegmentSource
+from vecstore.query.topk import NEG_INF
+from vecstore.refs import CLUSTER_ROW
 from vecstore.schemas import (
     FetchResponse,
     IndexSpec,
@@ -54,11 +57,21 @@ from vecstore.schemas import (
     QueryResponse,
     RecordLayout,
     ScoredVector,
+    SparseValues,
     Usage,
     Vector,
 )
 from vecstore.settings import external, settings
 from vecstore.storage import Store
+from vecstore.tail import (
+    Record,
+    TailState,
+    live_count,
+    merge_hits,
+    merged_fetch,
+    shadowed_refs,
+    tail_reader,
+)
 
 T = TypeVar("T")
 
@@ -92,6 +105,8 @@ class Reader:
             disk = DiskCache(cache_dir or settings().query_cache_dir or _default_cache_dir())
         self.source = SegmentSource(store, self.cache, disk)
         self.tracker = ManifestTracker(store, spec.name, manifest_ttl)
+        self._tails = tail_reader(store, spec)  # shared with this process's writers
+        self._shadows: dict[str, tuple[tuple[int, int, int], dict[int, np.ndarray], int]] = {}
         self.executor = Executor(
             self.source,
             spec.metric,
@@ -107,14 +122,65 @@ class Reader:
     def _pinned(self, namespace: str, fn: Callable[[NamespaceState | None], T]) -> T:
         """Run ``fn`` on the current version; once more on a fresh one if a file vanished."""
         try:
-            return fn(self.tracker.get(namespace))
+            return fn(self._state(namespace))
         except NotFoundError:
             self.tracker.invalidate(namespace)
-        return fn(self.tracker.get(namespace))
+        return fn(self._state(namespace))
+
+    def _state(self, namespace: str) -> NamespaceState | None:
+        state = self.tracker.get(namespace)
+        if state is None and wal.last_written(self.store, self.spec.name, namespace):
+            # this process wrote there (the namespace exists): do not wait for the ttl
+            self.tracker.invalidate(namespace)
+            state = self.tracker.get(namespace)
+        return state
 
     def namespace_state(self, namespace: str | None = None) -> NamespaceState | None:
         """The version queries of ``namespace`` use now (None: no such namespace)."""
-        return self.tracker.get(args.namespace(namespace))
+        return self._state(args.namespace(namespace))
+
+    # ---------------------------------------------------------------- tail
+    def tail(self, namespace: str, state: NamespaceState) -> TailState | None:
+        """The write tail of the pinned version (None: nothing written after it)."""
+        t = self._tails.get(namespace, state.manifest)
+        return t if t.hide_clusters or t.where else None
+
+    def _shadow(self, ns: str, state: NamespaceState, tail: TailState) -> tuple[Blank, int]:
+        """Cluster rows the tail hides, by cluster position (for the executor to
+        blank), and their count. Vectorised, remembered per (version, LSN)."""
+        key = (state.version, tail.last_lsn, id(tail))
+        hit = self._shadows.get(ns)
+        if hit is not None and hit[0] == key:
+            return hit[1], hit[2]
+        blank: dict[int, np.ndarray] = {}
+        count = 0
+        if state.manifest.id_files:
+            files = load_id_index(self.source, state).files
+            refs = shadowed_refs(tail, [(f.ids, f.refs) for f in files])
+            count = len(refs)
+            if count:
+                pos, rows = CLUSTER_ROW.split(refs)  # refs are sorted: by position, then row
+                cut = np.flatnonzero(np.diff(pos)) + 1
+                for p, r in zip(pos[np.r_[0, cut]].tolist(), np.split(rows, cut), strict=True):
+                    blank[int(p)] = np.asarray(r, dtype=np.int64)
+        self._shadows[ns] = (key, blank, count)
+        return blank, count
+
+    def record_count(self, namespace: str | None = None) -> int | None:
+        """Live records of a namespace (clusters minus shadowed rows plus the
+        tail's live records); None if the namespace does not exist."""
+        ns = args.namespace(namespace)
+
+        def run(state: NamespaceState | None) -> int | None:
+            if state is None:
+                return None
+            tail = self.tail(ns, state)
+            if tail is None:
+                return state.manifest.record_count
+            shadowed = 0 if tail.hide_clusters else self._shadow(ns, state, tail)[1]
+            return live_count(tail, state.manifest.record_count, shadowed)
+
+        return self._pinned(ns, run)
 
     # --------------------------------------------------------------- query
     def query(
@@ -141,6 +207,21 @@ class Reader:
         def run(state: NamespaceState | None) -> QueryResponse:
             if state is None:
                 return QueryResponse(matches=[], namespace=ns)
+            tail = self.tail(ns, state)
+            if tail is not None:
+                return self._query_tail(
+                    ns,
+                    state,
+                    tail,
+                    dense,
+                    sparse,
+                    id,
+                    k,
+                    flt,
+                    probes,
+                    include_values,
+                    include_metadata,
+                )
             if plain and state.probe_centroids is not None:
                 assert dense is not None
                 return self._plain(state, dense, k, probes, include_values, include_metadata, ns)
@@ -183,6 +264,17 @@ class Reader:
         def run(state: NamespaceState | None) -> list[list[tuple[str, float]]]:
             if state is None:
                 return [[] for _ in range(len(queries))]
+            tail = self.tail(ns, state)
+            if tail is not None:  # logged writes to merge: one query at a time
+                return [
+                    [
+                        (m.id, m.score)
+                        for m in self._query_tail(
+                            ns, state, tail, q, None, None, k, flt, probes, False, False
+                        ).matches
+                    ]
+                    for q in queries
+                ]
             prepared = prepare_dense(queries, self.spec.metric)
             all_hits = self.executor.dense(state, prepared, k, flt, probes)
             qsq = np.einsum("ij,ij->i", queries, queries)
@@ -307,16 +399,107 @@ class Reader:
         k: int,
         flt: Filter | None,
         probes: int | None,
+        blank: Blank | None = None,
     ) -> Hits:
         if self.spec.record_layout == RecordLayout.SPARSE:
-            return (
-                EMPTY_HITS if sparse is None else self.executor.sparse_only(state, sparse, k, flt)
-            )
+            if sparse is None:
+                return EMPTY_HITS
+            return self.executor.sparse_only(state, sparse, k, flt, blank)
         if dense is None:
             return EMPTY_HITS
         prepared = prepare_dense(dense.reshape(1, -1), self.spec.metric)
         parts = [sparse] if sparse is not None and len(sparse[0]) else None
-        return self.executor.dense(state, prepared, k, flt, probes, parts)[0]
+        return self.executor.dense(state, prepared, k, flt, probes, parts, blank)[0]
+
+    def _query_tail(
+        self,
+        ns: str,
+        state: NamespaceState,
+        tail: TailState,
+        dense: np.ndarray | None,
+        sparse: SparseQuery | None,
+        id_: str | None,
+        k: int,
+        flt: Filter | None,
+        probes: int | None,
+        include_values: bool,
+        include_metadata: bool,
+    ) -> QueryResponse:
+        """A query over clusters and the write tail: the clusters are searched
+        with the rows the tail shadows blanked, the tail exactly, and the two
+        merged on the executor's internal scores."""
+        layout = self.spec.record_layout
+        usage = self._usage(state)
+        d, s = dense, sparse
+        if id_ is not None:
+            got = tail.lookup([id_])
+            if id_ in got:
+                vecs = _record_vectors(got[id_], layout)
+            elif tail.hide_clusters:
+                vecs = None
+            else:
+                vecs = self._vectors_of(state, id_)
+            if vecs is None:
+                return QueryResponse(matches=[], namespace=ns, usage=usage)
+            d, s = vecs
+        hits = EMPTY_HITS
+        cluster_ids: list[str] = []
+        if not tail.hide_clusters and state.k:
+            blank, _ = self._shadow(ns, state, tail)
+            hits = self._search(state, d, s, k, flt, probes, blank)
+            keep = hits.scores > float(NEG_INF)
+            hits = Hits(hits.scores[keep], hits.refs[keep])
+            cluster_ids = ids_of(self.source, state, hits.refs.tolist())
+        prepared = None
+        if d is not None and layout != RecordLayout.SPARSE:
+            prepared = prepare_dense(d.reshape(1, -1), self.spec.metric)[0]
+        tail_sparse = s if s is not None and len(s[0]) else None
+        if (layout == RecordLayout.SPARSE and tail_sparse is None) or (
+            layout != RecordLayout.SPARSE and prepared is None
+        ):
+            t_ids: list[str] = []
+            t_scores = np.zeros(0, np.float32)
+        else:
+            t_ids, t_scores = tail.search(
+                prepared,
+                tail_sparse,
+                k,
+                flt.node if flt else None,
+                flt.canon if flt else "",
+            )
+        best = merge_hits(tail, cluster_ids, hits.scores, t_ids, t_scores, k)
+        qsq = float(np.dot(d, d)) if d is not None and self.spec.metric.needs_query_norm else 0.0
+        scores = self._public_scores(np.asarray([p[1] for p in best], np.float32), qsq)
+        ref_of = dict(zip(cluster_ids, hits.refs.tolist(), strict=True))
+        tail_set = set(t_ids)
+        from_clusters = [i for i, _ in best if i not in tail_set]
+        c_scores = [sc for (i, _), sc in zip(best, scores, strict=True) if i not in tail_set]
+        c_matches = self._matches(
+            state,
+            np.asarray([ref_of[i] for i in from_clusters], dtype=np.int64),
+            c_scores,
+            include_values,
+            include_metadata,
+        )
+        by_id = {m.id: m for m in c_matches}
+        records = tail.lookup([i for i, _ in best if i in tail_set])
+        matches = []
+        for (i, _), sc in zip(best, scores, strict=True):
+            rec = records.get(i)
+            if rec is None:
+                matches.append(by_id[i])
+                continue
+            v = _vector_of(rec, layout)
+            matches.append(
+                ScoredVector.model_construct(
+                    id=i,
+                    score=sc,
+                    values=v.values if include_values else None,
+                    sparse_values=v.sparse_values if include_values else None,
+                    metadata=v.metadata if include_metadata else None,
+                )
+            )
+        return QueryResponse(matches=matches, namespace=ns, usage=usage)
 
     def _public_scores(self, scores: np.ndarray, query_sq: float) -> list[float]:
         public = self.spec.metric.public_scores(scores, query_sq)
@@ -367,6 +550,22 @@ class Reader:
         def run(state: NamespaceState | None) -> FetchResponse:
             if state is None or not wanted:
                 return FetchResponse(vectors={}, namespace=ns, usage=Usage(read_units=1))
+            tail = self.tail(ns, state)
+            if tail is None:
+                return from_clusters(state, wanted)
+            merged = merged_fetch(tail, wanted, lambda rest: from_clusters(state, rest).vectors)
+            vectors = {
+                i: _vector_of(v, layout) if isinstance(v, Record) else v for i, v in merged.items()
+            }
+            return FetchResponse(
+                vectors=vectors,
+                namespace=ns,
+                usage=Usage(read_units=max(1, -(-len(vectors) // 10))),
+            )
+
+        def from_clusters(state: NamespaceState, wanted: list[str]) -> FetchResponse:
+            if not state.manifest.id_files:
+                return FetchResponse(vectors={}, namespace=ns, usage=Usage(read_units=1))
             found = load_id_index(self.source, state).lookup(wanted)
             order = [i for i in wanted if i in found]
             refs = np.array([found[i] for i in order], dtype=np.int64)
@@ -412,15 +611,40 @@ class Reader:
         after = pagination.decode(pagination_token)
 
         def run(state: NamespaceState | None) -> ListResponse:
-            if state is None or not state.manifest.id_files:
+            if state is None:
                 return ListResponse(vectors=[], namespace=ns)
-            page, more = load_id_index(self.source, state).page(pre, after, lim)
+            tail = self.tail(ns, state)
+            if tail is not None:
+                page, more = self._tail_page(state, tail, pre, after, lim)
+            elif not state.manifest.id_files:
+                return ListResponse(vectors=[], namespace=ns)
+            else:
+                page, more = load_id_index(self.source, state).page(pre, after, lim)
             nxt = Pagination(next=pagination.encode(page[-1])) if more and page else None
             return ListResponse(
                 vectors=[ListItem(id=i) for i in page], namespace=ns, pagination=nxt
             )
 
         return self._pinned(ns, run)
+
+    def _tail_page(
+        self, state: NamespaceState, tail: TailState, pre: str, after: str | None, lim: int
+    ) -> tuple[list[str], bool]:
+        """One page of the live ids of clusters and tail, merged in order."""
+        want = lim + 1
+        mine = [i for i in tail.live_ids(pre) if after is None or i > after][:want]
+        theirs: list[str] = []
+        if not tail.hide_clusters and state.manifest.id_files:
+            index = load_id_index(self.source, state)
+            cursor = after
+            while len(theirs) < want:
+                chunk, more = index.page(pre, cursor, want)
+                theirs.extend(i for i in chunk if i not in tail.where)
+                if not more or not chunk:
+                    break
+                cursor = chunk[-1]
+        merged = sorted(set(mine[:want]) | set(theirs[:want]))
+        return merged[:lim], len(merged) > lim
 
     def list(
         self,
@@ -441,3 +665,34 @@ class Reader:
             if page.pagination is None:
                 return
             token = page.pagination.next
+
+
+def _record_vectors(
+    rec: Record | None, layout: RecordLayout
+) -> tuple[np.ndarray | None, SparseQuery | None] | None:
+    """The query vectors of a tail record (None: deleted / nothing to search with)."""
+    if rec is None:
+        return None
+    dense = None if rec.values is None else np.asarray(rec.values, dtype=np.float32)
+    sparse = None
+    if rec.sparse_values is not None:
+        sv = rec.sparse_values
+        sparse = (np.asarray(sv["indices"], np.int64), np.asarray(sv["values"], np.float32))
+    if layout == RecordLayout.SPARSE and sparse is None:
+        return None
+    return dense, sparse
+
+
+def _vector_of(rec: Record, layout: RecordLayout) -> Vector:
+    """A tail record as ``fetch`` returns stored ones."""
+    sv = rec.sparse_values
+    return Vector.model_construct(
+        id=rec.id,
+        values=rec.values if layout != RecordLayout.SPARSE else None,
+        sparse_values=None
+        if sv is None or layout == RecordLayout.DENSE
+        else SparseValues.model_construct(
+            indices=list(sv["indices"]), values=[float(x) for x in sv["values"]]
+        ),
+        metadata=rec.metadata,
+    )

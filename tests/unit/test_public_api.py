@@ -92,6 +92,14 @@ def test_query_signature_follows_pinecone() -> None:
         (Index.list, ["prefix", "limit", "pagination_token", "namespace"]),
         (Index.describe_index_stats, ["filter"]),
         (Index.list_namespaces, ["prefix", "limit"]),
+        (Index.upsert, ["namespace", "batch_size", "show_progress"]),
+        (Index.upsert_from_dataframe, ["namespace", "batch_size", "show_progress"]),
+        (
+            Index.update,
+            ["values", "sparse_values", "set_metadata", "namespace", "filter", "dry_run"],
+        ),
+        (Index.delete, ["delete_all", "namespace", "filter"]),
+        (Index.build, ["namespace", "wait"]),
     ],
 )
 def test_keyword_only_signatures(method: Callable[..., Any], keyword_only: list[str]) -> None:
@@ -122,6 +130,11 @@ def test_no_public_method_swallows_keywords() -> None:
             "describe_index_stats",
             "list_namespaces",
             "describe_namespace",
+            "upsert",
+            "upsert_from_dataframe",
+            "update",
+            "delete",
+            "build",
         ],
     }
     for cls, names in owned.items():
@@ -161,6 +174,13 @@ def _calls(index: Index) -> dict[str, Callable[..., Any]]:
         "describe_index_stats": lambda **kw: index.describe_index_stats(**kw),
         "list_namespaces": lambda **kw: index.list_namespaces(**kw),
         "describe_namespace": lambda **kw: index.describe_namespace("ns", **kw),
+        "upsert": lambda **kw: index.upsert([("w", [0.0] * D)], namespace="ns", **kw),
+        "upsert_from_dataframe": lambda **kw: index.upsert_from_dataframe(
+            [("w", [0.0] * D)], namespace="ns", **kw
+        ),
+        "update": lambda **kw: index.update("r001", set_metadata={"a": 1}, namespace="ns", **kw),
+        "delete": lambda **kw: index.delete(ids=["r002"], namespace="ns", **kw),
+        "build": lambda **kw: index.build(namespace="ns", **kw),
     }
 
 
@@ -180,6 +200,11 @@ def _calls(index: Index) -> dict[str, Callable[..., Any]]:
         "describe_index_stats",
         "list_namespaces",
         "describe_namespace",
+        "upsert",
+        "upsert_from_dataframe",
+        "update",
+        "delete",
+        "build",
     ],
 )
 def test_unknown_keyword_is_a_type_error(index: Index, name: str) -> None:
@@ -187,6 +212,23 @@ def test_unknown_keyword_is_a_type_error(index: Index, name: str) -> None:
     with pytest.raises(TypeError, match="unexpected keyword argument 'namepsace'"):
         call(namepsace="ns")  # the typo the issue is about
     assert index._vs.has_index("docs")  # nothing happened
+    assert index.describe_index_stats().total_vector_count == 60  # nothing written
+
+
+def test_write_signatures_follow_pinecone() -> None:
+    """The SDK's positional first arguments (vectors, id, ids) and types."""
+    assert list(_params(Index.upsert))[:2] == ["self", "vectors"]
+    assert list(_params(Index.update))[:2] == ["self", "id"]
+    assert list(_params(Index.delete))[:2] == ["self", "ids"]
+    assert _params(Index.upsert_from_dataframe)["batch_size"].default == 500
+    for method in (Index.upsert, Index.update, Index.delete, Index.build):
+        hints = inspect.signature(method)
+        assert all(
+            p.annotation is not inspect.Parameter.empty
+            for n, p in hints.parameters.items()
+            if n != "self"
+        ), method.__name__
+        assert hints.return_annotation is not inspect.Signature.empty
 
 
 def test_misspelt_pagination_keyword_is_a_type_error(index: Index) -> None:

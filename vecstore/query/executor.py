@@ -28,7 +28,7 @@ import bisect
 import itertools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -53,6 +53,8 @@ GATHER_BELOW = 0.5  # a filter matching fewer rows than this share: gather them 
 FILTER_DEPTH = 1.0  # matching rows to see, relative to the rows an unfiltered probe scans
 
 SparseQuery = tuple[np.ndarray, np.ndarray]  # (sorted int64 indices, float32 values)
+# cluster position -> sorted rows to leave out (rows the write tail shadows)
+Blank = Mapping[int, np.ndarray]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +117,10 @@ class Executor:
         flt: Filter | None = None,
         nprobe: int | None = None,
         sparse: Sequence[SparseQuery | None] | None = None,
+        blank: Blank | None = None,
     ) -> list[Hits]:
-        """Top-k of each prepared dense query (hybrid: plus its sparse part)."""
+        """Top-k of each prepared dense query (hybrid: plus its sparse part).
+        ``blank``: rows never to return (shadowed by the write tail)."""
         q = len(queries)
         if (
             q == 1
@@ -124,7 +128,7 @@ class Executor:
             and state.probe_centroids is not None
             and (sparse is None or all(s is None or len(s[0]) == 0 for s in sparse))
         ):
-            return [self.single(state, queries[0], top_k, nprobe)]
+            return [self.single(state, queries[0], top_k, nprobe, blank)]
         cands = candidate_clusters(state, flt.node if flt else None, flt.canon if flt else None)
         if q == 0 or len(cands) == 0:
             return [EMPTY_HITS] * q
@@ -133,18 +137,30 @@ class Executor:
         ranked = rank_clusters(state, queries, cands, self.metric, None if flt else p)
         target = max(top_k, int(FILTER_DEPTH * rows_probed(state, probe_count(state, nprobe))))
         if q == 1:
-            return [self._dense_one(state, queries[0], ranked[0], p, top_k, flt, target, sparse)]
-        return self._dense_batch(state, queries, ranked, p, top_k, flt, target, sparse)
+            return [
+                self._dense_one(state, queries[0], ranked[0], p, top_k, flt, target, sparse, blank)
+            ]
+        return self._dense_batch(state, queries, ranked, p, top_k, flt, target, sparse, blank)
 
     def single(
-        self, state: NamespaceState, query: np.ndarray, top_k: int, nprobe: int | None = None
+        self,
+        state: NamespaceState,
+        query: np.ndarray,
+        top_k: int,
+        nprobe: int | None = None,
+        blank: Blank | None = None,
     ) -> Hits:
         """One unfiltered dense query (prepared): its top k as :class:`Hits`."""
-        scores, refs = self.single_lists(state, query, top_k, nprobe)
+        scores, refs = self.single_lists(state, query, top_k, nprobe, blank)
         return Hits(np.asarray(scores, dtype=np.float32), np.asarray(refs, dtype=np.int64))
 
     def single_lists(
-        self, state: NamespaceState, query: np.ndarray, top_k: int, nprobe: int | None = None
+        self,
+        state: NamespaceState,
+        query: np.ndarray,
+        top_k: int,
+        nprobe: int | None = None,
+        blank: Blank | None = None,
     ) -> tuple[list[float], list[int]]:
         """One unfiltered dense query (a float32 (d,) vector, prepared or not):
         internal scores and refs, best first.
@@ -155,7 +171,8 @@ class Executor:
         k-th best score; only the entries at or above it (k, plus ties) are
         mapped back to (cluster, row) and sorted, in Python. Each numpy call
         after a scan runs on caches the scan evicted (several microseconds
-        each on these machines), so the path makes as few as it can."""
+        each on these machines), so the path makes as few as it can.
+        Rows in ``blank`` score -inf and are left out."""
         cands = state.nonempty
         c = len(cands)
         if c == 0:
@@ -182,12 +199,14 @@ class Executor:
             total += b.matrix.shape[0]
         buf = kernels.scratch(total)
         into = kernels.threaded_matvec_into if self.threaded_matvec else kernels.matvec_into
-        for b, at in zip(blocks, starts, strict=True):
+        for b, at, pos in zip(blocks, starts, probe, strict=True):
             n = b.matrix.shape[0]
             if n:
                 out = buf[at : at + n]
                 into(b.matrix, qv, out)
                 metric.finish_scores(out, b.inv_norm, b.sq_norm, scaled=True)
+                if blank is not None and pos in blank:
+                    out[blank[pos]] = NEG_INF
         if total > top_k:
             kth = np.partition(buf, total - top_k)[total - top_k]
             idx = np.flatnonzero(buf >= kth)  # ties at the k-th score included
@@ -205,6 +224,8 @@ class Executor:
                 j = bisect.bisect_right(starts, i) - 1
                 refs.append(CLUSTER_ROW.pack_one(probe[j], i - starts[j]))
         best = sorted(zip(found, refs, strict=True), key=_best_first)[:top_k]
+        if blank is not None:
+            best = [p for p in best if p[0] > NEG_INF]
         return [s for s, _ in best], [r for _, r in best]
 
     def _tile(
@@ -215,6 +236,7 @@ class Executor:
         flt: Filter | None,
         sparse: Sequence[SparseQuery | None] | None,
         qidx: np.ndarray,
+        shadow: Blank | None = None,
     ) -> tuple[np.ndarray, np.ndarray, int]:
         """Scores (m, n') of queries ``qidx`` on cluster ``pos``, refs (n',), matches."""
         key = state.segment_keys[pos]
@@ -237,6 +259,12 @@ class Executor:
             self._add_sparse(scores, key, n, [sparse[i] for i in qidx], rows)
         if blank is not None:
             scores[:, blank] = NEG_INF
+        hidden = None if shadow is None else shadow.get(pos)
+        if hidden is not None and len(hidden):
+            if rows is None:
+                scores[:, hidden] = NEG_INF
+            else:
+                scores[:, np.isin(rows, hidden, assume_unique=True)] = NEG_INF
         row_ids = np.arange(n, dtype=np.int64) if rows is None else rows
         return scores, CLUSTER_ROW.pack(pos, row_ids), matched
 
@@ -285,6 +313,7 @@ class Executor:
         flt: Filter | None,
         target: int,
         sparse: Sequence[SparseQuery | None] | None,
+        blank: Blank | None = None,
     ) -> Hits:
         qmat = query.reshape(1, -1)
         qidx = np.zeros(1, dtype=np.int64)
@@ -294,7 +323,7 @@ class Executor:
         for j, pos in enumerate(ranked):
             if j >= p and (flt is None or matched >= target):
                 break
-            s, r, m = self._tile(state, int(pos), qmat, flt, sparse, qidx)
+            s, r, m = self._tile(state, int(pos), qmat, flt, sparse, qidx, blank)
             matched += m
             if len(r):
                 scores.append(s[0])
@@ -311,16 +340,17 @@ class Executor:
         flt: Filter | None,
         target: int,
         sparse: Sequence[SparseQuery | None] | None,
+        blank: Blank | None = None,
     ) -> list[Hits]:
         q, c = ranked.shape
         tops = [TopK(q, top_k) for _ in range(self.threads)]
         matched = np.zeros(q, dtype=np.int64)
         all_q = np.arange(q)
-        self._scan_pairs(state, queries, all_q, ranked[:, 0], tops, matched, flt, sparse)
+        self._scan_pairs(state, queries, all_q, ranked[:, 0], tops, matched, flt, sparse, blank)
         if p > 1:
             qs = np.repeat(all_q, p - 1)
             self._scan_pairs(
-                state, queries, qs, ranked[:, 1:p].reshape(-1), tops, matched, flt, sparse
+                state, queries, qs, ranked[:, 1:p].reshape(-1), tops, matched, flt, sparse, blank
             )
         if flt is not None:
             probed = np.full(q, p, dtype=np.int64)
@@ -332,7 +362,9 @@ class Executor:
                 step = np.maximum(probed, 1)
                 sel = need[:, None] & (cols >= probed[:, None]) & (cols < (probed + step)[:, None])
                 qs, js = np.nonzero(sel)
-                self._scan_pairs(state, queries, qs, ranked[qs, js], tops, matched, flt, sparse)
+                self._scan_pairs(
+                    state, queries, qs, ranked[qs, js], tops, matched, flt, sparse, blank
+                )
                 probed = np.where(need, np.minimum(probed + step, c), probed)
         top = tops[0]
         for other in tops[1:]:
@@ -349,6 +381,7 @@ class Executor:
         matched: np.ndarray,
         flt: Filter | None,
         sparse: Sequence[SparseQuery | None] | None,
+        blank: Blank | None = None,
     ) -> None:
         """Scan (query, cluster) pairs grouped by cluster: one product per cluster.
 
@@ -378,7 +411,7 @@ class Executor:
             or not all(kernels.gemm_single_threaded(len(t[1]), self.dimension) for t in tiles)
         ):
             for pos, qidx in tiles:
-                scores, refs, m = self._tile(state, pos, queries, flt, sparse, qidx)
+                scores, refs, m = self._tile(state, pos, queries, flt, sparse, qidx, blank)
                 matched[qidx] += m
                 tops[0].push(qidx, scores, refs)
             return
@@ -393,7 +426,7 @@ class Executor:
                 if i >= len(tiles):
                     return seen
                 pos, qidx = tiles[i]
-                scores, refs, m = self._tile(state, pos, queries, flt, sparse, qidx)
+                scores, refs, m = self._tile(state, pos, queries, flt, sparse, qidx, blank)
                 seen[qidx] += m
                 top.push(qidx, scores, refs)
 
@@ -414,7 +447,12 @@ class Executor:
 
     # ---------------------------------------------------------- sparse
     def sparse_only(
-        self, state: NamespaceState, query: SparseQuery, top_k: int, flt: Filter | None
+        self,
+        state: NamespaceState,
+        query: SparseQuery,
+        top_k: int,
+        flt: Filter | None,
+        blank: Blank | None = None,
     ) -> Hits:
         """Exact sparse dot-product search over every segment that may match."""
         scores: list[np.ndarray] = []
@@ -428,6 +466,9 @@ class Executor:
             if flt is not None and len(rows):
                 mask = self.source.mask(key, flt.node, flt.canon, n, state.meta_columns)
                 rows = rows[mask[rows]]
+            hidden = None if blank is None else blank.get(pos)
+            if hidden is not None and len(rows):
+                rows = rows[~np.isin(rows, hidden, assume_unique=True)]
             if len(rows):
                 scores.append(s[rows])
                 refs.append(CLUSTER_ROW.pack(pos, rows))

@@ -253,11 +253,31 @@ class Settings(BaseModel):
     tail_cap: int = _knob(
         "VECSTORE_TAIL_CAP",
         2_000_000,
-        "Most records (upserts + deleted ids) a namespace's log may hold beyond its "
-        "visible manifest; past it writes are refused as rate limited until the "
-        "builder catches up.",
+        "Records (upserts plus deleted ids) a namespace may hold in its log beyond its "
+        "clusters; past it writes are refused (rate limited) until the builder catches up.",
         group=WRITES,
         ge=1,
+    )
+    build_in_background: bool = _knob(
+        "VECSTORE_BUILD_IN_BACKGROUND",
+        True,
+        "Whether a process that writes folds its namespaces' tails into their clusters "
+        "in a background thread (else only `Index.build()` / `vecstore build` do).",
+        group=WRITES,
+    )
+    build_tail_records: int = _knob(
+        "VECSTORE_BUILD_TAIL_RECORDS",
+        10_000,
+        "The background builder folds a namespace once its tail holds this many records.",
+        group=WRITES,
+        ge=1,
+    )
+    build_tail_seconds: float = _knob(
+        "VECSTORE_BUILD_TAIL_SECONDS",
+        10.0,
+        "... or once its oldest unfolded write is this many seconds old.",
+        group=WRITES,
+        gt=0,
     )
 
     @classmethod

@@ -30,6 +30,7 @@ from vecstore.errors import (
     RateLimitedError,
 )
 from vecstore.query.filters import canonical, parse_filter
+from vecstore.records import validate_batch
 from vecstore.resolve import cluster_rows_by_filter, cluster_rows_by_id
 from vecstore.schemas import IndexSpec, Manifest
 from vecstore.schemas.arrow import SPARSE_TYPE
@@ -214,8 +215,6 @@ def normalize(
         )
     cols["metadata"] = pa.array(metas, pa.string())
     batch = pa.RecordBatch.from_pydict(cols)
-    from vecstore.pipelines.validate import validate_batch  # no dask: see docs/write-path.md
-
     checked = validate_batch(batch, spec.kind, spec.dimension, f"{what} request", 0)
     if checked.rejects:
         rej = checked.rejects[0]

@@ -238,6 +238,8 @@ def normalize(
 
 def batches(vectors: Any, batch_size: int | None) -> Iterator[list[Any]]:
     """Split records, a pyarrow Table or a pandas DataFrame into request batches."""
+    if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
+        raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size}")
     if isinstance(vectors, pa.Table | pa.RecordBatch):
         size = batch_size or DATAFRAME_BATCH
         for start in range(0, vectors.num_rows, size):
@@ -256,8 +258,6 @@ def batches(vectors: Any, batch_size: int | None) -> Iterator[list[Any]]:
     if batch_size is None:
         yield items
         return
-    if batch_size < 1:
-        raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size}")
     for start in range(0, len(items), batch_size):
         yield items[start : start + batch_size]
 
@@ -390,9 +390,10 @@ def _progress(show: bool, total: int) -> Iterator[Callable[[int], None]]:
     if not show:
         yield lambda n: None
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
+    with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("upserted", total=total)
         yield lambda n: bar.update(task, advance=n)
 

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from vecstore import manifests, wal
+from vecstore import layout, manifests, wal
 from vecstore.errors import (
     AlreadyExistsError,
     CommitConflictError,
     InvalidArgumentError,
+    NotFoundError,
     RateLimitedError,
 )
 from vecstore.query.filters import canonical, parse_filter
@@ -375,6 +376,44 @@ def _table_records(t: pa.Table | pa.RecordBatch) -> list[Any]:
 # ------------------------------------------------------------ namespace
 
 
+# the newest live manifest read, per namespace, with the listing's stamp of its file
+_newest: dict[tuple[str, str, str], tuple[int, tuple[Any, ...], Manifest]] = {}
+_STAMP_KEYS = ("size", "ETag", "etag", "LastModified", "last_modified", "mtime", "ino", "created")
+
+
+def _listing(store: Store, spec: IndexSpec, namespace: str) -> tuple[list[int], tuple[Any, ...]]:
+    """Manifest versions (ascending) and the stamp (size, ETag / mtime...) of the newest."""
+    found: dict[int, tuple[Any, ...]] = {}
+    for info in store.ls(layout.manifests_prefix(spec.name, namespace), detail=True):
+        version = layout.version_of_manifest(info["key"])
+        if version is not None:
+            found[version] = tuple(str(info.get(k)) for k in _STAMP_KEYS)
+    versions = sorted(found)
+    return versions, (found[versions[-1]] if versions else ())
+
+
+def _visible(
+    store: Store, spec: IndexSpec, namespace: str, versions: list[int], stamp: tuple[Any, ...]
+) -> Manifest | None:
+    """``manifests.latest_visible`` on a listing already made (one LIST per
+    write, not two). The newest live manifest is remembered with its file's
+    stamp, so a writer reads it once per version."""
+    nk = (store.uri, spec.name, namespace)
+    hit = _newest.get(nk)
+    if hit is not None and versions and hit[0] == versions[-1] and hit[1] == stamp:
+        return hit[2]
+    for version in reversed(versions):
+        try:
+            m = manifests.read_manifest(store, spec.name, namespace, version)
+        except NotFoundError:  # deleted under us by garbage collection
+            continue
+        if manifests.is_visible(store, m):
+            if version == versions[-1] and not m.deleted:
+                _newest[nk] = (version, stamp, m)
+            return m
+    return None
+
+
 def ensure_namespace(store: Store, spec: IndexSpec, namespace: str) -> Manifest:
     """The visible manifest of ``namespace``, creating an empty one if needed.
 
@@ -383,8 +422,8 @@ def ensure_namespace(store: Store, spec: IndexSpec, namespace: str) -> Manifest:
     leaves its old entries applied). An import still creating the namespace
     (a newer manifest not visible yet) makes the write fail."""
     for _ in range(RESOLVE_ATTEMPTS):
-        versions = manifests.manifest_versions(store, spec.name, namespace)
-        current = manifests.latest_visible(store, spec.name, namespace)
+        versions, stamp = _listing(store, spec, namespace)
+        current = _visible(store, spec, namespace, versions, stamp)
         if current is not None and not current.deleted:
             return current
         if versions and (current is None or current.version != versions[-1]):

@@ -328,3 +328,19 @@ def test_metadata_errors_name_the_record() -> None:
     # non-ASCII text is kept as is (UTF-8), like the SDK's JSON
     t = writes.normalize([{"id": "é", "values": [1, 2, 3, 4], "metadata": {"k": "ü"}}], DENSE)
     assert t.column("metadata").to_pylist() == ['{"k":"ü"}']
+
+
+def test_writers_follow_new_manifest_versions(memory_store: Store) -> None:
+    """The newest manifest is read once per version (and re-read if its file changes)."""
+    writes.upsert(memory_store, DENSE, "ns", [("a", [1, 2, 3, 4])])
+    first = writes.ensure_namespace(memory_store, DENSE, "ns")
+    assert first.version == 1 and writes.ensure_namespace(memory_store, DENSE, "ns") is first
+    assert builder.build(memory_store, DENSE, "ns").status == "built"
+    second = writes.ensure_namespace(memory_store, DENSE, "ns")
+    assert (second.version, second.applied_lsn) == (2, 1)
+    # the same version written again (a store restored from a backup, say): read afresh
+    key = "indexes/ix/namespaces/ns/_manifests/00000000000000000002.json"
+    changed = second.model_copy(update={"applied_lsn": 7})
+    memory_store.fs.rm(memory_store.path(key))
+    memory_store.write_bytes(key, changed.model_dump_json(indent=1).encode() + b"\n")
+    assert writes.ensure_namespace(memory_store, DENSE, "ns").applied_lsn == 7

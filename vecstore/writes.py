@@ -463,8 +463,13 @@ def _check_cap(current: int, adding: int, namespace: str, cap: int | None) -> No
         )
 
 
+PENDING_MAX_AGE = 1.0  # seconds a writer reuses its count of the tail (see wal.pending)
+
+
 def _pending(store: Store, spec: IndexSpec, namespace: str, manifest: Manifest) -> int:
-    return wal.pending(store, spec.name, namespace, manifest.applied_lsn or 0)
+    return wal.pending(
+        store, spec.name, namespace, manifest.applied_lsn or 0, max_age=PENDING_MAX_AGE
+    )
 
 
 def _state(store: Store, spec: IndexSpec, namespace: str) -> tuple[Manifest, TailState]:

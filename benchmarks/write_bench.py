@@ -92,6 +92,18 @@ def ipc_bytes(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
+def convert(records: list[dict[str, Any]]) -> pa.Table:
+    """The least any writer does with an SDK request: lists to Arrow, metadata to JSON."""
+    x = np.asarray([r["values"] for r in records], dtype=np.float32)
+    return pa.table(
+        {
+            "id": pa.array([r["id"] for r in records], pa.string()),
+            "values": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM),
+            "metadata": pa.array([json.dumps(r["metadata"]) for r in records], pa.string()),
+        }
+    )
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
@@ -116,6 +128,7 @@ def child_upsert(args: argparse.Namespace) -> dict[str, Any]:
     start, new, overwrite_of = args.first_id, args.records, args.overwrite_below
     lat: list[float] = []
     floor_lat: list[float] = []
+    conv_lat: list[float] = []
     done = 0
     wall0 = time.perf_counter()
     while done < new:
@@ -136,6 +149,10 @@ def child_upsert(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             store.put_if_absent(f"floor/{args.namespace}/{len(lat):020d}.arrow", ipc_bytes(table))
             floor_lat.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            data = ipc_bytes(convert(records))
+            store.put_if_absent(f"floor/{args.namespace}/{len(lat):020d}.conv.arrow", data)
+            conv_lat.append(time.perf_counter() - t0)
         done += n
     wall = time.perf_counter() - wall0
     out: dict[str, Any] = {
@@ -148,6 +165,8 @@ def child_upsert(args: argparse.Namespace) -> dict[str, Any]:
     if args.floor:
         out["floor_seconds"] = sum(floor_lat)
         out["floor_lat"] = floor_lat
+        out["conv_seconds"] = sum(conv_lat)
+        out["conv_lat"] = conv_lat
     return out
 
 
@@ -201,19 +220,27 @@ def run_child(phase: str, store: str, options: dict[str, Any] | None = None, **k
 
 
 def report_upsert(title: str, r: dict[str, Any]) -> None:
-    n, secs, fsecs = r["records"], r["seconds"], r["floor_seconds"]
-    lat, flat = r["lat"], r["floor_lat"]
+    n, secs, fsecs, csecs = r["records"], r["seconds"], r["floor_seconds"], r["conv_seconds"]
+    lat, flat, clat = r["lat"], r["floor_lat"], r["conv_lat"]
     tenth = max(1, len(lat) // 10)
     first = tenth * BATCH / sum(lat[:tenth])
     last = tenth * BATCH / sum(lat[-tenth:])
     print(f"\n{title}: {n:,} records in {len(lat)} requests of {BATCH:,} x {DIM}-d")
-    print(f"{'':34}{'vecstore':>12}{'floor':>12}{'ratio':>8}  target")
-    print(f"{'records/s':34}{n / secs:12,.0f}{n / fsecs:12,.0f}{secs / fsecs:7.1f}x  >= 20,000/s")
-    print(f"{'p50 per request (ms)':34}{pct(lat, 50):12.1f}{pct(flat, 50):12.1f}")
-    print(f"{'p99 per request (ms)':34}{pct(lat, 99):12.1f}{pct(flat, 99):12.1f}")
-    print(f"{'records/s, first / last 10%':34}{first:12,.0f}{last:12,.0f}  (sustained)")
-    print(f"{'wall incl. request building (s)':34}{r['wall']:12.1f}")
-    print(f"{'writer peak RSS (MB)':34}{r['peak_rss_mb']:12.0f}")
+    print("  floor: the batch already in Arrow, IPC-written with put_if_absent;")
+    print("  +convert: the same from the SDK's request (lists to Arrow, metadata to JSON)")
+    print(f"{'':30}{'vecstore':>10}{'floor':>10}{'ratio':>7}{'+convert':>10}{'ratio':>7}  target")
+    print(
+        f"{'records/s':30}{n / secs:10,.0f}{n / fsecs:10,.0f}{secs / fsecs:6.1f}x"
+        f"{n / csecs:10,.0f}{secs / csecs:6.1f}x  >= 20,000/s"
+    )
+    for q in (50, 99):
+        print(
+            f"{f'p{q} per request (ms)':30}{pct(lat, q):10.1f}{pct(flat, q):10.1f}{'':7}"
+            f"{pct(clat, q):10.1f}"
+        )
+    print(f"{'records/s, first / last 10%':30}{first:10,.0f}{last:10,.0f}  (sustained)")
+    print(f"{'wall incl. request building (s)':30}{r['wall']:10.1f}")
+    print(f"{'writer peak RSS (MB)':30}{r['peak_rss_mb']:10.0f}")
 
 
 def bench_local(work: Path, records: int) -> None:

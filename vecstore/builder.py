@@ -407,8 +407,10 @@ def _incremental(
             incoming[int(cid)] = new_rows.filter(pa.array(assignment == cid))
         touched |= set(incoming)
     gone = pa.array(sorted(state.where), pa.string())
-    parts: list[pa.Table] = []
-    labels: list[np.ndarray] = []
+    fields: dict[str, set[str]] = {f.name: set(f.kinds) for f in base.fields}
+    # one touched cluster at a time: memory follows the largest cluster, not
+    # the change (a tail spread over the namespace touches every cluster)
+    rewritten: list[tuple[ClusterEntry, pa.Array]] = []
     for cid in sorted(touched):
         pieces = []
         old = by_id.get(cid)
@@ -416,26 +418,20 @@ def _incremental(
             t = read_table(store, _ns_key(spec, namespace, old.segment))
             pieces.append(t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone))))
         if cid in incoming:
-            pieces.append(incoming[cid])
+            pieces.append(incoming.pop(cid))
         merged = _concat(pieces, spec)
+        del pieces
         if merged is None:
             continue
-        parts.append(merged)
-        labels.append(np.full(merged.num_rows, cid, dtype=np.int64))
-    rewritten: list[tuple[ClusterEntry, pa.Array]] = []
-    if parts:
-        table = _concat(parts, spec)
-        assert table is not None
-        rewritten = _write_groups(store, spec, namespace, tag, table, np.concatenate(labels))
+        entry = write_cluster(store, spec, namespace, tag, int(cid), merged)
+        rewritten.append((entry, merged.column("id").combine_chunks()))
+        for name, kinds in meta_fields_of(merged.schema).items():
+            fields.setdefault(name, set()).update(kinds)
     kept_clusters = [c for c in base.clusters if c.id not in touched]
     kept_ids = loc.filter(
         pc.invert(pc.is_in(loc.column("cluster"), value_set=pa.array(sorted(touched), pa.int32())))
     )
     id_rel = _write_ids(store, spec, namespace, tag, rewritten, [kept_ids])
-    fields: dict[str, set[str]] = {f.name: set(f.kinds) for f in base.fields}
-    for t in parts:
-        for name, kinds in meta_fields_of(t.schema).items():
-            fields.setdefault(name, set()).update(kinds)
     m = assemble_manifest(
         spec,
         namespace,

@@ -179,9 +179,18 @@ def child_build(args: argparse.Namespace) -> dict[str, Any]:
     spec = IndexSpec(name=args.index, dimension=DIM, metric=args.metric)
     base = manifests.load_namespace(store, spec.name, args.namespace)
     assert base is not None
+    prof = None
+    if args.profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
     t0 = time.perf_counter()
     result = builder.build(store, spec, args.namespace, owner="write-bench")
     seconds = time.perf_counter() - t0
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(args.profile)
     m = result.manifest
     return {
         "status": result.status,
@@ -261,7 +270,7 @@ def bench_s3(records: int) -> None:
     report_upsert("upsert, S3 (moto server, in process)", r)
 
 
-def bench_build(work: Path, base: int, tail: int) -> None:
+def bench_build(work: Path, base: int, tail: int, profile: str | None = None) -> None:
     sys.path.insert(0, str(HERE))
     from import_bench import PeakRSS, dataset
 
@@ -294,7 +303,7 @@ def bench_build(work: Path, base: int, tail: int) -> None:
         overwrite_below=base,
         seed=11,
     )
-    b = run_child("build", uri, metric="euclidean")
+    b = run_child("build", uri, metric="euclidean", profile=profile or "")
     print(
         f"tail: {w['records']:,} records upserted (~10% overwrites of imported ids) at "
         f"{w['records'] / w['seconds']:,.0f}/s into the imported namespace"
@@ -330,6 +339,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--skip-s3", action="store_true")
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the stores (prints the path)")
+    ap.add_argument("--profile", metavar="FILE", help="cProfile the build into FILE (pstats)")
     # child processes
     ap.add_argument("--child", choices=["upsert", "build"], help=argparse.SUPPRESS)
     ap.add_argument("--store", help=argparse.SUPPRESS)
@@ -357,7 +367,7 @@ def main() -> int:
         if not args.skip_s3:
             bench_s3(args.s3_records)
         if not args.skip_build:
-            bench_build(work, args.base, args.tail)
+            bench_build(work, args.base, args.tail, args.profile)
         if args.keep:
             print(f"stores kept at {work}")
         return 0

@@ -27,6 +27,7 @@ import os
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,7 @@ from vecstore.writer import (
 )
 
 LEASE_SECONDS = 60.0
+BUILD_THREADS = min(4, os.cpu_count() or 1)  # clusters merged and written at once
 LEASE_DIR = "_lease"
 
 
@@ -408,25 +410,34 @@ def _incremental(
         touched |= set(incoming)
     gone = pa.array(sorted(state.where), pa.string())
     fields: dict[str, set[str]] = {f.name: set(f.kinds) for f in base.fields}
-    # one touched cluster at a time: memory follows the largest cluster, not
-    # the change (a tail spread over the namespace touches every cluster)
-    rewritten: list[tuple[ClusterEntry, pa.Array]] = []
-    for cid in sorted(touched):
+
+    def rewrite(cid: int) -> tuple[ClusterEntry, pa.Array, dict[str, list[str]]] | None:
+        """Merge and write one touched cluster (Parquet reads and writes release the GIL)."""
         pieces = []
         old = by_id.get(cid)
         if old is not None and old.row_count and not state.hide_clusters:
             t = read_table(store, _ns_key(spec, namespace, old.segment))
             pieces.append(t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone))))
         if cid in incoming:
-            pieces.append(incoming.pop(cid))
+            pieces.append(incoming[cid])
         merged = _concat(pieces, spec)
-        del pieces
         if merged is None:
-            continue
+            return None
         entry = write_cluster(store, spec, namespace, tag, int(cid), merged)
-        rewritten.append((entry, merged.column("id").combine_chunks()))
-        for name, kinds in meta_fields_of(merged.schema).items():
-            fields.setdefault(name, set()).update(kinds)
+        return entry, merged.column("id").combine_chunks(), meta_fields_of(merged.schema)
+
+    # one touched cluster at a time per thread: memory follows the largest
+    # clusters, not the change (a tail spread over the namespace touches all)
+    rewritten: list[tuple[ClusterEntry, pa.Array]] = []
+    threads = max(1, min(BUILD_THREADS, len(touched)))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vecstore-build") as pool:
+        for done in pool.map(rewrite, sorted(touched)):
+            if done is None:
+                continue
+            entry, ids, kinds_of = done
+            rewritten.append((entry, ids))
+            for name, kinds in kinds_of.items():
+                fields.setdefault(name, set()).update(kinds)
     kept_clusters = [c for c in base.clusters if c.id not in touched]
     kept_ids = loc.filter(
         pc.invert(pc.is_in(loc.column("cluster"), value_set=pa.array(sorted(touched), pa.int32())))

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,10 +43,10 @@ from vecstore.query.topk import NEG_INF
 from vecstore.schemas import IndexSpec, Manifest
 from vecstore.schemas.arrow import meta_column, segment_schema
 from vecstore.segments import dense_matrix
+from vecstore.settings import settings
 from vecstore.storage import Store
 
 TAIL_CAP = 2_000_000  # records (upserts + deletes) per namespace not yet folded
-TAIL_CAP_ENV = "VECSTORE_TAIL_CAP"
 REFRESH_TTL = 0.5  # seconds between listings of the log for writes of other processes
 MERGE_FACTOR = 2  # chunks merge when the newer one is at least half the older
 BATCH_ROWS = 1_000  # chunks this small (one request) merge as a run
@@ -57,7 +56,8 @@ T = TypeVar("T")
 
 
 def tail_cap() -> int:
-    return int(os.environ.get(TAIL_CAP_ENV, TAIL_CAP))
+    """The tail cap: ``VECSTORE_TAIL_CAP`` (:mod:`vecstore.settings`), default TAIL_CAP."""
+    return settings().tail_cap
 
 
 def conform_table(table: pa.Table, spec: IndexSpec) -> pa.Table:

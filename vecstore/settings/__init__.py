@@ -37,12 +37,13 @@ __all__ = ["EXTERNAL", "Settings", "external", "settings"]
 MiB = 1024 * 1024
 
 # groups, in the order the docs show them
-CLI, IMPORT, RECOVERY, LIMITS, QUERY = (
+CLI, IMPORT, RECOVERY, LIMITS, QUERY, WRITES = (
     "Command line and API",
     "Import planning",
     "Import runner and recovery",
     "Import limits",
     "Queries",
+    "Writes",
 )
 
 
@@ -235,6 +236,17 @@ class Settings(BaseModel):
         "is not passed.",
         group=QUERY,
         default_text="`$XDG_CACHE_HOME/vecstore/segments`, else `~/.cache/vecstore/segments`",
+    )
+
+    # ------------------------------------------------------------------- writes
+    tail_cap: int = _knob(
+        "VECSTORE_TAIL_CAP",
+        2_000_000,
+        "Records (upserts plus deleted ids) a namespace may have logged but not yet "
+        "folded into its clusters by the index builder; writes past it are refused with "
+        "a rate-limit error until a build catches up.",
+        group=WRITES,
+        ge=1,
     )
 
     @classmethod

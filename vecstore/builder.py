@@ -27,6 +27,7 @@ import os
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,7 @@ from vecstore.writer import (
 )
 
 LEASE_SECONDS = 60.0
+BUILD_THREADS = min(4, os.cpu_count() or 1)  # clusters merged and written at once
 LEASE_DIR = "_lease"
 
 
@@ -406,9 +408,10 @@ def _incremental(
             incoming[int(cid)] = new_rows.filter(pa.array(assignment == cid))
         touched |= set(incoming)
     gone = pa.array(sorted(state.where), pa.string())
-    parts: list[pa.Table] = []
-    labels: list[np.ndarray] = []
-    for cid in sorted(touched):
+    fields: dict[str, set[str]] = {f.name: set(f.kinds) for f in base.fields}
+
+    def rewrite(cid: int) -> tuple[ClusterEntry, pa.Array, dict[str, list[str]]] | None:
+        """Merge and write one touched cluster (Parquet reads and writes release the GIL)."""
         pieces = []
         old = by_id.get(cid)
         if old is not None and old.row_count and not state.hide_clusters:
@@ -418,23 +421,27 @@ def _incremental(
             pieces.append(incoming[cid])
         merged = _concat(pieces, spec)
         if merged is None:
-            continue
-        parts.append(merged)
-        labels.append(np.full(merged.num_rows, cid, dtype=np.int64))
+            return None
+        entry = write_cluster(store, spec, namespace, tag, int(cid), merged)
+        return entry, merged.column("id").combine_chunks(), meta_fields_of(merged.schema)
+
+    # one touched cluster at a time per thread: memory follows the largest
+    # clusters, not the change (a tail spread over the namespace touches all)
     rewritten: list[tuple[ClusterEntry, pa.Array]] = []
-    if parts:
-        table = _concat(parts, spec)
-        assert table is not None
-        rewritten = _write_groups(store, spec, namespace, tag, table, np.concatenate(labels))
+    threads = max(1, min(BUILD_THREADS, len(touched)))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vecstore-build") as pool:
+        for done in pool.map(rewrite, sorted(touched)):
+            if done is None:
+                continue
+            entry, ids, kinds_of = done
+            rewritten.append((entry, ids))
+            for name, kinds in kinds_of.items():
+                fields.setdefault(name, set()).update(kinds)
     kept_clusters = [c for c in base.clusters if c.id not in touched]
     kept_ids = loc.filter(
         pc.invert(pc.is_in(loc.column("cluster"), value_set=pa.array(sorted(touched), pa.int32())))
     )
     id_rel = _write_ids(store, spec, namespace, tag, rewritten, [kept_ids])
-    fields: dict[str, set[str]] = {f.name: set(f.kinds) for f in base.fields}
-    for t in parts:
-        for name, kinds in meta_fields_of(t.schema).items():
-            fields.setdefault(name, set()).update(kinds)
     m = assemble_manifest(
         spec,
         namespace,

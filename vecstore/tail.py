@@ -327,7 +327,9 @@ class TailState:
                 rows = np.flatnonzero(keep)
                 if len(rows) > top_k:  # the chunk's own top k first: ids only for those
                     part = s[rows]
-                    rows = rows[np.argpartition(part, len(part) - top_k)[len(part) - top_k :]]
+                    # every row tied with the k-th best too: ties are broken by id below
+                    kth = np.partition(part, len(part) - top_k)[len(part) - top_k]
+                    rows = rows[part >= kth]
                 if len(rows):
                     found.append((s[rows].astype(np.float32, copy=False), c, rows))
             cands: list[tuple[float, str]] = []

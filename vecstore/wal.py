@@ -141,6 +141,7 @@ _entries_bytes = 0
 _next_hint: dict[tuple[str, str, str], int] = {}  # next LSN to try, per namespace
 _written: dict[tuple[str, str, str], int] = {}  # highest LSN this process wrote
 _sizes: dict[tuple[str, str, str, int], int] = {}  # Entry.size by LSN
+_counted: dict[tuple[str, str, str, int], tuple[float, int, int]] = {}  # pending(): at, high, total
 
 
 def _ns_key(store: Store, index: str, namespace: str) -> tuple[str, str, str]:
@@ -172,6 +173,7 @@ def clear_caches() -> None:
         _next_hint.clear()
         _written.clear()
         _sizes.clear()
+        _counted.clear()
 
 
 # ------------------------------------------------------------------ access
@@ -256,13 +258,29 @@ def read_entry(store: Store, index: str, namespace: str, lsn: int) -> Entry:
     return entry
 
 
-def pending(store: Store, index: str, namespace: str, after: int) -> int:
+def pending(store: Store, index: str, namespace: str, after: int, *, max_age: float = 0.0) -> int:
     """Records (upserts plus deleted ids) logged after ``after``: one listing;
-    entries are read only if this process neither wrote nor read them yet."""
+    entries are read only if this process neither wrote nor read them yet.
+
+    ``max_age`` > 0: a count listed less than ``max_age`` seconds ago is
+    reused, plus this process's own appends since (so a writer lists once per
+    ``max_age``, not per request; other processes' entries of the last
+    ``max_age`` seconds may be missed: the tail cap is back-pressure, not a
+    hard bound)."""
+    nk = _ns_key(store, index, namespace)
+    ck = (*nk, after)
+    now = time.monotonic()
+    hit = _counted.get(ck)
+    if max_age > 0 and hit is not None and now - hit[0] < max_age:
+        _, high, total = hit
+        mine = _written.get(nk, 0)
+        return total + sum(_sizes.get((*nk, lsn), 0) for lsn in range(high + 1, mine + 1))
     total = 0
+    high = after
     for lsn in list_lsns(store, index, namespace):
         if lsn <= after:
             continue
+        high = lsn
         size = _sizes.get((store.uri, index, namespace, lsn))
         if size is None:
             try:
@@ -270,6 +288,8 @@ def pending(store: Store, index: str, namespace: str, after: int) -> int:
             except NotFoundError:
                 continue
         total += size
+    with _lock:
+        _counted[ck] = (now, high, total)
     return total
 
 

@@ -22,14 +22,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from vecstore import manifests, wal
+from vecstore import layout, manifests, wal
 from vecstore.errors import (
     AlreadyExistsError,
     CommitConflictError,
     InvalidArgumentError,
+    NotFoundError,
     RateLimitedError,
 )
 from vecstore.query.filters import canonical, parse_filter
+from vecstore.records import validate_batch
 from vecstore.resolve import cluster_rows_by_filter, cluster_rows_by_id
 from vecstore.schemas import IndexSpec, Manifest
 from vecstore.schemas.arrow import SPARSE_TYPE
@@ -112,11 +114,11 @@ def _sparse_dict(i: int, rid: Any, sv: Any) -> dict[str, Any] | None:
         raise _bad(i, rid, "sparse_values indices must be integers and values numbers") from None
 
 
-def _values_column(raws: Sequence[_Raw], spec: IndexSpec) -> pa.Array:
-    vals = [None if r.values is None else r.values for r in raws]
-    for i, (r, v) in enumerate(zip(raws, vals, strict=True)):
-        if v is not None and isinstance(v, str | bytes | Mapping):
-            raise _bad(i, r.id, f"values must be a list of numbers, got {type(v).__name__}")
+def _values_column(vals: Sequence[Any], ids: Sequence[str], spec: IndexSpec) -> pa.Array:
+    if not all(type(v) is list for v in vals):
+        for i, v in enumerate(vals):
+            if v is not None and isinstance(v, str | bytes | Mapping):
+                raise _bad(i, ids[i], f"values must be a list of numbers, got {type(v).__name__}")
     d = int(spec.dimension or 0)
     if all(v is not None for v in vals):
         try:
@@ -126,15 +128,35 @@ def _values_column(raws: Sequence[_Raw], spec: IndexSpec) -> pa.Array:
         if mat is not None and mat.ndim == 2 and mat.shape[1] == d:
             return pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), d)
     out: list[np.ndarray | None] = []
-    for i, (r, v) in enumerate(zip(raws, vals, strict=True)):
+    for i, v in enumerate(vals):
         if v is None:
             out.append(None)
             continue
         try:
             out.append(np.asarray(v, dtype=np.float64).reshape(-1))
         except (ValueError, TypeError):
-            raise _bad(i, r.id, "values must be a list of numbers") from None
+            raise _bad(i, ids[i], "values must be a list of numbers") from None
     return pa.array(out, pa.list_(pa.float64()))
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """``_JSON.encode`` for one metadata object, without building an encoder
+    per call (the C encoder json.dumps uses; no circular check: a circular
+    object ends in RecursionError, reported like any unserialisable one)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C accelerator
+        return _JSON.encode
+    enc = make(
+        None, _JSON.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+
+    def encode(obj: Any) -> str:
+        return "".join(enc(obj, 0))
+
+    return encode
+
+
+_encode_json = _json_encoder()
 
 
 def _metadata_text(i: int, rid: Any, meta: Any) -> str | None:
@@ -145,42 +167,82 @@ def _metadata_text(i: int, rid: Any, meta: Any) -> str | None:
             raise _bad(i, rid, f"metadata must be an object, got {type(meta).__name__}")
         meta = dict(meta)
     try:
-        return _JSON.encode(meta)
-    except (TypeError, ValueError) as exc:
+        return _encode_json(meta)
+    except (TypeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, RecursionError):
+            exc = ValueError("Circular reference detected")
         raise _bad(i, rid, f"metadata is not JSON-serialisable: {exc}") from None
 
 
-def _request_bytes(raws: Sequence[_Raw], metas: Sequence[str | None]) -> int:
-    total = 0
-    for r, m in zip(raws, metas, strict=True):
-        total += len(r.id)  # characters: a lower bound of the UTF-8 bytes
-        if r.values is not None:
-            total += 4 * len(r.values)
-        if r.sparse is not None:
-            total += 8 * len(r.sparse["indices"])
-        if m is not None:
-            total += len(m)
+def _metadata_texts(ids: Sequence[str], metas: Sequence[Any]) -> list[str | None]:
+    if all(m is None or type(m) is dict for m in metas):
+        try:  # the common case in one comprehension; errors are named below
+            return [None if m is None else _encode_json(m) for m in metas]
+        except (TypeError, ValueError, RecursionError):
+            pass
+    return [_metadata_text(i, rid, m) for i, (rid, m) in enumerate(zip(ids, metas, strict=True))]
+
+
+def _request_bytes(
+    ids: Sequence[str],
+    vals: Sequence[Any],
+    sparse: Sequence[dict[str, Any] | None],
+    metas: Sequence[str | None],
+) -> int:
+    """Pinecone's request size: 4 bytes a dimension, 8 per sparse non-zero,
+    plus ids and metadata JSON (characters: a lower bound of UTF-8 bytes)."""
+    total = sum(map(len, ids)) + sum(len(m) for m in metas if m is not None)
+    with contextlib.suppress(TypeError):  # not a list: the values column names the record
+        total += 4 * sum(len(v) for v in vals if v is not None)
+    total += 8 * sum(len(s["indices"]) for s in sparse if s is not None)
     return total
 
 
-def normalize(
-    records: Sequence[Any], spec: IndexSpec, *, what: str = "upsert", limits: bool = True
-) -> pa.Table:
-    """Validate one request's records; their segment table (all or an error).
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    ids: list[str]
+    values: list[Any]
+    sparse: list[dict[str, Any] | None]
+    metadata: list[Any]
 
-    Errors name the record (its position in the request and its id).
-    ``limits=False``: no request-size limits (records the system resolved
-    itself, e.g. an update by filter)."""
-    n = len(records)
-    if limits and n > MAX_RECORDS:
-        raise InvalidArgumentError(
-            f"An {what} request takes at most {MAX_RECORDS:,} records, got {n:,}: "
-            "pass batch_size to split it",
-            limit=MAX_RECORDS,
-        )
-    if spec.kind != "sparse" and int(spec.dimension or 0) > MAX_DENSE_DIMENSION:
-        raise InvalidArgumentError(f"Dense dimension above {MAX_DENSE_DIMENSION:,}")
-    raws = []
+
+def _fast_columns(records: Sequence[Any], spec: IndexSpec) -> _Columns | None:
+    """The columns of a request of plain dicts in one pass per field, or None
+    when any record needs the per-record path (which names the error)."""
+    if not all(type(r) is dict for r in records):
+        return None
+    if not all(r.keys() <= _RECORD_KEYS and "id" in r for r in records):
+        return None
+    ids = [r["id"] for r in records]
+    if not all(type(x) is str for x in ids):
+        return None
+    values = [r.get("values") for r in records]
+    raw_sparse = [r.get("sparse_values") for r in records]
+    has_sparse = any(s is not None for s in raw_sparse)
+    if spec.kind == "dense" and has_sparse:
+        return None
+    try:
+        if spec.kind == "sparse" and any(v is not None and len(v) for v in values):
+            return None
+    except TypeError:
+        return None
+    sparse: list[dict[str, Any] | None] = (
+        [
+            None if sv is None else _sparse_dict(i, rid, sv)
+            for i, (rid, sv) in enumerate(zip(ids, raw_sparse, strict=True))
+        ]
+        if has_sparse
+        else raw_sparse
+    )
+    return _Columns(ids, values, sparse, [r.get("metadata") for r in records])
+
+
+def _columns(records: Sequence[Any], spec: IndexSpec) -> _Columns:
+    """The request's fields, checked record by record (errors name the first bad record)."""
+    fast = _fast_columns(records, spec)
+    if fast is not None:
+        return fast
+    cols = _Columns([], [], [], [])
     for i, r in enumerate(records):
         raw = _raw(i, r)
         if not isinstance(raw.id, str):
@@ -195,27 +257,52 @@ def normalize(
                 f'sparse_values need an index with metric dotproduct; index "{spec.name}" uses '
                 f"{spec.metric}",
             )
-        raws.append(raw if sparse is None else _Raw(raw.id, raw.values, sparse, raw.metadata))
-    metas = [_metadata_text(i, r.id, r.metadata) for i, r in enumerate(raws)]
-    size = _request_bytes(raws, metas)
-    if limits and size > MAX_REQUEST_BYTES:
+        cols.ids.append(raw.id)
+        cols.values.append(raw.values)
+        cols.sparse.append(sparse)
+        cols.metadata.append(raw.metadata)
+    return cols
+
+
+def normalize(
+    records: Sequence[Any], spec: IndexSpec, *, what: str = "upsert", limits: bool = True
+) -> pa.Table:
+    """Validate one request's records; their segment table (all or an error).
+
+    Errors name the record (its position in the request and its id).
+    ``limits=False``: no request-size limits (records the system resolved
+    itself, e.g. an update by filter). Plain dict records take a columnar
+    path (no per-record Python beyond one comprehension per field); any
+    other form, or any record in error, the per-record one."""
+    n = len(records)
+    if limits and n > MAX_RECORDS:
         raise InvalidArgumentError(
-            f"An {what} request is at most 2 MB; these {n:,} records are about {size:,} bytes: "
-            "use smaller batches",
-            limit=MAX_REQUEST_BYTES,
+            f"An {what} request takes at most {MAX_RECORDS:,} records, got {n:,}: "
+            "pass batch_size to split it",
+            limit=MAX_RECORDS,
         )
-    cols: dict[str, pa.Array] = {"id": pa.array([r.id for r in raws], pa.string())}
+    if spec.kind != "sparse" and int(spec.dimension or 0) > MAX_DENSE_DIMENSION:
+        raise InvalidArgumentError(f"Dense dimension above {MAX_DENSE_DIMENSION:,}")
+    c = _columns(records, spec)
+    metas = _metadata_texts(c.ids, c.metadata)
+    if limits:
+        size = _request_bytes(c.ids, c.values, c.sparse, metas)
+        if size > MAX_REQUEST_BYTES:
+            raise InvalidArgumentError(
+                f"An {what} request is at most 2 MB; these {n:,} records are about {size:,} "
+                "bytes: use smaller batches",
+                limit=MAX_REQUEST_BYTES,
+            )
+    cols: dict[str, pa.Array] = {"id": pa.array(c.ids, pa.string())}
     if spec.kind != "sparse":
-        cols["values"] = _values_column(raws, spec)
+        cols["values"] = _values_column(c.values, c.ids, spec)
     if spec.kind != "dense":
         cols["sparse_values"] = pa.array(
-            [r.sparse for r in raws],
+            c.sparse,
             pa.struct([("indices", pa.list_(pa.int64())), ("values", pa.list_(pa.float64()))]),
         )
     cols["metadata"] = pa.array(metas, pa.string())
     batch = pa.RecordBatch.from_pydict(cols)
-    from vecstore.pipelines.validate import validate_batch  # no dask: see docs/write-path.md
-
     checked = validate_batch(batch, spec.kind, spec.dimension, f"{what} request", 0)
     if checked.rejects:
         rej = checked.rejects[0]
@@ -239,6 +326,8 @@ def normalize(
 
 def batches(vectors: Any, batch_size: int | None) -> Iterator[list[Any]]:
     """Split records, a pyarrow Table or a pandas DataFrame into request batches."""
+    if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
+        raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size}")
     if isinstance(vectors, pa.Table | pa.RecordBatch):
         size = batch_size or DATAFRAME_BATCH
         for start in range(0, vectors.num_rows, size):
@@ -257,8 +346,6 @@ def batches(vectors: Any, batch_size: int | None) -> Iterator[list[Any]]:
     if batch_size is None:
         yield items
         return
-    if batch_size < 1:
-        raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size}")
     for start in range(0, len(items), batch_size):
         yield items[start : start + batch_size]
 
@@ -289,6 +376,44 @@ def _table_records(t: pa.Table | pa.RecordBatch) -> list[Any]:
 # ------------------------------------------------------------ namespace
 
 
+# the newest live manifest read, per namespace, with the listing's stamp of its file
+_newest: dict[tuple[str, str, str], tuple[int, tuple[Any, ...], Manifest]] = {}
+_STAMP_KEYS = ("size", "ETag", "etag", "LastModified", "last_modified", "mtime", "ino", "created")
+
+
+def _listing(store: Store, spec: IndexSpec, namespace: str) -> tuple[list[int], tuple[Any, ...]]:
+    """Manifest versions (ascending) and the stamp (size, ETag / mtime...) of the newest."""
+    found: dict[int, tuple[Any, ...]] = {}
+    for info in store.ls(layout.manifests_prefix(spec.name, namespace), detail=True):
+        version = layout.version_of_manifest(info["key"])
+        if version is not None:
+            found[version] = tuple(str(info.get(k)) for k in _STAMP_KEYS)
+    versions = sorted(found)
+    return versions, (found[versions[-1]] if versions else ())
+
+
+def _visible(
+    store: Store, spec: IndexSpec, namespace: str, versions: list[int], stamp: tuple[Any, ...]
+) -> Manifest | None:
+    """``manifests.latest_visible`` on a listing already made (one LIST per
+    write, not two). The newest live manifest is remembered with its file's
+    stamp, so a writer reads it once per version."""
+    nk = (store.uri, spec.name, namespace)
+    hit = _newest.get(nk)
+    if hit is not None and versions and hit[0] == versions[-1] and hit[1] == stamp:
+        return hit[2]
+    for version in reversed(versions):
+        try:
+            m = manifests.read_manifest(store, spec.name, namespace, version)
+        except NotFoundError:  # deleted under us by garbage collection
+            continue
+        if manifests.is_visible(store, m):
+            if version == versions[-1] and not m.deleted:
+                _newest[nk] = (version, stamp, m)
+            return m
+    return None
+
+
 def ensure_namespace(store: Store, spec: IndexSpec, namespace: str) -> Manifest:
     """The visible manifest of ``namespace``, creating an empty one if needed.
 
@@ -297,8 +422,8 @@ def ensure_namespace(store: Store, spec: IndexSpec, namespace: str) -> Manifest:
     leaves its old entries applied). An import still creating the namespace
     (a newer manifest not visible yet) makes the write fail."""
     for _ in range(RESOLVE_ATTEMPTS):
-        versions = manifests.manifest_versions(store, spec.name, namespace)
-        current = manifests.latest_visible(store, spec.name, namespace)
+        versions, stamp = _listing(store, spec, namespace)
+        current = _visible(store, spec, namespace, versions, stamp)
         if current is not None and not current.deleted:
             return current
         if versions and (current is None or current.version != versions[-1]):
@@ -338,8 +463,13 @@ def _check_cap(current: int, adding: int, namespace: str, cap: int | None) -> No
         )
 
 
+PENDING_MAX_AGE = 1.0  # seconds a writer reuses its count of the tail (see wal.pending)
+
+
 def _pending(store: Store, spec: IndexSpec, namespace: str, manifest: Manifest) -> int:
-    return wal.pending(store, spec.name, namespace, manifest.applied_lsn or 0)
+    return wal.pending(
+        store, spec.name, namespace, manifest.applied_lsn or 0, max_age=PENDING_MAX_AGE
+    )
 
 
 def _state(store: Store, spec: IndexSpec, namespace: str) -> tuple[Manifest, TailState]:
@@ -391,9 +521,10 @@ def _progress(show: bool, total: int) -> Iterator[Callable[[int], None]]:
     if not show:
         yield lambda n: None
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
+    with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("upserted", total=total)
         yield lambda n: bar.update(task, advance=n)
 

@@ -163,3 +163,16 @@ def test_shadowed_refs_and_live_count_against_a_built_version(memory_store: Stor
     st = tail.TailReader(memory_store, spec).get("ns")
     assert len(tail.shadowed_refs(st, [(ids, refs)])) == 10
     assert tail.live_count(st, m.record_count, 10) == 0
+
+
+def test_search_breaks_ties_by_id_across_the_chunk_cut(memory_store: Store) -> None:
+    """Equal scores beyond k in one chunk: the smallest ids win, as in clusters."""
+
+    spec = IndexSpec(name="ties", dimension=8, metric="cosine")
+    v = [0.0] * 7 + [1.0]
+    order = [int(i) for i in np.random.default_rng(5).permutation(60)]
+    writes.upsert(memory_store, spec, "ns", [(f"k{i:02d}", v, {"g": "a"}) for i in order])
+    state = tail.TailReader(memory_store, spec, ttl=0).get("ns")
+    q = prepare_dense(np.array([[1.0, 0.5, -0.25, 0.0, 0.1, 0.2, 0.3, -0.4]], np.float32), "cosine")
+    ids, _ = state.search(q[0], None, 3)
+    assert ids == ["k00", "k01", "k02"]

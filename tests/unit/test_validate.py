@@ -1,4 +1,4 @@
-"""pipelines.validate: record-level checks of one record batch."""
+"""vecstore.records (re-exported as vecstore.pipelines.validate): record-level checks of one record batch."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vecstore.errors import InvalidArgumentError, RecordError
-from vecstore.pipelines.validate import (
+from vecstore.records import (
     MAX_METADATA_BYTES,
     REASON_CODES,
     Reject,
@@ -565,7 +565,7 @@ _meta_objects = st.one_of(
 def test_metadata_fast_path_matches_per_row_path(metas: list[dict[str, object] | None]) -> None:
     """Arrow's JSON reader (one call per batch) and the per-row parser give the
     same table whenever the fast path accepts a batch."""
-    import vecstore.pipelines.validate as V
+    import vecstore.records as V
 
     n = len(metas)
     batch = pa.record_batch(
@@ -585,7 +585,7 @@ def test_metadata_fast_path_matches_per_row_path(metas: list[dict[str, object] |
 
 
 def test_metadata_fast_path_is_taken_and_falls_back() -> None:
-    import vecstore.pipelines.validate as V
+    import vecstore.records as V
 
     texts = pa.array([json.dumps({"genre": "a", "year": i}) for i in range(64)])
     cols = V._fast_shred(texts)

@@ -135,3 +135,21 @@ def test_two_processes_append_concurrently_without_loss(tmp_path: Path) -> None:
     for name, lsns in acks.items():
         assert lsns == sorted(lsns)  # each writer's acknowledged order holds
         assert [by_lsn[lsn] for lsn in lsns] == [f"{name}-{i}" for i in range(n)]
+
+
+def test_pending_reuses_a_recent_count_plus_own_appends(memory_store: Store) -> None:
+    def put(ids: list[str], *, size: bool = True) -> int:
+        return wal.append(
+            memory_store, "ix", "ns", wal.encode(_table(ids)), size=len(ids) if size else None
+        )
+
+    put(["a", "b"])
+    assert wal.pending(memory_store, "ix", "ns", 0, max_age=60) == 2  # listed
+    put(["c"])  # this process: counted without listing
+    assert wal.pending(memory_store, "ix", "ns", 0, max_age=60) == 3
+    # another process's entry (written behind this process's back) ...
+    other = wal.entry_key("ix", "ns", 3)
+    memory_store.put_if_absent(other, wal.encode(_table(["x", "y", "z"])))
+    assert wal.pending(memory_store, "ix", "ns", 0, max_age=60) == 3  # ... unseen within max_age
+    assert wal.pending(memory_store, "ix", "ns", 0) == 6  # an exact count lists again
+    assert wal.pending(memory_store, "ix", "ns", 2, max_age=60) == 3  # per applied LSN (3: x y z)

@@ -283,3 +283,64 @@ def test_show_progress_draws_a_bar_and_counts(memory_store: Store) -> None:
     recs = [(f"r{i}", [1, 2, 3, i]) for i in range(30)]
     assert writes.upsert(memory_store, DENSE, "ns", recs, batch_size=10, show_progress=True) == 30
     assert len(_entries(memory_store, DENSE)) == 3
+
+
+def test_dict_fast_path_and_per_record_path_give_the_same_table() -> None:
+    """Plain dicts take the columnar path; tuples and objects the per-record
+    one; a record in error anywhere sends dicts the per-record way too."""
+    rng = np.random.default_rng(3)
+    rows = [
+        {
+            "id": f"r{i}",
+            "values": rng.random(4).tolist(),
+            "sparse_values": None if i % 3 else {"indices": [i, i + 1], "values": [0.5, 1]},
+            "metadata": None if i % 4 == 0 else {"g": f"x{i % 2}", "n": i, "l": ["a"], "b": True},
+        }
+        for i in range(40)
+    ]
+    objs = [SimpleNamespace(**r) for r in rows]
+    fast = writes.normalize(rows, HYBRID)
+    slow = writes.normalize(objs, HYBRID)
+    assert fast.equals(slow) and fast.schema.equals(slow.schema)
+    # json text as json.dumps compact writes it
+    assert fast.column("metadata")[1].as_py() == json.dumps(
+        rows[1]["metadata"], ensure_ascii=False, separators=(",", ":")
+    )
+    dense = [{k: v for k, v in r.items() if k != "sparse_values"} for r in rows]
+    tuples = [(r["id"], r["values"], r["metadata"]) for r in rows]
+    assert writes.normalize(dense, DENSE).equals(writes.normalize(tuples, DENSE))
+
+
+def test_metadata_errors_name_the_record() -> None:
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+    for bad, match in (
+        (circular, "not JSON-serialisable"),
+        ({"t": {1, 2}}, "not JSON-serialisable"),
+        ([("k", "v")], "metadata must be an object"),
+    ):
+        recs = [
+            {"id": "a", "values": [1, 2, 3, 4]},
+            {"id": "b", "values": [1, 2, 3, 4], "metadata": bad},
+        ]
+        with pytest.raises(InvalidArgumentError, match=rf'record 1 \(id "b"\).*{match}'):
+            writes.normalize(recs, DENSE)
+    # non-ASCII text is kept as is (UTF-8), like the SDK's JSON
+    t = writes.normalize([{"id": "é", "values": [1, 2, 3, 4], "metadata": {"k": "ü"}}], DENSE)
+    assert t.column("metadata").to_pylist() == ['{"k":"ü"}']
+
+
+def test_writers_follow_new_manifest_versions(memory_store: Store) -> None:
+    """The newest manifest is read once per version (and re-read if its file changes)."""
+    writes.upsert(memory_store, DENSE, "ns", [("a", [1, 2, 3, 4])])
+    first = writes.ensure_namespace(memory_store, DENSE, "ns")
+    assert first.version == 1 and writes.ensure_namespace(memory_store, DENSE, "ns") is first
+    assert builder.build(memory_store, DENSE, "ns").status == "built"
+    second = writes.ensure_namespace(memory_store, DENSE, "ns")
+    assert (second.version, second.applied_lsn) == (2, 1)
+    # the same version written again (a store restored from a backup, say): read afresh
+    key = "indexes/ix/namespaces/ns/_manifests/00000000000000000002.json"
+    changed = second.model_copy(update={"applied_lsn": 7})
+    memory_store.fs.rm(memory_store.path(key))
+    memory_store.write_bytes(key, changed.model_dump_json(indent=1).encode() + b"\n")
+    assert writes.ensure_namespace(memory_store, DENSE, "ns").applied_lsn == 7

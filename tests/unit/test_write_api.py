@@ -416,21 +416,28 @@ def test_another_process_sees_writes_within_a_second(tmp_path: Path) -> None:
         """
     )
     env_path = str(Path(__file__).resolve().parents[2])
-    proc = subprocess.run(
+    # read the acknowledgement as soon as it is printed (not after the
+    # writer's interpreter has shut down), then poll from this process
+    proc = subprocess.Popen(
         [sys.executable, "-c", script],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
         env={"PYTHONPATH": env_path, "VECSTORE_BUILD_IN_BACKGROUND": "0", "PATH": "/usr/bin"},
     )
-    assert proc.returncode == 0, proc.stderr
-    acked = float(proc.stdout.strip().splitlines()[-1])
-    while True:
-        ids = _ids(index)
-        if "late" in ids and "i0" not in ids:
-            break
-        assert time.time() - acked < 1.0, "the other process's writes took over 1 s to appear"
-        time.sleep(0.02)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read() if proc.stderr else ""
+        acked = float(line.strip())
+        while True:
+            ids = _ids(index)
+            if "late" in ids and "i0" not in ids:
+                break
+            assert time.time() - acked < 1.0, "the other process's writes took over 1 s to appear"
+            time.sleep(0.02)
+    finally:
+        proc.communicate(timeout=120)
     seen = time.time() - acked
     assert seen < 1.0
     assert index.fetch(["late"], namespace="ns").vectors

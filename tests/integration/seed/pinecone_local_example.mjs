@@ -7,7 +7,9 @@
 // returned (vecstore returns `http://...` hosts, which the Python SDK
 // needs, so the seed's `'http://' +` is dropped); with FILL=import the
 // upserts are skipped (the test filled the indexes by import because the
-// write path is not installed); results are printed as one JSON line.
+// write path is not installed); `upsert([...])` is SDK 9's
+// `upsert({ records: [...] })` (the seed was written for an older SDK);
+// results are printed as one JSON line.
 import { Pinecone } from '@pinecone-database/pinecone';
 
 const url = process.env.VECSTORE_URL;
@@ -62,13 +64,13 @@ if (fillByImport) {
     }
   }
 } else {
-  await denseIndex.namespace('example-namespace').upsert([
+  await denseIndex.namespace('example-namespace').upsert({ records: [
       { id: 'vec1', values: [1.0, -2.5], metadata: { genre: 'drama' } },
       { id: 'vec2', values: [3.0, -2.0], metadata: { genre: 'documentary' } },
       { id: 'vec3', values: [0.5, -1.5], metadata: { genre: 'documentary' } }
-  ]);
+  ] });
   const seedSparse = JSON.parse(process.env.SPARSE_RECORDS);
-  await sparseIndex.namespace('example-namespace').upsert(seedSparse);
+  await sparseIndex.namespace('example-namespace').upsert({ records: seedSparse });
 }
 
 out.denseStats = await denseIndex.describeIndexStats();

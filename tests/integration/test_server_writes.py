@@ -78,7 +78,7 @@ def test_upsert_then_read(index: Any) -> None:
     assert q.matches[0].id == "vec2"
     stats = index.describe_index_stats()
     assert stats.namespaces["example-namespace"].vector_count == 3
-    ids = [i for page in index.list(namespace="example-namespace") for i in page]
+    ids = [v.id for page in index.list(namespace="example-namespace") for v in page.vectors]
     assert ids == ["vec1", "vec2", "vec3"]
     page = index.list_paginated(namespace="example-namespace", prefix="vec", limit=2)
     assert [v.id for v in page.vectors] == ["vec1", "vec2"] and page.pagination is not None

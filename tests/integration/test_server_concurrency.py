@@ -29,7 +29,6 @@ HAS_UPSERT = hasattr(Index, "upsert")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     base = tmp_path_factory.mktemp("conc")
     write_dense_import(base / "src", {"ns": N}, DIM)
-    write_dense_import(base / "more", {f"extra{i}": 3000 for i in range(3)}, DIM, seed=7)
     with serve(base / "store", log_level="info") as s:
         pc = s.client()
         m = pc.create_index(name="conc", dimension=DIM, metric="cosine",
@@ -82,9 +81,12 @@ def hammer(server: Served, host: str, seconds: float, base: Path) -> dict[str, A
     threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
     for t in threads:
         t.start()
-    # an import runs meanwhile: queries must not wait for it
+    # an import runs meanwhile (into new namespaces, each run its own):
+    # queries must not wait for it
+    more = base / f"more-{int(seconds)}"
+    write_dense_import(more, {f"extra{int(seconds)}-{i}": 3000 for i in range(3)}, DIM, seed=7)
     importer = server.client().Index(host=host)
-    op = importer.start_import(uri=str(base / "more"))
+    op = importer.start_import(uri=str(more))
     for t in threads:
         t.join()
     job = wait_import(importer, op.id)

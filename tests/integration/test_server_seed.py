@@ -22,11 +22,8 @@ from datagen import dense_table, sparse_array, write
 from seed.pinecone_local_example import DENSE_RECORDS, SPARSE_RECORDS, main
 from serverutil import NODE_MODULES, serve, wait_import
 
-from vecstore.api import Index
-
 pytestmark = pytest.mark.dask
 
-HAS_UPSERT = hasattr(Index, "upsert")
 SEED_JS = Path(__file__).parent / "seed" / "pinecone_local_example.mjs"
 JS_SDK = NODE_MODULES / "@pinecone-database" / "pinecone"
 
@@ -63,7 +60,6 @@ def check_results(out: dict[str, Any]) -> None:
     assert out["left"] == []
 
 
-@pytest.mark.skipif(not HAS_UPSERT, reason="the example upserts: vecstore.api.Index.upsert (the write path) is not installed yet")
 def test_seed_python_example_as_written(tmp_path: Path) -> None:
     with serve(tmp_path / "store") as s:
         check_results(main(s.url))
@@ -97,7 +93,7 @@ def test_seed_javascript_example(tmp_path: Path) -> None:
         env = {
             **os.environ,
             "VECSTORE_URL": s.url,
-            "FILL": "upsert" if HAS_UPSERT else "import",
+            "FILL": "upsert",
             "DENSE_DIR": str(dense_dir),
             "SPARSE_DIR": str(sparse_dir),
             "SPARSE_RECORDS": json.dumps(sparse_js),

@@ -15,14 +15,6 @@ from pinecone import ServerlessSpec
 from pinecone.errors import ApiError
 from serverutil import Served, serve
 
-from vecstore.api import Index
-
-HAS_UPSERT = hasattr(Index, "upsert")
-HAS_UPDATE = hasattr(Index, "update")
-HAS_DELETE = hasattr(Index, "delete")
-needs_upsert = pytest.mark.skipif(not HAS_UPSERT, reason="vecstore.api.Index.upsert (the write path) is not installed yet")
-needs_update = pytest.mark.skipif(not (HAS_UPSERT and HAS_UPDATE), reason="Index.update (the write path) is not installed yet")
-needs_delete = pytest.mark.skipif(not (HAS_UPSERT and HAS_DELETE), reason="Index.delete (the write path) is not installed yet")
 SPEC = ServerlessSpec(cloud="aws", region="us-east-1")
 
 
@@ -46,18 +38,6 @@ def index(server: Served) -> Iterator[Any]:
     pc.delete_index(name)
 
 
-@pytest.mark.skipif(HAS_UPSERT, reason="the write path is installed")
-def test_writes_refused_cleanly_without_the_write_path(server: Served, index: Any) -> None:
-    with pytest.raises(ApiError) as e:
-        index.upsert(vectors=[("a", [1.0, 2.0])])
-    assert e.value.status_code == 400 and "not available" in str(e.value)
-    for path in ("/vectors/update", "/vectors/delete"):
-        body = {"id": "a", "values": [1.0, 2.0]} if "update" in path else {"ids": ["a"]}
-        r = httpx.post(HOSTS[id(index)] + path, json=body)
-        assert r.status_code == 400 and r.json()["error"]["code"] == "UNIMPLEMENTED", r.text
-
-
-@needs_upsert
 def test_upsert_then_read(index: Any) -> None:
     res = index.upsert(
         vectors=[
@@ -84,7 +64,6 @@ def test_upsert_then_read(index: Any) -> None:
     assert [v.id for v in page.vectors] == ["vec1", "vec2"] and page.pagination is not None
 
 
-@needs_upsert
 def test_upsert_errors(index: Any, server: Served) -> None:
     with pytest.raises(ApiError) as e:
         index.upsert(vectors=[("a", [1.0, 2.0, 3.0])])
@@ -95,7 +74,6 @@ def test_upsert_errors(index: Any, server: Served) -> None:
         assert httpx.post(url, json=body).status_code == 400
 
 
-@needs_update
 def test_update(index: Any) -> None:
     index.upsert(vectors=[("a", [1.0, 0.0], {"g": "x"}), ("b", [0.0, 1.0], {"g": "x"})])
     index.update(id="a", values=[0.5, 0.5], set_metadata={"g": "y"})
@@ -106,7 +84,6 @@ def test_update(index: Any) -> None:
     assert index.fetch(ids=["b"]).vectors["b"].metadata == {"g": "x"}
 
 
-@needs_delete
 def test_delete(index: Any) -> None:
     index.upsert(vectors=[(f"d{i}", [float(i), 1.0], {"i": i}) for i in range(6)], namespace="n")
     index.delete(ids=["d0", "d1"], namespace="n")

@@ -18,7 +18,7 @@ from vecstore.api import Index
 from vecstore.server import codec, convert
 from vecstore.server.codec import JSONResponse
 from vecstore.server.context import Ctx, endpoint, threaded
-from vecstore.server.errors import ApiError, unimplemented
+from vecstore.server.errors import ApiError
 
 MAX_NAMESPACE = 512
 DEFAULT_NS_LIMIT = 100
@@ -285,13 +285,6 @@ def _records(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _method(index: Index, name: str, what: str) -> Any:
-    fn = getattr(index, name, None)
-    if fn is None:
-        raise unimplemented(what)
-    return fn
-
-
 @endpoint(write=True)
 async def upsert(request: Request, ctx: Ctx) -> Response:
     body = await codec.read_body(request)
@@ -299,10 +292,8 @@ async def upsert(request: Request, ctx: Ctx) -> Response:
     ns = check_storable(namespace_arg(body.get("namespace")))
 
     def work() -> dict[str, Any]:
-        fn = _method(index_of(ctx, request), "upsert", "upsert")
-        result = fn(vectors=records, namespace=ns)
-        n = convert.count_of(result, "upserted_count", "upsertedCount")
-        return {"upsertedCount": len(records) if n is None else n}
+        result = index_of(ctx, request).upsert(records, namespace=ns)
+        return {"upsertedCount": result.upserted_count}
 
     return JSONResponse(await threaded(work))
 
@@ -325,22 +316,16 @@ async def update(request: Request, ctx: Ctx) -> Response:
         raise ApiError(400, "INVALID_ARGUMENT", "update takes either id or filter, not both")
 
     def work() -> dict[str, Any]:
-        fn = _method(index_of(ctx, request), "update", "update")
-        kwargs: dict[str, Any] = {"namespace": ns}
-        if id_ is not None:
-            kwargs["id"] = id_
-        if values is not None:
-            kwargs["values"] = values
-        if sparse is not None:
-            kwargs["sparse_values"] = sparse
-        if set_metadata is not None:
-            kwargs["set_metadata"] = set_metadata
-        if flt is not None:
-            kwargs["filter"] = flt
-        if dry_run:
-            kwargs["dry_run"] = True
-        result = fn(**kwargs)
-        n = convert.count_of(result, "matched_records", "matchedRecords") if result is not None else None
+        result = index_of(ctx, request).update(
+            id_,
+            values=values,
+            sparse_values=sparse,
+            set_metadata=set_metadata,
+            namespace=ns,
+            filter=flt,
+            dry_run=bool(dry_run),
+        )
+        n = result.matched_records if result is not None else None
         return {} if n is None else {"matchedRecords": n}
 
     return JSONResponse(await threaded(work))
@@ -362,15 +347,9 @@ async def delete(request: Request, ctx: Ctx) -> Response:
         )
 
     def work() -> None:
-        fn = _method(index_of(ctx, request), "delete", "delete")
-        kwargs: dict[str, Any] = {"namespace": ns}
-        if ids is not None:
-            kwargs["ids"] = ids
-        if delete_all:
-            kwargs["delete_all"] = True
-        if flt is not None:
-            kwargs["filter"] = flt
-        fn(**kwargs)
+        index_of(ctx, request).delete(
+            ids, delete_all=bool(delete_all) or None, namespace=ns, filter=flt
+        )
 
     await threaded(work)
     return JSONResponse({})

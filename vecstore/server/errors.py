@@ -34,17 +34,10 @@ def error_body(status: int, code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}, "status": status}
 
 
-# Error class names the write path may use for "the freshness tail is full":
-# refused as rate limited (429, honoured by the SDK's Retry-After handling).
-_RATE_LIMITED_NAMES = ("RateLimitedError", "RateLimitError", "TailFullError", "BackpressureError")
-
-
 def from_vecstore(exc: ve.VecstoreError) -> ApiError:
     """The HTTP answer to an error of the Python API."""
     msg = exc.message
-    if type(exc).__name__ in _RATE_LIMITED_NAMES or any(
-        c.__name__ in _RATE_LIMITED_NAMES for c in type(exc).__mro__
-    ):
+    if isinstance(exc, ve.RateLimitedError):  # the write tail is over its cap
         return ApiError(429, "RESOURCE_EXHAUSTED", msg, {"Retry-After": "1"})
     if isinstance(exc, ve.InvalidArgumentError):
         return ApiError(400, "INVALID_ARGUMENT", msg)
@@ -65,15 +58,3 @@ def from_vecstore(exc: ve.VecstoreError) -> ApiError:
     if isinstance(exc, ve.IngestError):
         return ApiError(400, "INVALID_ARGUMENT", msg)
     return ApiError(500, "INTERNAL", msg)
-
-
-def unimplemented(what: str) -> ApiError:
-    return ApiError(
-        400,
-        "UNIMPLEMENTED",
-        f"{what} is not available in this version of vecstore (the write path is not installed)",
-    )
-
-
-def index_not_found(name: str) -> ApiError:
-    return ApiError(404, "NOT_FOUND", f'Resource {name} not found')

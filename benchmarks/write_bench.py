@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,25 @@ def make_batch(
         }
     )
     return records, table
+
+
+def batches(
+    rng: np.random.Generator, cents: np.ndarray, start: int, new: int, overwrite_of: int
+) -> Iterator[tuple[list[dict[str, Any]], pa.Table]]:
+    """The requests of one writer: ``new`` records from id ``start``; with
+    ``overwrite_of``, ~10% of each request overwrites ids below it."""
+    done = 0
+    while done < new:
+        n = min(BATCH, new - done)
+        if overwrite_of:
+            old = np.unique(rng.integers(0, overwrite_of, n // 10)).tolist()
+            ids = [f"doc-{i}" for i in old] + [
+                f"doc-{start + done + j}" for j in range(n - len(old))
+            ]
+        else:
+            ids = [f"doc-{start + done + j}" for j in range(n)]
+        yield make_batch(rng, cents, ids)
+        done += n
 
 
 def ipc_bytes(table: pa.Table) -> bytes:
@@ -131,17 +151,8 @@ def child_upsert(args: argparse.Namespace) -> dict[str, Any]:
     conv_lat: list[float] = []
     done = 0
     wall0 = time.perf_counter()
-    while done < new:
-        n = min(BATCH, new - done)
-        if overwrite_of:
-            # ~10% overwrites of ids below overwrite_of (imported ones), the rest new ids
-            old = np.unique(rng.integers(0, overwrite_of, n // 10)).tolist()
-            ids = [f"doc-{i}" for i in old] + [
-                f"doc-{start + done + j}" for j in range(n - len(old))
-            ]
-        else:
-            ids = [f"doc-{start + done + j}" for j in range(n)]
-        records, table = make_batch(rng, cents, ids)
+    for records, table in batches(rng, cents, start, new, overwrite_of):
+        n = len(records)
         t0 = time.perf_counter()
         writes.upsert(store, spec, args.namespace, records)
         lat.append(time.perf_counter() - t0)
@@ -294,6 +305,9 @@ def bench_build(work: Path, base: int, tail: int, profile: str | None = None) ->
         close_runners()
     if job.status != "Completed":
         raise RuntimeError(f"import {job.status}: {job.error}")
+    q = queries()
+    truth = Truth(src)
+    p50_none, rec_none = measure(index, q, truth.neighbours(q))
     w = run_child(
         "upsert",
         uri,
@@ -303,7 +317,11 @@ def bench_build(work: Path, base: int, tail: int, profile: str | None = None) ->
         overwrite_below=base,
         seed=11,
     )
+    truth.apply_tail(11, base, tail, base)
+    final = truth.neighbours(q)
+    p50_tail, rec_tail = measure(vs.Index("bench"), q, final)
     b = run_child("build", uri, metric="euclidean", profile=profile or "")
+    p50_built, rec_built = measure(vs.Index("bench"), q, final)
     print(
         f"tail: {w['records']:,} records upserted (~10% overwrites of imported ids) at "
         f"{w['records'] / w['seconds']:,.0f}/s into the imported namespace"
@@ -318,10 +336,93 @@ def bench_build(work: Path, base: int, tail: int, profile: str | None = None) ->
     )
     print(f"{'writer peak RSS, tail (MB)':34}{w['peak_rss_mb']:12.0f}")
     print(
+        f"\nqueries (200, top 10, default nprobe){'p50 ms':>10}{'recall@10':>11}{'p50 ratio':>11}"
+    )
+    for name, p50, rec in (
+        ("no tail (after the import)", p50_none, rec_none),
+        (f"{tail:,}-record tail, not built", p50_tail, rec_tail),
+        ("after the build", p50_built, rec_built),
+    ):
+        print(f"  {name:34}{p50:10.2f}{rec:11.3f}{p50 / p50_none:10.2f}x")
+    print("  targets: tail p50 <= 2x no tail, recall unchanged; recall after build >= 0.95")
+    print(
         f"build: {b['status']}, {b['entries']} log entries, clusters rewritten "
         f"{b['clusters_rewritten']} of {b['clusters']} (before: {b['clusters_before']}); "
         f"records {b['records_before']:,} -> {b['records_after']:,}"
     )
+
+
+# ------------------------------------------------- query p50 and recall
+
+
+class Truth:
+    """The namespace's records as a matrix, for exact neighbours (squared L2)."""
+
+    def __init__(self, src: Path) -> None:
+        import pyarrow.parquet as pq
+
+        tables = [
+            pq.read_table(f, columns=["id", "values"]) for f in sorted(src.rglob("*.parquet"))
+        ]
+        ids = [i for t in tables for i in t.column("id").to_pylist()]
+        self.row = {i: n for n, i in enumerate(ids)}
+        self.x = np.concatenate(
+            [
+                np.asarray(t.column("values").combine_chunks().flatten(), np.float32).reshape(
+                    -1, DIM
+                )
+                for t in tables
+            ]
+        )
+
+    def apply_tail(self, seed: int, first_id: int, records: int, overwrite_of: int) -> None:
+        """Replay the writer's requests (same generator, same seed)."""
+        rng = np.random.default_rng(seed)
+        extra: list[np.ndarray] = []
+        for recs, _ in batches(rng, centers(), first_id, records, overwrite_of):
+            for r in recs:
+                v = np.asarray(r["values"], np.float32)
+                n = self.row.get(r["id"])
+                if n is None:
+                    self.row[r["id"]] = len(self.x) + len(extra)
+                    extra.append(v)
+                elif n < len(self.x):
+                    self.x[n] = v
+                else:
+                    extra[n - len(self.x)] = v
+        if extra:
+            self.x = np.concatenate([self.x, np.stack(extra)])
+
+    def neighbours(self, q: np.ndarray, k: int = 10) -> list[set[str]]:
+        names = np.empty(len(self.row), dtype=object)
+        for i, n in self.row.items():
+            names[n] = i
+        norms = np.einsum("ij,ij->i", self.x, self.x)
+        out = []
+        for v in q:
+            d = norms - 2 * (self.x @ v)
+            top = np.argpartition(d, k)[:k]
+            out.append(set(names[top].tolist()))
+        return out
+
+
+def queries(n: int = 200, seed: int = 99) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    cents = centers()
+    return (cents[rng.integers(0, len(cents), n)] + rng.normal(size=(n, DIM))).astype(np.float32)
+
+
+def measure(index: Any, q: np.ndarray, truth: list[set[str]]) -> tuple[float, float]:
+    """Query p50 (ms) and recall@10 at default settings, in this process."""
+    for v in q:  # warm: manifest, tail, the segments these queries read
+        index.query(vector=v.tolist(), top_k=10, namespace="bench")
+    lat, hits = [], 0
+    for v, want in zip(q, truth, strict=True):
+        t0 = time.perf_counter()
+        res = index.query(vector=v.tolist(), top_k=10, namespace="bench")
+        lat.append(time.perf_counter() - t0)
+        hits += len({m.id for m in res.matches} & want)
+    return pct(lat, 50), hits / (10 * len(q))
 
 
 # ------------------------------------------------------------------ main

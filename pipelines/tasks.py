@@ -21,13 +21,14 @@ float32 by :func:`vecstore.schemas.arrow.as_float32` everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -655,8 +656,45 @@ def pack(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[PackResult]:
     (``dup_error``) so the driver can prefer an earlier record error of
     another task, as the phases of the unpacked path do.
     """
+    once = _ReadOnce(ctx.source)
+    mine = dataclasses.replace(ctx, source=cast(Any, once))
+    out = []
     with memory_scratch():
-        return [_pack_one(ctx, p) for p in plans]
+        for p in plans:
+            once.enabled = p.nbytes <= READ_ONCE_BYTES
+            out.append(_pack_one(mine, p))
+            once.forget()
+    return out
+
+
+READ_ONCE_BYTES = 16 * 1024 * 1024
+
+
+class _ReadOnce:
+    """The import source, its small files read once: a packed task reads a
+    file for the k-means sample and again for the scan."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self._cache: dict[str, bytes] = {}
+        self.enabled = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    @contextmanager
+    def open_input(self, key: str, *, readahead: bool = True) -> Iterator[Any]:
+        data = self._cache.get(key)
+        if data is None:
+            if not self.enabled:
+                with self._source.open_input(key, readahead=readahead) as fh:
+                    yield fh
+                return
+            data = self._cache[key] = self._source.read_bytes(key)
+        yield pa.BufferReader(data)
+
+    def forget(self) -> None:
+        self._cache.clear()
 
 
 def _pack_one(ctx: P.Context, p: P.NamespacePlan) -> PackResult:

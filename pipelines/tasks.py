@@ -218,10 +218,26 @@ def sample(ctx: P.Context, chunk: P.Chunk, fraction: float) -> np.ndarray:
 
 
 def sample_unit(ctx: P.Context, chunks: Sequence[P.Chunk], fraction: float) -> np.ndarray:
-    """:func:`sample` of consecutive chunks (one task), concatenated: the
-    same rows as one sample task per chunk."""
-    parts = [sample(ctx, c, fraction) for c in chunks]
+    """:func:`sample` of consecutive chunks (one task), concatenated.
+
+    Small chunks (a few row groups: many small files) are themselves drawn,
+    each with probability ``min(1, 3 * fraction * row groups)`` and then
+    sampled at ``fraction`` divided by it (at least one chunk): the expected
+    sample is the same, but most small files are not opened at all. Big
+    chunks (probability 1) are sampled as :func:`sample` does.
+    """
     dim = int(ctx.spec.dimension or 0)
+    if fraction >= 1.0 or len(chunks) == 1:
+        parts = [sample(ctx, c, fraction) for c in chunks]
+    else:
+        rng = np.random.default_rng([ctx.seed, chunks[0].file_idx, chunks[0].index, 1])
+        parts = []
+        for c in chunks:
+            q = min(1.0, 3.0 * fraction * len(c.row_groups))
+            if q >= 1.0 or rng.random() < q:
+                parts.append(sample(ctx, c, min(1.0, fraction / q)))
+        if not parts:
+            parts.append(sample(ctx, chunks[int(rng.integers(len(chunks)))], fraction))
     parts = [p for p in parts if len(p)]
     return np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
 

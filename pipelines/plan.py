@@ -40,6 +40,7 @@ INSPECT_FILES = 256
 # VECSTORE_PACK_ROWS (default PACK_ROWS) = 0 turns packing off. (docs/scale.md: the arithmetic.)
 PACK_ROWS = 50_000
 PACK_FILES = 64
+PACK_BYTES = 64 * 1024 * 1024  # source bytes of a packed namespace (its scratch is in memory)
 PACK_GROUP_ROWS = 100_000
 PACK_GROUP_FILES = 256
 
@@ -120,7 +121,11 @@ class NamespacePlan:
 
     @property
     def packable(self) -> bool:
-        return 0 < self.rows <= pack_rows() and len(self.files) <= PACK_FILES
+        return (
+            0 < self.rows <= pack_rows()
+            and len(self.files) <= PACK_FILES
+            and self.nbytes <= PACK_BYTES
+        )
 
 
 def units(chunks: Sequence[Chunk], max_bytes: int | None = None) -> list[tuple[Chunk, ...]]:

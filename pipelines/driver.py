@@ -13,6 +13,11 @@ Phases and their share of ``percent_complete``::
     discover 0-2 | inspect 2-5 | sample+train 5-15 | scan 15-70 |
     dedup 70-75 | write 75-97 | commit 97-100
 
+Small namespaces are packed (many per task, ``tasks.pack``); results are
+gathered in batches; the running record of an import of more than
+NS_DETAIL_MAX namespaces leaves per-namespace progress to the final record
+(docs/scale.md).
+
 Only this driver commits: workers write immutable files and return small
 results. The commit writes every namespace's manifest (write-if-absent,
 carrying the import id), then the import's commit marker: the single point

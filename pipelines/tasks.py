@@ -12,6 +12,11 @@ small frozen results, and checks the job's cancel event between batches.
   the first in (file, row) order wins.
 - :func:`gather` reads one bucket's shuffle files, drops duplicates, and
   writes one segment file per cluster plus an id lookup file.
+- :func:`inspect_many`, :func:`sample_unit` and :func:`scan_unit` do the
+  same for many files or consecutive chunks in one task (their arguments:
+  the chunks and the namespace's :class:`~vecstore.pipelines.plan.Sizing`).
+- :func:`pack` imports many small namespaces in one task: sample, train,
+  scan, dedup and gather of each, scratch in memory (docs/scale.md).
 
 Source files are opened and read through :mod:`vecstore.pipelines.reading`
 (page checksums verified; a page that cannot be decoded fails the import

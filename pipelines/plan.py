@@ -32,6 +32,7 @@ MIN_BUCKETS = 8
 # chunk_bytes() in all and at most this many chunks (many small files share
 # a task; a task's arguments stay bounded whatever the number of files).
 UNIT_CHUNKS = 256
+UNIT_SPLIT = 8
 # Footer inspection: files per task.
 INSPECT_FILES = 256
 # Small namespaces (at most PACK_ROWS rows and PACK_FILES files) are packed:
@@ -130,9 +131,12 @@ class NamespacePlan:
 
 def units(chunks: Sequence[Chunk], max_bytes: int | None = None) -> list[tuple[Chunk, ...]]:
     """Consecutive chunks grouped into task units: at most ``max_bytes``
-    (chunk_bytes()) in all, unless one chunk alone is larger, and at most
-    UNIT_CHUNKS chunks."""
+    (chunk_bytes()) and an eighth of the namespace (UNIT_SPLIT) in all, unless
+    one chunk alone is larger, and at most UNIT_CHUNKS chunks."""
     limit = chunk_bytes() if max_bytes is None else max_bytes
+    # a namespace is split into at least UNIT_SPLIT units when it has that
+    # many chunks: small imports keep every worker busy
+    limit = min(limit, max(1, math.ceil(sum(c.nbytes for c in chunks) / UNIT_SPLIT)))
     out: list[tuple[Chunk, ...]] = []
     cur: list[Chunk] = []
     acc = 0

@@ -376,7 +376,10 @@ def _scan_chunk(
     nsplan: P.Sizing | P.NamespacePlan,
     spill: _Spill,
     centroids: np.ndarray | None,
+    firsts: list[np.ndarray] | None = None,
 ) -> ChunkResult:
+    """``firsts``: when given and empty, receives the first row that
+    :func:`sample` would keep (valid dimension, finite values)."""
     check = CancelCheck(ctx.cancel_event)
     rejects: list[Reject] = []
     skipped: dict[str, int] = {}
@@ -392,6 +395,10 @@ def _scan_chunk(
         pf = open_parquet(fh, shown)
         for batch in iter_batches(pf, shown, chunk.row_groups, batch_size=P.BATCH_ROWS):
             check()
+            if firsts is not None and not firsts and "values" in batch.schema.names:
+                _, mat = _dense_values(batch.column("values"), int(ctx.spec.dimension or 0))
+                if len(mat):
+                    firsts.append(mat[:1].astype(np.float32, copy=False))
             vb = validate_batch(batch, ctx.spec.record_layout, ctx.spec.dimension, shown, row)
             if vb.rejects:
                 if abort:
@@ -722,11 +729,20 @@ def _pack_one(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
     from vecstore.writer import write_centroids_file
 
     centroids = None
-    if ctx.spec.record_layout != RecordLayout.SPARSE:
+    dense = ctx.spec.record_layout != RecordLayout.SPARSE
+    # one cluster and the whole namespace as sample: k-means keeps the first
+    # sampled vector, which the scan sees anyway (every row goes to cluster 0)
+    single = dense and p.k == 1 and p.sample_fraction >= 1.0
+    firsts: list[np.ndarray] | None = [] if single else None
+    if single:
+        centroids = np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
+    elif dense:
         centroids = train(ctx, p.k, *[sample(ctx, c, p.sample_fraction) for c in p.chunks])
     spill = _Spill(ctx, p.chunks[0])
-    chunks = [_scan_chunk(ctx, c, p, spill, centroids) for c in p.chunks]
+    chunks = [_scan_chunk(ctx, c, p, spill, centroids, firsts) for c in p.chunks]
     spill.flush()
+    if firsts is not None:
+        centroids = train(ctx, 1, *firsts[:1])
     if not sum(c.valid for c in chunks):  # the driver fails the import for it
         for part in range(p.partitions):
             _read_dir(ctx, P.keys_dir(ctx, "ids", p.ns, part))

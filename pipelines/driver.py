@@ -13,6 +13,11 @@ Phases and their share of ``percent_complete``::
     discover 0-2 | inspect 2-5 | sample+train 5-15 | scan 15-70 |
     dedup 70-75 | write 75-97 | commit 97-100
 
+Small namespaces are packed (many per task, ``tasks.pack``); results are
+gathered in batches; the running record of an import of more than
+NS_DETAIL_MAX namespaces leaves per-namespace progress to the final record
+(docs/scale.md).
+
 Only this driver commits: workers write immutable files and return small
 results. The commit writes every namespace's manifest (write-if-absent,
 carrying the import id), then the import's commit marker: the single point
@@ -30,7 +35,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from vecstore import commit as commits
 from vecstore import jobstate, layout, manifests
@@ -49,9 +53,7 @@ from vecstore.jobs.policy import runner_name
 from vecstore.pipelines import plan as P
 from vecstore.pipelines import tasks
 from vecstore.pipelines.discover import Discovery, FileInfo, discover, display_path
-from vecstore.refs import FILE_ROW
 from vecstore.schemas import ImportJob, IndexSpec, Manifest, NamespaceProgress, RecordLayout
-from vecstore.schemas.arrow import REJECT_SCHEMA
 from vecstore.storage import Store
 from vecstore.writer import assemble_manifest, write_centroids_file
 
@@ -59,6 +61,10 @@ log = logging.getLogger("vecstore.import")
 
 PERSIST_SECONDS = 0.5
 POLL_SECONDS = 0.25
+BATCH_WAIT_SECONDS = 0.02
+# Imports of more namespaces keep per-namespace progress out of their
+# running job record (docs/scale.md); the final record has it.
+NS_DETAIL_MAX = 100
 
 
 class _Stop(Exception):
@@ -85,10 +91,10 @@ class ImportDriver:
         self.ctx = P.Context.make(source, store, spec, job.id, job.error_mode, job.attempt)
         self._last_persist = 0.0
         self._last_cancel_check = 0.0
-        self._outstanding: list[Any] = []
+        self._outstanding: dict[Any, Any] = {}  # key -> future of this job
         self._event: Any = None
         self._stats = _Totals()
-        self._shown: dict[str, list[str]] = {}
+        self._detail = True  # per-namespace progress in the running record
         # the job record: every write goes through persist() under this lock;
         # _persisted is the last record written (the heartbeat rewrites it)
         self._record_lock = threading.RLock()
@@ -165,9 +171,11 @@ class ImportDriver:
             policy.record_retry_seconds() if job.done else max(1.0, policy.stale_seconds() / 2)
         )
 
+        stored = job if job.done or self._detail else job.model_copy(update={"namespaces": {}})
+
         def write() -> None:
-            self._fence(retrying=job)
-            self.jobs.save(job)
+            self._fence(retrying=stored)
+            self.jobs.save(stored)
 
         with self._record_lock:
             lifecycle.retrying(f"writing the record of import {job.id}", write, seconds=seconds)
@@ -250,11 +258,14 @@ class ImportDriver:
         if not self._outstanding:
             return
         deadline = time.monotonic() + 120
-        while any(not f.done() for f in self._outstanding) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if any(not f.done() for f in self._outstanding):  # pragma: no cover
+        left = list(self._outstanding.values())
+        while left and time.monotonic() < deadline:
+            left = [f for f in left if not f.done()]
+            if left:
+                time.sleep(0.05)
+        if left:  # pragma: no cover
             log.warning("tasks of import %s did not stop within 120 s", self.job.id)
-        self._outstanding = []
+        self._outstanding = {}
 
     def _check(self) -> None:
         if self._superseded.is_set():  # seen by the heartbeat thread
@@ -280,7 +291,7 @@ class ImportDriver:
                 bytes_read=self._stats.bytes_read,
                 records_imported=self._stats.valid_total(),
                 records_skipped=self._stats.skipped_total(),
-                namespaces=self._stats.namespaces(),
+                namespaces=self._stats.namespaces() if self._detail else None,
             )
         )
 
@@ -293,55 +304,73 @@ class ImportDriver:
         weights: Sequence[float] | None = None,
         on_result: Callable[[int, Any], None] | None = None,
         ordered_errors: bool = False,
+        keep: bool = True,
     ) -> list[Any]:
-        """Wait for ``futures``, heartbeating, checking cancel, raising the first error.
+        """Wait for ``futures``, checking cancel, raising the first error.
 
-        ``ordered_errors``: ``futures`` are in input order (scan chunks in
+        Finished futures come from one ``distributed.as_completed`` in
+        batches; the results of a batch are fetched with one ``gather``;
+        bookkeeping is dicts and sets (O(1) per future). ``keep=False``:
+        results are handed to ``on_result`` only (the list holds None).
+
+        ``ordered_errors``: ``futures`` are in input order (scan units in
         (namespace, file, row) order) and a :class:`RecordError` must be the
         first one in that order, not the first to arrive: on one, the tasks
         after it are no longer awaited and those before it are (one of them
         may hold an earlier bad record).
         """
-        from distributed import wait
+        from distributed import as_completed
 
         futures = list(futures)
-        self._outstanding.extend(futures)
+        for f in futures:
+            self._outstanding[f.key] = f
+        index = {f.key: i for i, f in enumerate(futures)}
         w = list(weights) if weights is not None else [1.0] * len(futures)
         total = sum(w) or 1.0
         done_w = 0.0
         results: list[Any] = [None] * len(futures)
-        pending = dict(enumerate(futures))
+        pending = set(range(len(futures)))
         first_error: tuple[int, BaseException] | None = None
         self._progress(phase, lo)
+        ac = as_completed(futures, loop=self.client.loop)
         while pending:
             self._check()
-            with contextlib.suppress(TimeoutError), self.client.as_current():
-                wait(list(pending.values()), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
-            for i, fut in sorted(pending.items()):
-                if i not in pending or not fut.done():  # cancelled above, or still running
+            if not ac.has_ready():
+                time.sleep(BATCH_WAIT_SECONDS)
+                continue
+            ok: list[tuple[int, Any]] = []
+            for fut in ac.next_batch(block=False):
+                i = index[fut.key]
+                if i not in pending:  # after an ordered error: no longer awaited
                     continue
-                del pending[i]
                 if fut.status == "error":
                     exc = fut.exception()
                     if not (ordered_errors and isinstance(exc, RecordError)):
                         raise exc
+                    pending.discard(i)
                     if first_error is None or i < first_error[0]:
                         first_error = (i, exc)
-                    for j in [j for j in pending if j > i]:
-                        # not client.cancel: a running task must end before cleanup
-                        # (_drain waits for it); the stop event ends it early
-                        del pending[j]
+                    # not client.cancel: a running task must end before cleanup
+                    # (_drain waits for it); the stop event ends it early
+                    pending = {j for j in pending if j < i}
                     continue
                 if fut.status == "cancelled":
                     raise CancelledError("Import cancelled")
-                results[i] = fut.result()
-                if on_result is not None:
-                    on_result(i, results[i])
-                done_w += w[i]
+                ok.append((i, fut))
+            if ok:
+                got = self.client.gather([f for _, f in ok])
+                for (i, _), r in zip(ok, got, strict=True):
+                    pending.discard(i)
+                    if keep:
+                        results[i] = r
+                    if on_result is not None:
+                        on_result(i, r)
+                    done_w += w[i]
             self._progress(phase, lo + (hi - lo) * done_w / total)
         if first_error is not None:
             raise first_error[1]
-        self._outstanding = [f for f in self._outstanding if f not in futures]
+        for f in futures:
+            self._outstanding.pop(f.key, None)
         return results
 
     # ------------------------------------------------------------- phases
@@ -350,6 +379,7 @@ class ImportDriver:
         existing = set(manifests.list_namespaces(self.store, self.spec.name))
         disc: Discovery = discover(self.source, self.job.uri, existing, **P.limits())
         self._stats.init(disc)
+        self._detail = len(disc.namespaces) <= NS_DETAIL_MAX
         self._apply(
             jobstate.Discovered(
                 bytes_total=disc.total_bytes, namespaces=self._stats.namespaces(), now=_now()
@@ -357,156 +387,163 @@ class ImportDriver:
         )
         self._progress("inspect", 0.02, force=True)
 
-        files = [f for ns in disc.namespaces for f in disc.namespaces[ns]]
-        infos: list[FileInfo] = self._run_tasks(
-            [self.client.submit(tasks.inspect, ctx, f, pure=False) for f in files],
+        # footers on the workers, many files per task (the listing is done once, above)
+        files = disc.files
+        step = P.INSPECT_FILES
+        batches = [files[i : i + step] for i in range(0, len(files), step)]
+        by_ns: dict[str, list[tuple[str, int, list[int]]]] = {}
+
+        def inspected(_: int, infos: list[FileInfo]) -> None:
+            for info in infos:
+                by_ns.setdefault(info.namespace, []).append(
+                    (info.key, info.size, list(info.row_groups))
+                )
+
+        self._run_tasks(
+            [self.client.submit(tasks.inspect_many, ctx, b, pure=False) for b in batches],
             "inspect",
             0.02,
             0.05,
+            [float(len(b)) for b in batches],
+            inspected,
+            keep=False,
         )
-        by_ns: dict[str, list[tuple[str, int, list[int]]]] = {}
-        for info in infos:
-            by_ns.setdefault(info.namespace, []).append((info.key, info.size, list(info.row_groups)))
+        del files, batches
         plans = {
             ns: P.plan_namespace(ns, sorted(fs), self.spec) for ns, fs in sorted(by_ns.items())
         }
-        self._shown = {
-            ns: [display_path(self.source, key) for key in p.files] for ns, p in plans.items()
-        }
         for ns, p in plans.items():
             self._stats.rows_total[ns] = p.rows
+        items = P.pack_groups(list(plans.values()))
+        big = [it for it in items if isinstance(it, P.NamespacePlan)]
 
-        centroids = self._train(plans)
-        chunk_results = self._scan(plans, centroids)
-        self._check_nonempty(plans, chunk_results)
-        drops = self._dedup(plans)
-        buckets = self._gather(plans, drops)
-        self._commit(plans, centroids, chunk_results, drops, buckets)
+        centroids = self._train(big)
+        packed = self._scan(items, centroids)
+        self._check_nonempty(plans)
+        drops = self._dedup(plans, big, packed)
+        buckets = self._gather(big, drops)
+        self._commit(plans, centroids, buckets, packed)
 
-    def _train(self, plans: dict[str, P.NamespacePlan]) -> dict[str, Any]:
-        """Centroid futures per namespace (dense and hybrid)."""
-        if self.spec.record_layout == RecordLayout.SPARSE:
+    def _shown(self, p: P.NamespacePlan) -> list[str]:
+        return [display_path(self.source, key) for key in p.files]
+
+    def _train(self, plans: list[P.NamespacePlan]) -> dict[str, Any]:
+        """Centroid futures per (big) namespace, dense and hybrid. The samples
+        go from the sampling tasks to the training task as its arguments:
+        the driver waits for the training tasks only and never fetches a
+        sample."""
+        if self.spec.record_layout == RecordLayout.SPARSE or not plans:
             return {}
         ctx = self.ctx
         samples: list[Any] = []
         trains: dict[str, Any] = {}
-        for ns, p in plans.items():
+        for p in plans:
             futs = [
-                self.client.submit(tasks.sample, ctx, c, p.sample_fraction, pure=False)
-                for c in p.chunks
+                self.client.submit(tasks.sample_unit, ctx, u, p.sample_fraction, pure=False)
+                for u in P.units(p.chunks)
             ]
             samples.extend(futs)
-            trains[ns] = self.client.submit(tasks.train, ctx, p.k, *futs, pure=False)
-        weights = [1.0] * len(samples) + [4.0] * len(trains)
-        results = self._run_tasks(samples + list(trains.values()), "train", 0.05, 0.15, weights)
-        del results
+            trains[p.ns] = self.client.submit(tasks.train, ctx, p.k, *futs, pure=False)
+        for f in samples:  # drained on a stop like every task of the job
+            self._outstanding[f.key] = f
+        self._run_tasks(list(trains.values()), "train", 0.05, 0.15, keep=False)
+        for f in samples:
+            self._outstanding.pop(f.key, None)
+        del samples
         return trains
 
     def _scan(
-        self, plans: dict[str, P.NamespacePlan], centroids: dict[str, Any]
-    ) -> list[tasks.ChunkResult]:
+        self,
+        items: list[list[P.NamespacePlan] | P.NamespacePlan],
+        centroids: dict[str, Any],
+    ) -> dict[str, tasks.PackResult]:
+        """Scan units of big namespaces and packed groups of small ones, in
+        namespace order (ABORT mode: the first record error in that order)."""
         ctx = self.ctx
         futs: list[Any] = []
         weights: list[float] = []
-        for ns, p in plans.items():
-            for c in p.chunks:
+        for it in items:
+            if isinstance(it, list):
+                futs.append(self.client.submit(tasks.pack, ctx, it, pure=False))
+                weights.append(float(max(sum(p.nbytes for p in it), 1)))
+                continue
+            sizing = it.sizing
+            for u in P.units(it.chunks):
                 futs.append(
-                    self.client.submit(tasks.scan, ctx, c, p, centroids.get(ns), pure=False)
+                    self.client.submit(
+                        tasks.scan_unit, ctx, u, sizing, centroids.get(it.ns), pure=False
+                    )
                 )
-                weights.append(float(max(c.nbytes, 1)))
+                weights.append(float(max(sum(c.nbytes for c in u), 1)))
+        packed: dict[str, tasks.PackResult] = {}
 
-        def record(_: int, r: tasks.ChunkResult) -> None:
-            self._stats.add_chunk(r)
+        def record(_: int, r: list[tasks.ChunkResult] | list[tasks.PackResult]) -> None:
+            for x in r:
+                if isinstance(x, tasks.PackResult):
+                    packed[x.ns] = x
+                    for c in x.chunks:
+                        self._stats.add_chunk(c)
+                else:
+                    self._stats.add_chunk(x)
 
-        return self._run_tasks(
-            futs, "scan", 0.15, 0.70, weights, record, ordered_errors=self.job.error_mode == "abort"
+        self._run_tasks(
+            futs,
+            "scan",
+            0.15,
+            0.70,
+            weights,
+            record,
+            ordered_errors=self.job.error_mode == "abort",
+            keep=False,
         )
+        return packed
 
-    def _check_nonempty(
-        self, plans: dict[str, P.NamespacePlan], results: list[tasks.ChunkResult]
-    ) -> None:
-        valid: dict[str, int] = dict.fromkeys(plans, 0)
-        for r in results:
-            valid[r.ns] += r.valid
-        for ns, n in valid.items():
-            if n == 0:
+    def _check_nonempty(self, plans: dict[str, P.NamespacePlan]) -> None:
+        for ns in plans:
+            if self._stats.valid.get(ns, 0) == 0:
                 raise IngestError(
                     f"No vectors added, all rows were skipped for namespace: {ns or '__default__'}",
                     namespace=ns,
                 )
 
-    def _dedup(self, plans: dict[str, P.NamespacePlan]) -> dict[str, tasks.Drops]:
+    def _dedup(
+        self,
+        plans: dict[str, P.NamespacePlan],
+        big: list[P.NamespacePlan],
+        packed: dict[str, tasks.PackResult],
+    ) -> dict[str, tasks.Drops]:
         ctx = self.ctx
-        keys: list[tuple[str, int]] = [
-            (ns, part) for ns, p in plans.items() for part in range(p.partitions)
-        ]
+        keys: list[tuple[str, int]] = [(p.ns, part) for p in big for part in range(p.partitions)]
         futs = [self.client.submit(tasks.dedup, ctx, ns, part, pure=False) for ns, part in keys]
         results: list[tasks.Drops] = self._run_tasks(futs, "dedup", 0.70, 0.75)
         merged: dict[str, tasks.Drops] = {}
         for (ns, _), d in zip(keys, results, strict=True):
             prev = merged.get(ns)
-            merged[ns] = d if prev is None else _merge_drops(prev, d)
-        for ns, d in merged.items():
-            # a record that is both a repeated id and a repeated vector counts once
-            d = _unique_drops(d)
+            merged[ns] = d if prev is None else tasks.merge_drops(prev, d)
+        del results
+        for ns in plans:  # namespace order: the first duplicate of the import
+            r = packed.get(ns)
+            if r is not None:
+                if r.dup_error is not None:
+                    raise IngestError(r.dup_error, namespace=ns)
+                self._stats.add_dup_counts(ns, r.dups)
+                continue
+            d = tasks.unique_drops(merged[ns])
             merged[ns] = d
             if len(d.keys) == 0:
                 continue
-            order = np.lexsort((d.keys,))
+            shown = self._shown(plans[ns])
             if self.job.error_mode == "abort":
-                i = int(order[0])
-                raise IngestError(self._dup_message(plans[ns], d, i, abort=True), namespace=ns)
-            self._write_dup_rejects(plans[ns], d)
-            self._stats.add_dups(ns, d)
+                raise IngestError(tasks.first_dup_message(shown, d), namespace=ns)
+            tasks.write_dup_rejects(ctx, ns, shown, d)
+            self._stats.add_dup_counts(ns, tasks.dup_counts(d))
         return merged
 
-    def _dup_message(self, p: P.NamespacePlan, d: tasks.Drops, i: int, abort: bool) -> str:
-        f, r = _split_key(int(d.keys[i]))
-        ff, fr = _split_key(int(d.first[i]))
-        shown = self._shown[p.ns]
-        if d.codes[i] == "duplicate_id":
-            reason = (
-                f'Duplicate id "{d.ids[i]}": the id of the record at (file "{shown[ff]}", row {fr})'
-            )
-        else:
-            reason = (
-                f'Duplicate vector: the values of record "{d.ids[i]}" are identical to those of '
-                f'the record at (file "{shown[ff]}", row {fr})'
-            )
-        if abort:
-            return f'error reading record (file "{shown[f]}", row {r}): {reason}'
-        return reason
-
-    def _write_dup_rejects(self, p: P.NamespacePlan, d: tasks.Drops) -> None:
-        import io
-
-        import pyarrow.parquet as pq
-
-        order = np.argsort(d.keys, kind="stable")
-        rows = []
-        for i in order.tolist():
-            f, r = _split_key(int(d.keys[i]))
-            rows.append((self._shown[p.ns][f], r, d.codes[i], self._dup_message(p, d, i, abort=False), d.ids[i]))
-        table = pa.Table.from_pydict(
-            {
-                "namespace": [p.ns] * len(rows),
-                "file": [x[0] for x in rows],
-                "row": [x[1] for x in rows],
-                "code": [x[2] for x in rows],
-                "message": [x[3] for x in rows],
-                "id": [x[4] for x in rows],
-            },
-            schema=REJECT_SCHEMA,
-        )
-        buf = io.BytesIO()
-        pq.write_table(table, buf)
-        self.store.write_bytes(P.rejects_file(self.ctx, p.ns, "duplicates"), buf.getvalue())
-
     def _gather(
-        self, plans: dict[str, P.NamespacePlan], drops: dict[str, tasks.Drops]
+        self, big: list[P.NamespacePlan], drops: dict[str, tasks.Drops]
     ) -> dict[str, list[tasks.BucketResult]]:
         ctx = self.ctx
-        keys: list[tuple[str, int]] = [(ns, b) for ns, p in plans.items() for b in range(p.buckets)]
+        keys: list[tuple[str, int]] = [(p.ns, b) for p in big for b in range(p.buckets)]
         drop_arrays = {ns: np.sort(d.keys) for ns, d in drops.items()}
         futs = [
             self.client.submit(
@@ -514,30 +551,31 @@ class ImportDriver:
             )
             for ns, b in keys
         ]
-        results: list[tasks.BucketResult] = self._run_tasks(futs, "write", 0.75, 0.97)
-        out: dict[str, list[tasks.BucketResult]] = {ns: [] for ns in plans}
-        for r in results:
+        out: dict[str, list[tasks.BucketResult]] = {p.ns: [] for p in big}
+
+        def record(_: int, r: tasks.BucketResult) -> None:
             out[r.ns].append(r)
+
+        self._run_tasks(futs, "write", 0.75, 0.97, on_result=record, keep=False)
         return out
 
     def _commit(
         self,
         plans: dict[str, P.NamespacePlan],
         centroids: dict[str, Any],
-        chunk_results: list[tasks.ChunkResult],
-        drops: dict[str, tasks.Drops],
         buckets: dict[str, list[tasks.BucketResult]],
+        packed: dict[str, tasks.PackResult],
     ) -> None:
         self._check()
         self._progress("commit", 0.97, force=True)
-        fields: dict[str, dict[str, set[str]]] = {ns: {} for ns in plans}
-        for r in chunk_results:
-            for name, kinds in r.meta_fields.items():
-                fields[r.ns].setdefault(name, set()).update(kinds)
+        fields = self._stats.fields
+        cents = dict(zip(centroids, self.client.gather(list(centroids.values())), strict=True))
         counts: dict[str, int] = {}
         built: list[Manifest] = []
         for ns in plans:
-            results = buckets[ns]
+            pr = packed.get(ns)
+            results = pr.buckets if pr is not None else buckets[ns]
+            results = sorted(results, key=lambda r: r.bucket)
             n = sum(r.rows for r in results)
             counts[ns] = n
             if n == 0:
@@ -545,10 +583,9 @@ class ImportDriver:
                     f"No vectors added, all rows were skipped for namespace: {ns or '__default__'}",
                     namespace=ns,
                 )
-            cent_rel = None
-            if ns in centroids:
-                cents = centroids[ns].result()
-                cent_rel = write_centroids_file(self.store, self.spec, ns, self.ctx.owner, cents)
+            cent_rel = pr.centroids if pr is not None else None
+            if ns in cents:
+                cent_rel = write_centroids_file(self.store, self.spec, ns, self.ctx.owner, cents[ns])
             built.append(
                 assemble_manifest(
                     self.spec,
@@ -558,9 +595,10 @@ class ImportDriver:
                     centroids=cent_rel,
                     id_files=[r.id_file for r in results if r.id_file],
                     import_id=self.job.id,
-                    fields=fields[ns],
+                    fields=fields.get(ns, {}),
                 )
             )
+        del cents
 
         def guard() -> None:
             self._check()
@@ -578,6 +616,7 @@ class ImportDriver:
         # marker, whereas a Completed job is never looked at again
         finish_staging(self.store, self.spec.name, self.job.id)
         self._stats.final(counts)
+        self._detail = True  # the final record has every namespace
         self._apply(
             jobstate.Committed(
                 records_imported=sum(counts.values()),
@@ -591,33 +630,6 @@ class ImportDriver:
 # --------------------------------------------------------------- helpers
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _split_key(key: int) -> tuple[int, int]:
-    return FILE_ROW.split_one(key)
-
-
-def _merge_drops(a: tasks.Drops, b: tasks.Drops) -> tasks.Drops:
-    return tasks.Drops(
-        np.concatenate([a.keys, b.keys]),
-        np.concatenate([a.first, b.first]),
-        a.codes + b.codes,
-        a.ids + b.ids,
-    )
-
-
-def _unique_drops(d: tasks.Drops) -> tasks.Drops:
-    if len(d.keys) == 0:
-        return d
-    # prefer the duplicate_id reason when a record is dropped by both partitions
-    pri = np.array([0 if c == "duplicate_id" else 1 for c in d.codes])
-    order = np.lexsort((pri, d.keys))
-    keys = d.keys[order]
-    keep = np.concatenate([[True], keys[1:] != keys[:-1]])
-    sel = order[keep]
-    return tasks.Drops(
-        d.keys[sel], d.first[sel], [d.codes[i] for i in sel], [d.ids[i] for i in sel]
-    )
 
 
 class _HeartbeatThread(threading.Thread):
@@ -650,7 +662,8 @@ class _HeartbeatThread(threading.Thread):
 
 
 class _Totals:
-    """Running counts for progress (driver side only)."""
+    """Running counts for progress (driver side only); every update O(1)
+    per result, totals kept as running sums."""
 
     def __init__(self) -> None:
         self.files: dict[str, int] = {}
@@ -661,7 +674,10 @@ class _Totals:
         self.valid: dict[str, int] = {}
         self.skipped_ns: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
+        self.fields: dict[str, dict[str, set[str]]] = {}
         self.imported: dict[str, int] | None = None
+        self.bytes_read = 0
+        self._valid_total = 0
 
     def init(self, disc: Discovery) -> None:
         for ns, fs in disc.namespaces.items():
@@ -670,32 +686,36 @@ class _Totals:
             self.bytes_read_ns[ns] = 0
             self.read[ns] = self.valid[ns] = self.skipped_ns[ns] = 0
 
-    @property
-    def bytes_read(self) -> int:
-        return sum(self.bytes_read_ns.values())
-
     def add_chunk(self, r: tasks.ChunkResult) -> None:
-        self.bytes_read_ns[r.ns] = min(
-            self.bytes_total.get(r.ns, 0), self.bytes_read_ns.get(r.ns, 0) + r.nbytes
-        )
+        before = self.bytes_read_ns.get(r.ns, 0)
+        after = min(self.bytes_total.get(r.ns, 0), before + r.nbytes)
+        self.bytes_read_ns[r.ns] = after
+        self.bytes_read += after - before
         self.read[r.ns] += r.rows_read
         self.valid[r.ns] += r.valid
+        self._valid_total += r.valid
         n = sum(r.skipped.values())
         self.skipped_ns[r.ns] += n
         for code, c in r.skipped.items():
             self.skipped[code] = self.skipped.get(code, 0) + c
+        if r.meta_fields:
+            mine = self.fields.setdefault(r.ns, {})
+            for name, kinds in r.meta_fields.items():
+                mine.setdefault(name, set()).update(kinds)
 
-    def add_dups(self, ns: str, d: tasks.Drops) -> None:
-        self.valid[ns] -= len(d.keys)
-        self.skipped_ns[ns] += len(d.keys)
-        for c in d.codes:
-            self.skipped[c] = self.skipped.get(c, 0) + 1
+    def add_dup_counts(self, ns: str, counts: dict[str, int]) -> None:
+        n = sum(counts.values())
+        self.valid[ns] -= n
+        self._valid_total -= n
+        self.skipped_ns[ns] += n
+        for c, k in counts.items():
+            self.skipped[c] = self.skipped.get(c, 0) + k
 
     def final(self, counts: dict[str, int]) -> None:
         self.imported = dict(counts)
 
     def valid_total(self) -> int:
-        return sum(self.valid.values())
+        return self._valid_total
 
     def skipped_total(self) -> dict[str, int]:
         return dict(sorted(self.skipped.items()))

@@ -7,6 +7,7 @@ small, so it travels to workers as task arguments.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from vecstore import kmeans, layout
@@ -27,6 +28,22 @@ SPARSE_SEGMENT_ROWS = kmeans.TARGET_PER_CLUSTER
 BATCH_ROWS = 32_768
 SPARSE_CLUSTER_STRIDE = 1 << 20
 MIN_BUCKETS = 8
+# A scan or sample task covers consecutive chunks of one namespace up to
+# chunk_bytes() in all and at most this many chunks (many small files share
+# a task; a task's arguments stay bounded whatever the number of files).
+UNIT_CHUNKS = 256
+UNIT_SPLIT = 8
+# Footer inspection: files per task.
+INSPECT_FILES = 256
+# Small namespaces (at most PACK_ROWS rows and PACK_FILES files) are packed:
+# one task validates, deduplicates, clusters and writes consecutive small
+# namespaces, up to PACK_GROUP_ROWS rows and PACK_GROUP_FILES files per task.
+# VECSTORE_PACK_ROWS (default PACK_ROWS) = 0 turns packing off. (docs/scale.md: the arithmetic.)
+PACK_ROWS = 50_000
+PACK_FILES = 64
+PACK_BYTES = 64 * 1024 * 1024  # source bytes of a packed namespace (its scratch is in memory)
+PACK_GROUP_ROWS = 100_000
+PACK_GROUP_FILES = 256
 
 # Operator overrides (VECSTORE_CHUNK_BYTES... in vecstore.settings), read each
 # time an import is planned (in the driver's process), so tests and operators
@@ -45,6 +62,11 @@ def bucket_bytes() -> int:
 
 def partition_rows() -> int:
     return settings().partition_rows
+
+
+def pack_rows() -> int:
+    """Namespaces of at most this many rows are packed (VECSTORE_PACK_ROWS; 0: never)."""
+    return settings().pack_rows
 
 
 def records_per_cluster() -> int:
@@ -73,6 +95,16 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Sizing:
+    """What a scan task needs of its namespace (not the namespace's file list)."""
+
+    ns: str
+    k: int
+    buckets: int
+    partitions: int
+
+
+@dataclass(frozen=True)
 class NamespacePlan:
     ns: str
     files: tuple[str, ...]  # file_idx -> key
@@ -83,6 +115,68 @@ class NamespacePlan:
     buckets: int
     partitions: int
     sample_fraction: float
+
+    @property
+    def sizing(self) -> Sizing:
+        return Sizing(self.ns, self.k, self.buckets, self.partitions)
+
+    @property
+    def packable(self) -> bool:
+        return (
+            0 < self.rows <= pack_rows()
+            and len(self.files) <= PACK_FILES
+            and self.nbytes <= PACK_BYTES
+        )
+
+
+def units(chunks: Sequence[Chunk], max_bytes: int | None = None) -> list[tuple[Chunk, ...]]:
+    """Consecutive chunks grouped into task units: at most ``max_bytes``
+    (chunk_bytes()) and an eighth of the namespace (UNIT_SPLIT) in all, unless
+    one chunk alone is larger, and at most UNIT_CHUNKS chunks."""
+    limit = chunk_bytes() if max_bytes is None else max_bytes
+    # a namespace is split into at least UNIT_SPLIT units when it has that
+    # many chunks: small imports keep every worker busy
+    limit = min(limit, max(1, math.ceil(sum(c.nbytes for c in chunks) / UNIT_SPLIT)))
+    out: list[tuple[Chunk, ...]] = []
+    cur: list[Chunk] = []
+    acc = 0
+    for c in chunks:
+        if cur and (acc + c.nbytes > limit or len(cur) >= UNIT_CHUNKS):
+            out.append(tuple(cur))
+            cur, acc = [], 0
+        cur.append(c)
+        acc += c.nbytes
+    if cur:
+        out.append(tuple(cur))
+    return out
+
+
+def pack_groups(plans: Sequence[NamespacePlan]) -> list[list[NamespacePlan] | NamespacePlan]:
+    """``plans`` (in namespace order) as work items in the same order: a big
+    namespace alone, runs of consecutive small ones grouped (a big namespace
+    between two small ones ends a group, so the items stay in namespace order)."""
+    out: list[list[NamespacePlan] | NamespacePlan] = []
+    group: list[NamespacePlan] = []
+    rows = files = 0
+
+    def close() -> None:
+        nonlocal group, rows, files
+        if group:
+            out.append(group)
+        group, rows, files = [], 0, 0
+
+    for p in plans:
+        if not p.packable:
+            close()
+            out.append(p)
+            continue
+        if group and (rows + p.rows > PACK_GROUP_ROWS or files + len(p.files) > PACK_GROUP_FILES):
+            close()
+        group.append(p)
+        rows += p.rows
+        files += len(p.files)
+    close()
+    return out
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,11 @@ small frozen results, and checks the job's cancel event between batches.
   the first in (file, row) order wins.
 - :func:`gather` reads one bucket's shuffle files, drops duplicates, and
   writes one segment file per cluster plus an id lookup file.
+- :func:`inspect_many`, :func:`sample_unit` and :func:`scan_unit` do the
+  same for many files or consecutive chunks in one task (their arguments:
+  the chunks and the namespace's :class:`~vecstore.pipelines.plan.Sizing`).
+- :func:`pack` imports many small namespaces in one task: sample, train,
+  scan, dedup and gather of each, scratch in memory (docs/scale.md).
 
 Source files are opened and read through :mod:`vecstore.pipelines.reading`
 (page checksums verified; a page that cannot be decoded fails the import
@@ -21,9 +26,14 @@ float32 by :func:`vecstore.schemas.arrow.as_float32` everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -49,14 +59,27 @@ FLUSH_BYTES = 64 * 1024 * 1024
 
 
 # ------------------------------------------------------------------ helpers
+CANCEL_POLL_SECONDS = 0.2
+# per worker process: event name -> (monotonic time of the last poll, set?)
+_POLLED: dict[str, tuple[float, bool]] = {}
+
+
 class CancelCheck:
-    """Polls the job's distributed Event (cheap; one scheduler round trip)."""
+    """Polls the job's distributed Event (one scheduler round trip), at most
+    every CANCEL_POLL_SECONDS per worker process: a packed task calls it for
+    each of thousands of small steps."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._event: Any = None
 
     def __call__(self) -> None:
+        last = _POLLED.get(self.name)
+        now = time.monotonic()
+        if last is not None and (last[1] or now - last[0] < CANCEL_POLL_SECONDS):
+            if last[1]:
+                raise CancelledError("Import cancelled")
+            return
         if self._event is None:
             try:
                 from distributed import Event, get_worker
@@ -65,7 +88,9 @@ class CancelCheck:
                 self._event = Event(self.name)
             except (ImportError, ValueError):  # not on a Dask worker (unit tests)
                 self._event = False
-        if self._event is not False and self._event.is_set():
+        is_set = self._event is not False and bool(self._event.is_set())
+        _POLLED[self.name] = (now, is_set)
+        if is_set:
             raise CancelledError("Import cancelled")
 
 
@@ -76,8 +101,30 @@ def _write_parquet(ctx: P.Context, key: str, table: pa.Table) -> None:
     ctx.store.write_bytes(key, buf.getvalue())
 
 
+# A packed task keeps its scratch (shuffle and dedup key tables) in memory:
+# directory -> [(file name, table)]. None: scratch goes to the store.
+_MEMORY: ContextVar[dict[str, list[tuple[str, pa.Table]]] | None] = ContextVar(
+    "vecstore_scratch", default=None
+)
+
+
+@contextmanager
+def memory_scratch() -> Iterator[None]:
+    """Scratch written inside this block stays in memory (a packed task)."""
+    token = _MEMORY.set({})
+    try:
+        yield
+    finally:
+        _MEMORY.reset(token)
+
+
 def _write_scratch(ctx: P.Context, key: str, table: pa.Table) -> None:
     """A scratch file, written once and read once: Arrow IPC, no encoding."""
+    mem = _MEMORY.get()
+    if mem is not None:
+        directory, name = key.rsplit("/", 1)
+        mem.setdefault(directory, []).append((name, table))
+        return
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
@@ -86,6 +133,12 @@ def _write_scratch(ctx: P.Context, key: str, table: pa.Table) -> None:
 
 def _read_dir(ctx: P.Context, prefix: str) -> pa.Table | None:
     """Every scratch file under ``prefix``, concatenated in name order."""
+    mem = _MEMORY.get()
+    if mem is not None:
+        parts = sorted(mem.pop(prefix, []), key=lambda x: x[0])
+        if not parts:
+            return None
+        return pa.concat_tables([t for _, t in parts], promote_options="permissive")
     keys = [k for k in ctx.store.ls(prefix) if k.endswith(SCRATCH_SUFFIX)]
     if not keys:
         return None
@@ -115,6 +168,16 @@ def _dense_values(arr: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
 # ------------------------------------------------------------------ inspect
 def inspect(ctx: P.Context, f: SourceFile) -> FileInfo:
     return inspect_file(ctx.source, f, ctx.spec.record_layout, ctx.spec.dimension)
+
+
+def inspect_many(ctx: P.Context, files: Sequence[SourceFile]) -> list[FileInfo]:
+    """Footers of several files (one task for many small files), in order."""
+    check = CancelCheck(ctx.cancel_event)
+    out = []
+    for f in files:
+        check()
+        out.append(inspect(ctx, f))
+    return out
 
 
 # ------------------------------------------------------------------- sample
@@ -157,6 +220,31 @@ def sample(ctx: P.Context, chunk: P.Chunk, fraction: float) -> np.ndarray:
     if not parts:
         return np.zeros((0, dim), np.float32)
     return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def sample_unit(ctx: P.Context, chunks: Sequence[P.Chunk], fraction: float) -> np.ndarray:
+    """:func:`sample` of consecutive chunks (one task), concatenated.
+
+    Small chunks (a few row groups: many small files) are themselves drawn,
+    each with probability ``min(1, 3 * fraction * row groups)`` and then
+    sampled at ``fraction`` divided by it (at least one chunk): the expected
+    sample is the same, but most small files are not opened at all. Big
+    chunks (probability 1) are sampled as :func:`sample` does.
+    """
+    dim = int(ctx.spec.dimension or 0)
+    if fraction >= 1.0 or len(chunks) == 1:
+        parts = [sample(ctx, c, fraction) for c in chunks]
+    else:
+        rng = np.random.default_rng([ctx.seed, chunks[0].file_idx, chunks[0].index, 1])
+        parts = []
+        for c in chunks:
+            q = min(1.0, 3.0 * fraction * len(c.row_groups))
+            if q >= 1.0 or rng.random() < q:
+                parts.append(sample(ctx, c, min(1.0, fraction / q)))
+        if not parts:
+            parts.append(sample(ctx, chunks[int(rng.integers(len(chunks)))], fraction))
+    parts = [p for p in parts if len(p)]
+    return np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
 
 
 def train(ctx: P.Context, k: int, *samples: np.ndarray) -> np.ndarray:
@@ -261,10 +349,38 @@ def _id_hash(ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def scan(
-    ctx: P.Context, chunk: P.Chunk, nsplan: P.NamespacePlan, centroids: np.ndarray | None
+    ctx: P.Context, chunk: P.Chunk, nsplan: P.Sizing | P.NamespacePlan, centroids: np.ndarray | None
 ) -> ChunkResult:
+    """Validate and scatter one chunk (see :func:`scan_unit`)."""
+    return scan_unit(ctx, (chunk,), nsplan, centroids)[0]
+
+
+def scan_unit(
+    ctx: P.Context,
+    chunks: Sequence[P.Chunk],
+    nsplan: P.Sizing | P.NamespacePlan,
+    centroids: np.ndarray | None,
+) -> list[ChunkResult]:
+    """Validate consecutive chunks of one namespace, write their rejects,
+    assign rows to clusters and scatter them (one spill for all: many small
+    files make few scratch files). Carries the namespace's sizing only."""
+    spill = _Spill(ctx, chunks[0])
+    out = [_scan_chunk(ctx, c, nsplan, spill, centroids) for c in chunks]
+    spill.flush()
+    return out
+
+
+def _scan_chunk(
+    ctx: P.Context,
+    chunk: P.Chunk,
+    nsplan: P.Sizing | P.NamespacePlan,
+    spill: _Spill,
+    centroids: np.ndarray | None,
+    firsts: list[np.ndarray] | None = None,
+) -> ChunkResult:
+    """``firsts``: when given and empty, receives the first row that
+    :func:`sample` would keep (valid dimension, finite values)."""
     check = CancelCheck(ctx.cancel_event)
-    spill = _Spill(ctx, chunk)
     rejects: list[Reject] = []
     skipped: dict[str, int] = {}
     fields: dict[str, set[str]] = {}
@@ -279,6 +395,10 @@ def scan(
         pf = open_parquet(fh, shown)
         for batch in iter_batches(pf, shown, chunk.row_groups, batch_size=P.BATCH_ROWS):
             check()
+            if firsts is not None and not firsts and "values" in batch.schema.names:
+                _, mat = _dense_values(batch.column("values"), int(ctx.spec.dimension or 0))
+                if len(mat):
+                    firsts.append(mat[:1].astype(np.float32, copy=False))
             vb = validate_batch(batch, ctx.spec.record_layout, ctx.spec.dimension, shown, row)
             if vb.rejects:
                 if abort:
@@ -299,7 +419,6 @@ def scan(
             rows = np.asarray(vb.rows, dtype=np.int64)
             _scatter(ctx, chunk, nsplan, spill, t, clusters, files, rows)
             spill.maybe_flush()
-    spill.flush()
     if rejects:
         _write_rejects(ctx, chunk.ns, f"{chunk.index:06d}", shown, rejects)
     return ChunkResult(
@@ -316,7 +435,7 @@ def scan(
 def _scatter(
     ctx: P.Context,
     chunk: P.Chunk,
-    nsplan: P.NamespacePlan,
+    nsplan: P.Sizing | P.NamespacePlan,
     spill: _Spill,
     t: pa.Table,
     clusters: np.ndarray,
@@ -458,3 +577,193 @@ def gather(ctx: P.Context, ns: str, bucket: int, drop_keys: np.ndarray) -> Bucke
         ctx.store, ctx.spec, ns, ctx.owner, t.column("id"), clusters.astype(np.int32), rows
     )
     return BucketResult(ns, bucket, entries, id_file, int(t.num_rows))
+
+
+# ---------------------------------------------------- duplicates, per namespace
+def split_key(key: int) -> tuple[int, int]:
+    return FILE_ROW.split_one(key)
+
+
+def merge_drops(a: Drops, b: Drops) -> Drops:
+    return Drops(
+        np.concatenate([a.keys, b.keys]),
+        np.concatenate([a.first, b.first]),
+        a.codes + b.codes,
+        a.ids + b.ids,
+    )
+
+
+def unique_drops(d: Drops) -> Drops:
+    """A record that is both a repeated id and a repeated vector counts once
+    (as duplicate_id)."""
+    if len(d.keys) == 0:
+        return d
+    pri = np.array([0 if c == "duplicate_id" else 1 for c in d.codes])
+    order = np.lexsort((pri, d.keys))
+    keys = d.keys[order]
+    keep = np.concatenate([[True], keys[1:] != keys[:-1]])
+    sel = order[keep]
+    return Drops(d.keys[sel], d.first[sel], [d.codes[i] for i in sel], [d.ids[i] for i in sel])
+
+
+def dup_message(shown: Sequence[str], d: Drops, i: int, abort: bool) -> str:
+    """Why record ``i`` of ``d`` was dropped; ``shown``: file_idx -> file as messages name it."""
+    f, r = split_key(int(d.keys[i]))
+    ff, fr = split_key(int(d.first[i]))
+    if d.codes[i] == "duplicate_id":
+        reason = f'Duplicate id "{d.ids[i]}": the id of the record at (file "{shown[ff]}", row {fr})'
+    else:
+        reason = (
+            f'Duplicate vector: the values of record "{d.ids[i]}" are identical to those of '
+            f'the record at (file "{shown[ff]}", row {fr})'
+        )
+    if abort:
+        return f'error reading record (file "{shown[f]}", row {r}): {reason}'
+    return reason
+
+
+def first_dup_message(shown: Sequence[str], d: Drops) -> str:
+    """The ABORT-mode error: the first dropped record in (file, row) order."""
+    i = int(np.lexsort((d.keys,))[0])
+    return dup_message(shown, d, i, abort=True)
+
+
+def write_dup_rejects(ctx: P.Context, ns: str, shown: Sequence[str], d: Drops) -> None:
+    order = np.argsort(d.keys, kind="stable")
+    rows = []
+    for i in order.tolist():
+        f, r = split_key(int(d.keys[i]))
+        rows.append((shown[f], r, d.codes[i], dup_message(shown, d, i, abort=False), d.ids[i]))
+    table = pa.Table.from_pydict(
+        {
+            "namespace": [ns] * len(rows),
+            "file": [x[0] for x in rows],
+            "row": [x[1] for x in rows],
+            "code": [x[2] for x in rows],
+            "message": [x[3] for x in rows],
+            "id": [x[4] for x in rows],
+        },
+        schema=REJECT_SCHEMA,
+    )
+    _write_parquet(ctx, P.rejects_file(ctx, ns, "duplicates"), table)
+
+
+def dup_counts(d: Drops) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in d.codes:
+        out[c] = out.get(c, 0) + 1
+    return out
+
+
+# --------------------------------------------------------------------- pack
+@dataclass(frozen=True)
+class PackResult:
+    """One small namespace imported inside a packed task (its files written,
+    not yet committed)."""
+
+    ns: str
+    chunks: list[ChunkResult]
+    dups: dict[str, int]  # code -> records dropped as duplicates
+    dup_error: str | None  # ABORT mode: the first duplicate's message
+    buckets: list[BucketResult]
+    centroids: str | None  # the centroids file written (dense, hybrid)
+
+    @property
+    def valid(self) -> int:
+        return sum(c.valid for c in self.chunks)
+
+
+def pack(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[PackResult]:
+    """Import small namespaces in one task, one after the other: the steps
+    of the sample, train, scan, dedup and gather tasks, with their scratch in
+    memory. Every file written and every reject is the one the unpacked path
+    writes (same seeds, same order); the commit stays with the driver.
+
+    ABORT mode: a record error is raised (the first in namespace, file, row
+    order among this task's namespaces); duplicates are returned
+    (``dup_error``) so the driver can prefer an earlier record error of
+    another task, as the phases of the unpacked path do.
+    """
+    once = _ReadOnce(ctx.source)
+    mine = dataclasses.replace(ctx, source=cast(Any, once))
+    out = []
+    with memory_scratch():
+        for p in plans:
+            once.enabled = p.nbytes <= READ_ONCE_BYTES
+            out.append(_pack_one(mine, p))
+            once.forget()
+    return out
+
+
+READ_ONCE_BYTES = 16 * 1024 * 1024
+
+
+class _ReadOnce:
+    """The import source, its small files read once: a packed task reads a
+    file for the k-means sample and again for the scan."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self._cache: dict[str, bytes] = {}
+        self.enabled = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    @contextmanager
+    def open_input(self, key: str, *, readahead: bool = True) -> Iterator[Any]:
+        data = self._cache.get(key)
+        if data is None:
+            if not self.enabled:
+                with self._source.open_input(key, readahead=readahead) as fh:
+                    yield fh
+                return
+            data = self._cache[key] = self._source.read_bytes(key)
+        yield pa.BufferReader(data)
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+
+def _pack_one(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
+    from vecstore.writer import write_centroids_file
+
+    centroids = None
+    dense = ctx.spec.record_layout != RecordLayout.SPARSE
+    # one cluster and the whole namespace as sample: k-means keeps the first
+    # sampled vector, which the scan sees anyway (every row goes to cluster 0)
+    single = dense and p.k == 1 and p.sample_fraction >= 1.0
+    firsts: list[np.ndarray] | None = [] if single else None
+    if single:
+        centroids = np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
+    elif dense:
+        centroids = train(ctx, p.k, *[sample(ctx, c, p.sample_fraction) for c in p.chunks])
+    spill = _Spill(ctx, p.chunks[0])
+    chunks = [_scan_chunk(ctx, c, p, spill, centroids, firsts) for c in p.chunks]
+    spill.flush()
+    if firsts is not None:
+        centroids = train(ctx, 1, *firsts[:1])
+    if not sum(c.valid for c in chunks):  # the driver fails the import for it
+        for part in range(p.partitions):
+            _read_dir(ctx, P.keys_dir(ctx, "ids", p.ns, part))
+            _read_dir(ctx, P.keys_dir(ctx, "vals", p.ns, part))
+        return PackResult(p.ns, chunks, {}, None, [], None)
+    d: Drops | None = None
+    for part in range(p.partitions):
+        got = dedup(ctx, p.ns, part)
+        d = got if d is None else merge_drops(d, got)
+    assert d is not None
+    d = unique_drops(d)
+    shown = [display_path(ctx.source, key) for key in p.files]
+    if len(d.keys):
+        if ctx.error_mode == "abort":
+            for b in range(p.buckets):  # drop the scratch
+                _read_dir(ctx, P.shuffle_dir(ctx, p.ns, b))
+            return PackResult(p.ns, chunks, dup_counts(d), first_dup_message(shown, d), [], None)
+        write_dup_rejects(ctx, p.ns, shown, d)
+    drop_keys = np.sort(d.keys)
+    buckets = [gather(ctx, p.ns, b, drop_keys) for b in range(p.buckets)]
+    rel = None
+    if centroids is not None:
+        rel = write_centroids_file(ctx.store, ctx.spec, p.ns, ctx.owner, centroids)
+    return PackResult(p.ns, chunks, dup_counts(d), None, buckets, rel)

@@ -27,7 +27,10 @@ def scheduler_task_prefixes(address: str) -> dict[str, int]:
         return result
 
 
-def test_import_on_external_scheduler(external_scheduler: str, tmp_path: Path) -> None:
+def test_import_on_external_scheduler(
+    external_scheduler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VECSTORE_PACK_ROWS", "0")  # every phase's tasks, not packed ones
     src = tmp_path / "import"
     dense_import(src, {"a": 5000, "__default__": 3000}, dim=16, files=2)
     vs = VecStore(str(tmp_path / "store"), scheduler_address=external_scheduler)
@@ -40,7 +43,7 @@ def test_import_on_external_scheduler(external_scheduler: str, tmp_path: Path) -
     # the work ran on that cluster (not on an embedded LocalCluster)
     assert get_runner(external_scheduler).client.scheduler.address == external_scheduler
     ran = scheduler_task_prefixes(external_scheduler)
-    assert {"inspect", "scan", "dedup", "gather"} <= set(ran), ran
+    assert {"inspect_many", "sample_unit", "train", "scan_unit", "dedup", "gather"} <= set(ran), ran
     # a failing import reports its error from the external workers too
     bad = tmp_path / "bad"
     (bad / "ns").mkdir(parents=True)
@@ -57,11 +60,11 @@ def test_import_via_environment_variable(
     external_scheduler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VECSTORE_SCHEDULER", external_scheduler)
-    before = scheduler_task_prefixes(external_scheduler).get("scan", 0)
+    before = scheduler_task_prefixes(external_scheduler).get("pack", 0)
     src = tmp_path / "import"
     dense_import(src, {"env": 2000}, dim=8)
     vs = VecStore(str(tmp_path / "store"))  # no address: VECSTORE_SCHEDULER
     vs.create_index(name="env", dimension=8)
     job = run_import(vs.Index("env"), src)
     assert (job.status, job.records_imported) == ("Completed", 2000), job
-    assert scheduler_task_prefixes(external_scheduler).get("scan", 0) > before
+    assert scheduler_task_prefixes(external_scheduler).get("pack", 0) > before  # packed: small

@@ -147,6 +147,14 @@ class Settings(BaseModel):
         group=IMPORT,
         ge=1,
     )
+    pack_rows: int = _knob(
+        "VECSTORE_PACK_ROWS",
+        50_000,
+        "Namespaces of at most this many records (and at most 64 files) are packed: one "
+        "task validates, deduplicates, clusters and writes many of them (0: never).",
+        group=IMPORT,
+        ge=0,
+    )
     records_per_cluster: int = _knob(
         "VECSTORE_RECORDS_PER_CLUSTER",
         4096,

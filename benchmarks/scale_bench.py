@@ -1,0 +1,220 @@
+"""Scale benchmark (issue 9): imports at Pinecone's limits, each beside its
+baseline from the same run (the same records in few namespaces and files).
+
+Cases (``--cases``, comma separated; sizes scale down with the flags, the
+defaults are the issue's full sizes):
+
+- ``namespaces``: N namespaces x R records x 64-d, one file each, against the
+  same N*R records as one namespace in one file (target <= 3x the wall time,
+  driver peak RSS <= 1 GB, driver CPU <= 25% of the workers').
+  ``--namespaces 10000 --ns-records 20``.
+- ``files``: F files x 10 records in 10 namespaces, against the same records in
+  10 files (target <= 5x, driver peak RSS <= 1.5 GB). ``--files 100000``.
+- ``mid``: M namespaces x 500 records, against M*500 records in one namespace
+  (target <= 2x). ``--mid-namespaces 2000``.
+
+For each import: wall time, the driver process's CPU seconds (the import
+driver thread; the LocalCluster's scheduler runs in the same process, so it
+is counted as driver) and peak RSS, and the CPU seconds of the worker
+processes (psutil), plus the machine's load average before and after.
+
+    .venv/bin/python benchmarks/scale_bench.py --cases namespaces --namespaces 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+DIM = 64
+
+
+# ------------------------------------------------------------------ datasets
+def _table(rng: np.random.Generator, start: int, n: int) -> pa.Table:
+    vals = rng.normal(size=(n, DIM)).astype(np.float32)
+    values = pa.FixedSizeListArray.from_arrays(pa.array(vals.reshape(-1)), DIM)
+    return pa.table(
+        {
+            "id": pa.array([f"r{i}" for i in range(start, start + n)]),
+            "values": values.cast(pa.list_(pa.float32())),
+        }
+    )
+
+
+def dataset(name: str, layout: list[tuple[str, int]], seed: int = 7) -> Path:
+    """Generate (once) an import directory: one file per (namespace dir, rows)
+    entry of ``layout``, in order; ids unique within each namespace."""
+    root = CACHE / f"scale-{name}"
+    if (root / "_READY").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    rng = np.random.default_rng(seed)
+    next_id: dict[str, int] = {}
+    for i, (ns, n) in enumerate(layout):
+        d = root / ns
+        d.mkdir(parents=True, exist_ok=True)
+        start = next_id.get(ns, 0)
+        pq.write_table(_table(rng, start, n), d / f"part-{i:06d}.parquet")
+        next_id[ns] = start + n
+    (root / "_READY").touch()
+    return root
+
+
+# ------------------------------------------------------------- measurement
+@dataclass
+class Run:
+    wall: float
+    driver_cpu: float
+    worker_cpu: float
+    driver_peak: int
+    records: int
+    namespaces: int
+
+
+class _Peak:
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            self.peak = max(self.peak, me.memory_info().rss)
+            time.sleep(0.05)
+
+    def __enter__(self) -> _Peak:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+def _cpu(p: psutil.Process) -> float:
+    t = p.cpu_times()
+    return float(t.user + t.system)
+
+
+def _workers_cpu() -> dict[int, float]:
+    out = {}
+    for c in psutil.Process().children(recursive=True):
+        try:
+            out[c.pid] = _cpu(c)
+        except psutil.Error:
+            continue
+    return out
+
+
+def run_import(work: Path, name: str, src: Path) -> Run:
+    from vecstore import VecStore
+    from vecstore.runners import get_runner
+
+    vs = VecStore(str(work / f"store-{name}"))
+    vs.create_index("bench", dimension=DIM, metric="euclidean")
+    index = vs.Index("bench")
+    get_runner().client  # noqa: B018 - the LocalCluster starts outside the timing
+    me = psutil.Process()
+    w0 = _workers_cpu()
+    d0 = _cpu(me)
+    with _Peak() as peak:
+        t0 = time.perf_counter()
+        op = index.start_import(str(src), error_mode="continue")
+        job = index.wait_for_import(op.id, poll_interval=0.1)
+        wall = time.perf_counter() - t0
+    d1 = _cpu(me)
+    w1 = _workers_cpu()
+    if job.status != "Completed":
+        raise SystemExit(f"{name}: import {job.status}: {job.error}")
+    worker = sum(v - w0.get(pid, 0.0) for pid, v in w1.items())
+    shutil.rmtree(work / f"store-{name}", ignore_errors=True)
+    return Run(wall, d1 - d0, worker, peak.peak, job.records_imported, len(job.namespaces))
+
+
+def report(title: str, case: Run, base: Run, wall_target: float, rss_target: float | None,
+           cpu_share_target: float | None) -> None:
+    print(f"\n== {title}")
+    print(f"{'':34}{'case':>10}{'baseline':>10}{'ratio':>8}  target")
+    ratio = case.wall / base.wall
+    print(f"{'wall time (s)':34}{case.wall:10.1f}{base.wall:10.1f}{ratio:7.2f}x  <= {wall_target}x")
+    print(f"{'records imported':34}{case.records:10,}{base.records:10,}")
+    print(f"{'namespaces':34}{case.namespaces:10,}{base.namespaces:10,}")
+    print(f"{'driver process CPU (s)':34}{case.driver_cpu:10.1f}{base.driver_cpu:10.1f}")
+    print(f"{'workers CPU (s)':34}{case.worker_cpu:10.1f}{base.worker_cpu:10.1f}")
+    share = case.driver_cpu / max(case.worker_cpu, 1e-9)
+    t = f"  <= {cpu_share_target:.0%}" if cpu_share_target else ""
+    print(f"{'driver CPU / workers CPU':34}{share:10.0%}"
+          f"{base.driver_cpu / max(base.worker_cpu, 1e-9):10.0%}{'':8}{t}")
+    t = f"  <= {rss_target} GB" if rss_target else ""
+    print(f"{'driver peak RSS (GB)':34}{case.driver_peak / 1e9:10.2f}"
+          f"{base.driver_peak / 1e9:10.2f}{'':8}{t}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", default="namespaces,files,mid")
+    ap.add_argument("--namespaces", type=int, default=10_000)
+    ap.add_argument("--ns-records", type=int, default=20)
+    ap.add_argument("--files", type=int, default=100_000)
+    ap.add_argument("--mid-namespaces", type=int, default=2_000)
+    ap.add_argument("--mid-records", type=int, default=500)
+    args = ap.parse_args()
+    cases = set(args.cases.split(","))
+
+    from vecstore.runners import close_runners
+
+    work = Path(tempfile.mkdtemp(prefix="vecstore-scale-"))
+    print(f"load average before: {os.getloadavg()}  cores: {os.cpu_count()}")
+    try:
+        # warm-up: worker imports and first-task costs stay out of the figures
+        run_import(work, "warmup", dataset("warmup", [("w", 100), ("v", 100)]))
+        if "namespaces" in cases:
+            n, r = args.namespaces, args.ns_records
+            src = dataset(f"ns-{n}x{r}", [(f"t{i:05d}", r) for i in range(n)])
+            one = dataset(f"one-{n * r}", [("all", n * r)])
+            base = run_import(work, "base", one)
+            case = run_import(work, "case", src)
+            report(f"{n:,} namespaces x {r} records x {DIM}-d (one file each) vs "
+                   f"{n * r:,} records in one namespace, one file", case, base, 3, 1.0, 0.25)
+        if "files" in cases:
+            f = args.files
+            per_ns = max(1, f // 10)
+            src = dataset(f"files-{f}", [(f"n{i // per_ns:02d}", 10) for i in range(f)])
+            few = dataset(f"files10-{f}", [(f"n{i:02d}", per_ns * 10) for i in range(10)])
+            base = run_import(work, "base", few)
+            case = run_import(work, "case", src)
+            report(f"{f:,} files x 10 records in 10 namespaces vs the same in 10 files",
+                   case, base, 5, 1.5, None)
+        if "mid" in cases:
+            m, r = args.mid_namespaces, args.mid_records
+            src = dataset(f"mid-{m}x{r}", [(f"t{i:05d}", r) for i in range(m)])
+            one = dataset(f"one-{m * r}", [("all", m * r)])
+            base = run_import(work, "base", one)
+            case = run_import(work, "case", src)
+            report(f"{m:,} namespaces x {r} records vs {m * r:,} records in one namespace",
+                   case, base, 2, None, None)
+    finally:
+        close_runners()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nload average after: {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Imports of many small namespaces and many small files (issue 9) on a real
+Dask cluster: packed tasks import every namespace exactly as the unpacked
+path does, scan tasks carry their chunks only, and the running job record
+does not grow with the number of namespaces."""
+
+from __future__ import annotations
+
+import pickle
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from datagen import dense_table, ids_of, load_namespace_data, read_rejects, run_import, write
+from distributed import Client
+
+from vecstore.api import Index
+from vecstore.jobs.store import JobStore
+from vecstore.pipelines import driver as D
+from vecstore.schemas import Job
+
+pytestmark = pytest.mark.dask
+
+DIM = 4
+
+
+@pytest.fixture
+def submitted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
+    """(task function name, pickled size of its arguments) of every task submitted."""
+    calls: list[tuple[str, int]] = []
+    real = Client.submit
+
+    def spy(self: Client, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        plain = [a for a in args if type(a).__name__ != "Future"]
+        calls.append((func.__name__, len(pickle.dumps(plain))))
+        return real(self, func, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "submit", spy)
+    yield calls
+
+
+def _small_namespaces(src: Path, n: int, per: int) -> dict[str, tuple[list[str], np.ndarray]]:
+    """``n`` namespaces of ``per`` records: t0003, t0010... (i % 7 == 3)
+    repeat an id (their last record), t0005, t0016... (i % 11 == 5) have a
+    NaN vector (their third record)."""
+    rng = np.random.default_rng(3)
+    out = {}
+    for i in range(n):
+        ns = f"t{i:04d}"
+        ids = [f"{ns}-r{j}" for j in range(per)]
+        vals = rng.normal(size=(per, DIM)).astype(np.float32)
+        if i % 7 == 3:
+            ids[-1] = ids[0]
+        if i % 11 == 5:
+            vals[2, 1] = np.nan
+        write(src / ns / "0.parquet", dense_table(ids, vals))
+        out[ns] = (ids, vals)
+    return out
+
+
+def _expected(i: int, ids: list[str]) -> list[str]:
+    keep = list(range(len(ids)))
+    if i % 11 == 5:
+        keep.remove(2)
+    if i % 7 == 3:
+        keep.remove(len(ids) - 1)
+    return sorted(ids[j] for j in keep)
+
+
+def test_many_small_namespaces_are_packed(
+    make_index: Callable[..., Index],
+    store_root: Path,
+    src: Path,
+    submitted: list[tuple[str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    saved: list[tuple[bool, int]] = []
+    real_save = JobStore.save
+
+    def save(self: JobStore, job: Job) -> None:
+        saved.append((job.done, len(job.model_dump_json())))
+        real_save(self, job)
+
+    monkeypatch.setattr(JobStore, "save", save)
+    index = make_index(dimension=DIM)
+    data = _small_namespaces(src, 300, 5)
+    job = run_import(index, src)
+    assert job.status == "Completed", job.error
+    expected = {ns: _expected(i, ids) for i, (ns, (ids, _)) in enumerate(data.items())}
+    assert job.records_imported == sum(len(v) for v in expected.values())
+    assert job.records_skipped == {"duplicate_id": 43, "non_finite": 27}
+    for ns, ids in expected.items():
+        assert ids_of(store_root, "docs", ns) == ids
+    # exact vectors, and the namespace is queryable
+    ids0, vals0 = data["t0001"]
+    got = index.fetch(ids0, namespace="t0001").vectors
+    for j, rid in enumerate(ids0):
+        assert np.array_equal(np.asarray(got[rid].values, np.float32), vals0[j])
+    res = index.query(vector=vals0[3].tolist(), top_k=1, namespace="t0001")
+    assert res.matches[0].id == ids0[3]
+    m, _, cents = load_namespace_data(store_root, "docs", "t0001")
+    assert cents is not None and m.import_id == job.id
+    # rejects per namespace, the duplicate naming its first occurrence
+    rejects = read_rejects(str(job.rejects_uri))
+    by_ns = Counter((r["namespace"], r["code"]) for r in rejects)
+    assert by_ns[("t0010", "duplicate_id")] == 1 and by_ns[("t0016", "non_finite")] == 1
+    assert by_ns[("t0038", "duplicate_id")] == 1 and by_ns[("t0038", "non_finite")] == 1
+    assert len(by_ns) == 43 + 27 and ("t0001", "duplicate_id") not in by_ns
+    dup = next(r for r in rejects if r["namespace"] == "t0010")
+    assert dup["row"] == 4 and f"{src}/t0010/0.parquet" in dup["message"]
+    # packed: a handful of tasks, not ~6 per namespace
+    kinds = Counter(name for name, _ in submitted)
+    assert kinds["pack"] == 2 and kinds["inspect_many"] == 2, kinds
+    assert not {"scan_unit", "train", "dedup", "gather", "sample_unit"} & set(kinds), kinds
+    # the running record stays small; the final one has every namespace
+    running = [size for done, size in saved if not done]
+    assert running and max(running) < 4000, max(running)
+    assert len(job.namespaces) == 300
+    assert all(p.status == "Committed" for p in job.namespaces.values())
+    assert job.namespaces["t0010"].records_imported == 4
+
+
+@pytest.mark.parametrize("mode", ["continue", "abort"])
+def test_packed_equals_unpacked(
+    make_index: Callable[..., Index],
+    store_root: Path,
+    src: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    """The same import, packed and not: the same records, rejects and error
+    (ABORT: the bad record of t0005 wins over the earlier duplicate of t0003,
+    record errors being checked before duplicates)."""
+    data = _small_namespaces(src, 40, 6)
+    outcomes: list[tuple[Any, ...]] = []
+    for pack in ("50000", "0"):
+        monkeypatch.setenv("VECSTORE_PACK_ROWS", pack)
+        index = make_index(name=f"p{pack}", dimension=DIM)
+        job = run_import(index, src, mode)
+        if job.status == "Completed":
+            ids = {ns: ids_of(store_root, f"p{pack}", ns) for ns in data}
+            cents = {ns: load_namespace_data(store_root, f"p{pack}", ns)[2] for ns in data}
+            ids = {ns: (v, cents[ns].tobytes()) for ns, v in ids.items()}  # same centroids too
+            rejects = read_rejects(str(job.rejects_uri))
+            outcomes.append((job.status, job.records_imported, job.records_skipped, ids, rejects))
+        else:
+            outcomes.append((job.status, job.error))
+    assert outcomes[0] == outcomes[1]
+    if mode == "abort":
+        assert outcomes[0][0] == "Failed"
+        assert str(outcomes[0][1]).startswith(f'error reading record (file "{src}/t0005/0.parquet", row 2)')
+
+
+def test_many_small_files_bounded_task_payload(
+    make_index: Callable[..., Index],
+    store_root: Path,
+    src: Path,
+    submitted: list[tuple[str, int]],
+) -> None:
+    index = make_index(dimension=DIM)
+    rng = np.random.default_rng(5)
+    files = 2000
+    for f in range(files):
+        ids = [f"f{f}-{j}" for j in range(3)]
+        write(src / "big" / f"part-{f:05d}.parquet", dense_table(ids, rng.normal(size=(3, DIM))))
+    job = run_import(index, src)
+    assert job.status == "Completed", job.error
+    assert job.records_imported == 3 * files
+    assert len(ids_of(store_root, "docs", "big")) == 3 * files
+    scans = [size for name, size in submitted if name == "scan_unit"]
+    # 2,000 files: about 8 scan tasks (UNIT_SPLIT) of at most 256 files, each
+    # carrying its chunks only
+    assert 8 <= len(scans) <= 16
+    assert max(scans) < 64_000, max(scans)
+    assert max(size for name, size in submitted if name == "inspect_many") < 64_000
+
+
+def test_detail_threshold_is_what_the_driver_uses() -> None:
+    assert D.NS_DETAIL_MAX == 100

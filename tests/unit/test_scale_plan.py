@@ -1,0 +1,58 @@
+"""Planning at scale (issue 9): task units carry their chunks only, so a scan
+task's pickled arguments do not grow with the number of files; small
+namespaces are packed in namespace order."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from vecstore.pipelines import plan as P
+from vecstore.schemas import IndexSpec
+from vecstore.storage import Store
+
+SPEC = IndexSpec(name="i", dimension=64, metric="euclidean")
+
+
+def _plan(ns: str, files: int, rows: int = 10, size: int = 3000) -> P.NamespacePlan:
+    return P.plan_namespace(ns, [(f"{ns}/part-{i:06d}.parquet", size, [rows]) for i in range(files)], SPEC)
+
+
+def _max_scan_payload(p: P.NamespacePlan) -> int:
+    ctx = P.Context.make(Store("memory://src"), Store("memory://dst"), SPEC, "job", "continue")
+    return max(len(pickle.dumps((ctx, u, p.sizing, None))) for u in P.units(p.chunks))
+
+
+def test_scan_payload_does_not_grow_with_files() -> None:
+    small, big = _plan("a", 5_000), _plan("a", 50_000)
+    assert len(pickle.dumps(big)) > 9 * len(pickle.dumps(small))  # the plan itself grows
+    # a unit holds at most UNIT_CHUNKS chunks: only the digits of file numbers grow
+    assert _max_scan_payload(big) < 1.1 * _max_scan_payload(small)
+    assert _max_scan_payload(big) < 64_000
+
+
+def test_units_keep_order_and_bounds() -> None:
+    p = _plan("a", 1000)
+    units = P.units(p.chunks)
+    assert [c for u in units for c in u] == list(p.chunks)
+    assert all(len(u) <= P.UNIT_CHUNKS for u in units)
+    big = P.chunk_file("b", 0, "b/x.parquet", [100] * 10, 10 * 2**20, 0, max_bytes=2**20)
+    assert [len(u) for u in P.units(big, max_bytes=2**20)] == [1] * 10
+    # at least UNIT_SPLIT units when there are that many chunks (every worker busy)
+    ten = P.chunk_file("c", 0, "c/x.parquet", [100] * 10, 10 * 2**20, 0, max_bytes=2**20)
+    assert len(P.units(ten, max_bytes=96 * 2**20)) == 10
+
+
+def test_pack_groups_in_namespace_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    plans = [_plan(f"n{i:03d}", 1) for i in range(600)]
+    plans.insert(300, _plan("n299z", 1, rows=60_000))  # too big to pack: ends a group
+    items = P.pack_groups(plans)
+    flat = [p.ns for it in items for p in (it if isinstance(it, list) else [it])]
+    assert flat == [p.ns for p in plans]
+    assert sum(1 for it in items if isinstance(it, P.NamespacePlan)) == 1
+    groups = [it for it in items if isinstance(it, list)]
+    assert all(len(g) <= P.PACK_GROUP_FILES for g in groups)
+    assert len(groups) == 4  # 300 + 300 small namespaces, 256 files per group at most
+    monkeypatch.setenv("VECSTORE_PACK_ROWS", "0")
+    assert all(isinstance(it, P.NamespacePlan) for it in P.pack_groups(plans))

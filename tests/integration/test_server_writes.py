@@ -1,8 +1,5 @@
-"""The write path over the pinecone SDK 10.2: upsert, update, delete, list.
-
-These run when the installed ``vecstore.api.Index`` has the write methods
-(another part of the project adds them); until then they skip, and the
-server answers the write endpoints with a Pinecone-shaped 400."""
+"""The write path over the pinecone SDK 10.2: upsert, update, delete, list,
+and the 429 of a write tail over its cap."""
 
 from __future__ import annotations
 
@@ -12,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from pinecone import ServerlessSpec
-from pinecone.errors import ApiError
+from pinecone.errors import ApiError, RateLimitError
 from serverutil import Served, serve
 
 SPEC = ServerlessSpec(cloud="aws", region="us-east-1")
@@ -93,3 +90,19 @@ def test_delete(index: Any) -> None:
     index.delete(delete_all=True, namespace="n")
     assert index.describe_index_stats().namespaces.get("n") is None or \
         index.describe_index_stats().namespaces["n"].vector_count == 0
+
+
+def test_tail_over_its_cap_is_429_and_writes_nothing(tmp_path: Any) -> None:
+    env = {"VECSTORE_TAIL_CAP": "5", "VECSTORE_BUILD_IN_BACKGROUND": "0"}
+    with serve(tmp_path / "store", env=env) as s:
+        pc = s.client()
+        m = pc.create_index(name="capped", dimension=2, metric="cosine", spec=SPEC)
+        idx = pc.Index(host=m.host)
+        assert idx.upsert(vectors=[(f"a{i}", [1.0, float(i)]) for i in range(5)]).upserted_count == 5
+        r = httpx.post(m.host + "/vectors/upsert", json={"vectors": [{"id": "b", "values": [1, 2]}]})
+        assert r.status_code == 429 and r.headers.get("retry-after") == "1", r.text
+        assert r.json()["error"]["code"] == "RESOURCE_EXHAUSTED"
+        with pytest.raises(RateLimitError):  # the SDK retries 429s, then raises
+            idx.upsert(vectors=[("c", [0.5, 0.5])])
+        assert idx.describe_index_stats().total_vector_count == 5
+        assert idx.fetch(ids=["b", "c"]).vectors == {}

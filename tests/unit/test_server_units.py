@@ -35,10 +35,7 @@ def test_error_mapping(exc: ve.VecstoreError, status: int, code: str) -> None:
 
 
 def test_rate_limited_write_is_429() -> None:
-    class RateLimitedError(ve.VecstoreError):
-        pass
-
-    err = from_vecstore(RateLimitedError("tail full"))
+    err = from_vecstore(ve.RateLimitedError("tail full"))
     assert err.status == 429 and err.headers == {"Retry-After": "1"}
 
 

@@ -41,7 +41,7 @@ from vecstore.query.executor import (
     SparseQuery,
     prepare_dense,
 )
-from vecstore.query.filters import canonical, parse_filter
+from vecstore.query.filters import canonical, may_match, parse_filter
 from vecstore.query.idindex import load_id_index
 from vecstore.query.planner import ManifestTracker, NamespaceState
 from vecstore.query.rows import ids_of, materialize
@@ -179,6 +179,49 @@ class Reader:
                 return state.manifest.record_count
             shadowed = 0 if tail.hide_clusters else self._shadow(ns, state, tail)[1]
             return live_count(tail, state.manifest.record_count, shadowed)
+
+        return self._pinned(ns, run)
+
+    def count(
+        self,
+        namespace: str | None = None,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 - Pinecone's name
+    ) -> int | None:
+        """Live records of a namespace that match ``filter`` (all live records
+        for None); None if the namespace does not exist. Clusters whose
+        metadata statistics prove they hold no match are skipped, the others
+        are masked with the query path's filter evaluation; rows the write
+        tail overwrote or deleted are not counted, its live matches are."""
+        node = parse_filter(filter)
+        if node is None:
+            return self.record_count(namespace)
+        ns = args.namespace(namespace)
+        canon = canonical(node)
+
+        def run(state: NamespaceState | None) -> int | None:
+            if state is None:
+                return None
+            tail = self.tail(ns, state)
+            total = 0
+            if tail is None or not tail.hide_clusters:
+                blank = self._shadow(ns, state, tail)[0] if tail is not None else {}
+                for cluster in state.manifest.clusters:
+                    if not cluster.row_count or not may_match(
+                        node, cluster.stats, cluster.row_count
+                    ):
+                        continue
+                    pos = state.position_of[cluster.id]
+                    mask = self.source.mask(
+                        state.segment_keys[pos], node, canon, cluster.row_count, state.meta_columns
+                    )
+                    hidden = blank.get(pos)
+                    total += int(mask.sum()) - (
+                        int(mask[hidden].sum()) if hidden is not None else 0
+                    )
+            if tail is not None:
+                rows = tail.matching(node, canon)
+                total += 0 if rows is None else rows.num_rows
+            return total
 
         return self._pinned(ns, run)
 

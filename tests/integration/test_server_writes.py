@@ -106,3 +106,13 @@ def test_tail_over_its_cap_is_429_and_writes_nothing(tmp_path: Any) -> None:
             idx.upsert(vectors=[("c", [0.5, 0.5])])
         assert idx.describe_index_stats().total_vector_count == 5
         assert idx.fetch(ids=["b", "c"]).vectors == {}
+
+
+def test_filtered_stats_count_logged_writes(index: Any) -> None:
+    index.upsert(vectors=[(f"v{i}", [1.0, float(i)], {"g": "a" if i % 2 else "b"}) for i in range(6)],
+                 namespace="ns")
+    index.delete(ids=["v1"], namespace="ns")
+    index.upsert(vectors=[("v0", [1.0, 0.0], {"g": "a"})], namespace="ns")  # b -> a
+    stats = index.describe_index_stats(filter={"g": {"$eq": "a"}})
+    assert stats.namespaces["ns"].vector_count == 3  # v0, v3, v5
+    assert index.describe_index_stats().namespaces["ns"].vector_count == 5

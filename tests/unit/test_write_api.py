@@ -462,3 +462,34 @@ def test_query_batch_merges_the_tail(tmp_path: Path) -> None:
     for qi, row in enumerate(got):
         want = np.argsort(brute(y, x[qi], "euclidean"), kind="stable")[:5]
         assert [i for i, _ in row] == [f"c{j}" for j in want]
+
+
+# ---------------------------------------------------- filtered counts
+def test_filtered_count_sees_clusters_and_the_tail(tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    x = clustered(600, D, 6, seed=21)
+    index.upsert(
+        [(f"r{i}", x[i].tolist(), {"g": "a" if i % 3 else "b"}) for i in range(600)],
+        namespace="ns",
+    )
+    index.build(namespace="ns")  # into clusters
+    want = {f"r{i}": ("a" if i % 3 else "b") for i in range(600)}
+    # the tail: overwrite 50 cluster rows with the other genre, delete 30, add 20
+    for i in range(0, 100, 2):
+        want[f"r{i}"] = "b" if want[f"r{i}"] == "a" else "a"
+    index.upsert(
+        [(f"r{i}", x[i].tolist(), {"g": want[f"r{i}"]}) for i in range(0, 100, 2)], namespace="ns"
+    )
+    index.delete(ids=[f"r{i}" for i in range(300, 330)], namespace="ns")
+    for i in range(300, 330):
+        del want[f"r{i}"]
+    index.upsert([(f"n{i}", x[i].tolist(), {"g": "b"}) for i in range(20)], namespace="ns")
+    want.update({f"n{i}": "b" for i in range(20)})
+    reader = index.reader
+    for g in ("a", "b"):
+        expect = sum(1 for v in want.values() if v == g)
+        assert reader.count("ns", {"g": {"$eq": g}}) == expect
+    assert reader.count("ns", {"g": {"$in": ["a", "b"]}}) == len(want) == _count(index)
+    assert reader.count("missing", {"g": "a"}) is None
+    index.delete(delete_all=True, namespace="ns")
+    assert reader.count("ns", {"g": "a"}) == 0

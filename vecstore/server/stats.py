@@ -1,9 +1,9 @@
 """``describe_index_stats`` with a filter: records per namespace that match.
 
-Pinecone's serverless indexes refuse a filter here; vecstore counts. Each
-visible namespace version is scanned cluster by cluster: clusters whose
-metadata statistics prove they hold no match are skipped, the others are
-masked with the query path's own filter evaluation (and its cache).
+Pinecone's serverless indexes refuse a filter here; vecstore counts, with the
+reader's :meth:`~vecstore.reader.Reader.count` (clusters pruned by their
+metadata statistics and masked with the query path's filter evaluation,
+logged writes not yet built included, overwritten and deleted rows not).
 """
 
 from __future__ import annotations
@@ -11,27 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from vecstore.api import Index
-from vecstore.query.filters import canonical, may_match, parse_filter
+from vecstore.query.filters import parse_filter
 
 
 def filtered_counts(index: Index, flt: dict[str, Any]) -> dict[str, int]:
-    node = parse_filter(flt)  # FilterError (400) for a malformed filter
-    stats = index.describe_index_stats()
-    if node is None:
-        return {ns: s.vector_count for ns, s in stats.namespaces.items()}
-    reader = index.reader
-    canon = canonical(node)
+    parse_filter(flt)  # FilterError (400) for a malformed filter, even with no namespace
     out: dict[str, int] = {}
-    for ns in stats.namespaces:
-        state = reader.namespace_state(ns)
-        if state is None:
-            continue
-        total = 0
-        for cluster in state.manifest.clusters:
-            if not cluster.row_count or not may_match(node, cluster.stats, cluster.row_count):
-                continue
-            key = state.segment_keys[state.position_of[cluster.id]]
-            mask = reader.source.mask(key, node, canon, cluster.row_count, state.meta_columns)
-            total += int(mask.sum())
-        out[ns] = total
+    for ns in index.describe_index_stats().namespaces:
+        n = index.reader.count(ns, flt)
+        if n is not None:
+            out[ns] = n
     return out

@@ -100,7 +100,16 @@ class ImportDriver:
         self._record_lock = threading.RLock()
         self._persisted: ImportJob | None = None
         self._superseded = threading.Event()
+        self._abandoned = threading.Event()
         self._heartbeat = _HeartbeatThread(self)
+
+    def abandon(self) -> None:
+        """The process is shutting down (``vecstore serve`` on SIGTERM): stop
+        at the next check and write nothing more, not even a failure; the job
+        keeps its record (now going stale) and is taken over by recovery, like
+        a job whose process died. A commit is atomic, so it is never half-visible."""
+        self._abandoned.set()
+        self._superseded.set()
 
     # ---------------------------------------------------------- lifecycle
     def run(self) -> ImportJob:
@@ -118,6 +127,11 @@ class ImportDriver:
             )
             return self.job
         except _Superseded:
+            if self._abandoned.is_set():
+                log.warning("import %s: abandoned at shutdown; left to recovery", self.job.id)
+                with contextlib.suppress(Exception):
+                    self._stop_work()
+                return self.job
             # A runner presumed dead (paused, partitioned) that wakes up after
             # recovery resumed its job elsewhere: stop quietly, drop only what
             # this attempt wrote, leave the job to its new owner.
@@ -212,6 +226,8 @@ class ImportDriver:
         """Raise _Superseded unless this attempt still owns the job: no newer
         attempt was claimed and the stored record is this attempt's, unfinished
         (or exactly ``retrying``: an earlier try of this very write landed)."""
+        if self._abandoned.is_set():
+            raise _Superseded()
         if self.store.exists(layout.claim_key(self.spec.name, self.job.id, self.job.attempt + 1)):
             raise _Superseded()
         try:

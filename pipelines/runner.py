@@ -39,6 +39,7 @@ class DaskRunner:
         self._lock = threading.Lock()
         self._threads: dict[str, threading.Thread] = {}
         self._sources: dict[str, Store] = {}
+        self._drivers: dict[str, ImportDriver] = {}
 
     # ------------------------------------------------------------ cluster
     @property
@@ -69,9 +70,15 @@ class DaskRunner:
                 self._client.register_plugin(QuietExpectedErrors(), name="vecstore-quiet")
             return self._client
 
-    def close(self) -> None:
+    def close(self, *, abandon: bool = False) -> None:
+        """Wait for running imports (up to a minute each), then stop the
+        cluster. ``abandon``: do not wait; running imports stop writing at once
+        and are left to recovery (``vecstore serve`` on SIGTERM)."""
+        if abandon:
+            for driver in list(self._drivers.values()):
+                driver.abandon()
         for t in list(self._threads.values()):
-            t.join(timeout=60)
+            t.join(timeout=10 if abandon else 60)
         with self._lock:
             if self._client is not None:
                 self._client.close()
@@ -91,12 +98,15 @@ class DaskRunner:
         t.start()
 
     def _run(self, client: Any, store: Store, spec: IndexSpec, job: ImportJob, source: Store) -> None:
+        driver = ImportDriver(client, store, spec, job, source)
+        self._drivers[job.id] = driver
         try:
-            ImportDriver(client, store, spec, job, source).run()
+            driver.run()
         except Exception:  # pragma: no cover - the driver records its own failures
             log.exception("import driver crashed for %s", job.id)
         finally:
             self._threads.pop(job.id, None)
+            self._drivers.pop(job.id, None)
 
     def running(self) -> list[str]:
         return list(self._threads)

@@ -31,7 +31,8 @@ class ImportRunner(Protocol):
         ``source_for(job)``: the source Store of a job to resume (with the
         credentials of its integration)."""
 
-    def close(self) -> None: ...
+    def close(self, *, abandon: bool = False) -> None:
+        """Stop; ``abandon``: leave running jobs to recovery instead of waiting."""
 
 
 _runners: dict[tuple[str, str | None], ImportRunner] = {}
@@ -57,8 +58,8 @@ def get_runner(
         return runner
 
 
-def close_runners() -> None:
+def close_runners(*, abandon: bool = False) -> None:
     with _lock:
         for r in _runners.values():
-            r.close()
+            r.close(abandon=abandon)
         _runners.clear()

@@ -47,7 +47,7 @@ class Recorder:
     def recover(self, store: Store, index: str, source_for: Any = None) -> list[str]:
         return []
 
-    def close(self) -> None:
+    def close(self, *, abandon: bool = False) -> None:
         pass
 
 

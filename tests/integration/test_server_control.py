@@ -19,7 +19,7 @@ from pinecone import (
     ServerlessSpec,
 )
 from pinecone.errors import ApiError
-from serverutil import Served, serve
+from serverutil import Served, serve, write_dense_import
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def pc(server: Served) -> Iterator[Any]:
 
 
 def test_starts_fast(server: Served) -> None:
-    assert server.started_in < 2.0 + 3.0  # 2 s target; slack for a loaded test machine
+    assert server.started_in < 2.0
     assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
     spec = httpx.get(f"{server.url}/openapi.json").json()
     assert spec["openapi"].startswith("3.")
@@ -189,3 +189,44 @@ def test_one_debug_line_per_request_and_clean_sigterm(tmp_path: Path) -> None:
         assert s.proc.wait(timeout=20) == 0
         assert "Finished server process" in s.log_text()
         assert "Traceback" not in s.log_text()
+
+
+def test_sigterm_during_an_import_leaves_it_to_recovery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM while an import runs: the server exits cleanly, the import is
+    never half-visible, and the next process that waits on it takes it over
+    (stale heartbeat) and completes it."""
+    from vecstore import VecStore
+    from vecstore.runners import close_runners
+
+    src = tmp_path / "src"
+    write_dense_import(src, {f"ns{i}": 20_000 for i in range(3)}, 16)
+    store = tmp_path / "store"
+    with serve(store, env={"VECSTORE_STALE_SECONDS": "2"}) as s:
+        pc = s.client()
+        m = pc.create_index(name="big", dimension=16, metric="cosine",
+                            spec=ServerlessSpec(cloud="aws", region="us-east-1"))
+        idx = pc.Index(host=m.host)
+        op = idx.start_import(uri=str(src))
+        deadline = time.monotonic() + 120
+        while idx.describe_import(id=op.id).status == "Pending":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(timeout=30) == 0
+    monkeypatch.setenv("VECSTORE_STALE_SECONDS", "2")
+    index = VecStore(str(store)).Index("big")
+    assert index.jobs.get(op.id).status == "InProgress"  # the runner died with the server
+    counts = index.describe_index_stats().namespaces
+    assert counts == {} or {n: c.vector_count for n, c in counts.items()} == {
+        f"ns{i}": 20_000 for i in range(3)
+    }
+    try:
+        job = index.wait_for_import(op.id, timeout=180)
+    finally:
+        close_runners()
+    assert job.status == "Completed", job.error
+    assert {n: c.vector_count for n, c in index.describe_index_stats().namespaces.items()} == {
+        f"ns{i}": 20_000 for i in range(3)
+    }

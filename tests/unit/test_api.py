@@ -61,7 +61,7 @@ class NoRunner:
         self.recovered.append(index)
         return []
 
-    def close(self) -> None:
+    def close(self, *, abandon: bool = False) -> None:
         pass
 
 

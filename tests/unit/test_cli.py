@@ -474,7 +474,7 @@ class ScriptedRunner:
     def recover(self, store: Store, index: str, source_for: Any = None) -> list[str]:
         return []
 
-    def close(self) -> None:
+    def close(self, *, abandon: bool = False) -> None:
         for t in self.threads:
             t.join(5)
 

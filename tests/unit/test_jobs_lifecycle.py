@@ -36,7 +36,7 @@ class Recorder:
     def recover(self, store: Store, index: str, source_for: Any = None) -> list[str]:
         return lifecycle.recover_stale(store, index, resume=self.submitted.append)
 
-    def close(self) -> None:
+    def close(self, *, abandon: bool = False) -> None:
         pass
 
 

@@ -49,7 +49,7 @@ def make_app(
         from vecstore.runners import close_runners
 
         try:
-            close_runners()
+            close_runners(abandon=True)  # running imports are left to recovery
         except Exception:  # noqa: BLE001 - shutting down: log, never hang
             log.exception("closing the import runner failed")
 

@@ -355,13 +355,6 @@ class TestFsspecStore(StoreContract):
         assert store.kind == "vsgeneric"
         return store
 
-    @pytest.mark.skip(
-        reason="a generic backend's put_if_absent is as atomic as its filesystem's "
-        '"create" mode; fsspec\'s memory filesystem checks, then writes'
-    )
-    def test_put_if_absent_threads_race_exactly_one_wins(self, store: Store) -> None:
-        raise AssertionError("skipped")
-
 
 def test_any_store_fixture_gives_a_fresh_store_per_backend(any_store: Store) -> None:
     assert any_store.kind in ("memory", "local", "s3", "gcs", "azure")

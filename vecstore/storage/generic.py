@@ -1,6 +1,8 @@
 """Any other filesystem fsspec knows: the generic backend, for URL schemes
-no backend in the registry claims. Its kind is its URL scheme, and its
-``put_if_absent`` is as atomic as the filesystem's ``"create"`` write mode."""
+no backend in the registry claims. Its kind is its URL scheme. Its
+``put_if_absent`` is serialised within the process (so threads race
+correctly whatever the filesystem does) and, between processes, as atomic
+as the filesystem's ``"create"`` write mode."""
 
 from __future__ import annotations
 
@@ -18,6 +20,11 @@ class FsspecStore(ObjectStore):
     @classmethod
     def kind_of(cls, uri: str) -> str:
         return protocol_of(uri)
+
+    def _self_conditional(self, key: str) -> bool:
+        # an unknown filesystem's "create" mode may check, then write
+        # (fsspec's memory filesystem does): serialise within the process
+        return False
 
     @classmethod
     def translate(cls, uri: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:

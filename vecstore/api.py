@@ -47,7 +47,7 @@ from vecstore.schemas import (
     VectorType,
 )
 from vecstore.schemas.metrics import Metric
-from vecstore.storage import BACKEND_KINDS, Store, scheme_of, translate_uri
+from vecstore.storage import Store, backend_for, scheme_of, translate_uri
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,34 +128,13 @@ def validate_import_uri(uri: Any, spec: IndexSpec) -> str:
     if not isinstance(uri, str) or not uri.strip():
         raise InvalidArgumentError(f"An import uri is required, got {uri!r}")
     translate_uri(uri)  # raises on unsupported forms
-    kind = scheme_of(uri)
-    if kind not in BACKEND_KINDS:
+    backend = backend_for(uri)
+    if not backend.import_source:
         raise InvalidArgumentError(
             f'Unsupported import uri "{uri}": expected s3://, gs://, az://, '
             "https://ACCOUNT.blob.core.windows.net/CONTAINER/DIR, memory:// or a local path"
         )
-    if kind in ("s3", "gcs", "azure") and not uri.startswith("https://"):
-        # (the https form of Azure was checked by translate_uri)
-        bucket = uri.split("://", 1)[1].split("/", 1)[0]
-        if not bucket:
-            what = "container" if kind == "azure" else "bucket"
-            raise InvalidArgumentError(
-                f'Import uri "{uri}" names no {what}: expected '
-                f"{uri.split('://', 1)[0]}://{what.upper()}/IMPORT_DIR"
-            )
-    if kind == "s3":
-        if spec.cloud in ("gcp", "azure"):
-            raise InvalidArgumentError(
-                f'Cannot import from Amazon S3 ("{uri}") into index "{spec.name}" hosted on '
-                f"{spec.cloud.upper() if spec.cloud == 'gcp' else 'Azure'}: an index on GCP or "
-                "Azure imports only from Google Cloud Storage or Azure Blob Storage"
-            )
-        bucket = uri.split("://", 1)[1].split("/", 1)[0]
-        if bucket.endswith("--x-s3"):
-            raise InvalidArgumentError(
-                f'Cannot import from S3 Express One Zone bucket "{bucket}": directory buckets '
-                "(names ending in --x-s3) are not supported; use a general purpose bucket"
-            )
+    backend.check_import_source(uri, str(spec.cloud), spec.name)
     return uri
 
 

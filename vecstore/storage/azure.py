@@ -27,6 +27,7 @@ class AzureStore(ObjectStore):
     schemes: ClassVar[tuple[str, ...]] = ("az", "abfs", "abfss")
     extra: ClassVar[str | None] = "azure"
     has_buckets: ClassVar[bool] = True
+    bucket_word: ClassVar[str] = "container"
 
     @classmethod
     def claims(cls, uri: str) -> bool:

@@ -60,6 +60,10 @@ class Store:
     """Directories exist on their own (an emptied one stays behind)."""
     has_buckets: ClassVar[bool] = False
     """The first component of a backend path is a bucket or container."""
+    bucket_word: ClassVar[str] = "bucket"
+    """What the provider calls that first component (in messages)."""
+    import_source: ClassVar[bool] = True
+    """Imports may read from this backend (the generic one: no)."""
 
     @classmethod
     def claims(cls, uri: str) -> bool:
@@ -69,6 +73,18 @@ class Store:
     @classmethod
     def kind_of(cls, uri: str) -> str:
         return cls.name
+
+    @classmethod
+    def check_import_source(cls, uri: str, cloud: str, index: str) -> None:
+        """Raise InvalidArgumentError unless ``uri`` may be read by an import
+        into index ``index`` hosted on ``cloud`` (the seeds' cloud rules)."""
+        if cls.has_buckets and "://" in uri and not uri.startswith("https://"):
+            what = cls.bucket_word
+            if not uri.split("://", 1)[1].split("/", 1)[0]:
+                raise InvalidArgumentError(
+                    f'Import uri "{uri}" names no {what}: expected '
+                    f"{uri.split('://', 1)[0]}://{what.upper()}/IMPORT_DIR"
+                )
 
     @classmethod
     def translate(cls, uri: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:

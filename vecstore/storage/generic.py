@@ -6,7 +6,7 @@ as the filesystem's ``"create"`` write mode."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from vecstore.errors import InvalidArgumentError
 from vecstore.storage.base import protocol_of
@@ -16,6 +16,8 @@ from vecstore.storage.scrub import scrub
 
 class FsspecStore(ObjectStore):
     """Any other filesystem fsspec knows (its kind is its URL scheme)."""
+
+    import_source: ClassVar[bool] = False
 
     @classmethod
     def kind_of(cls, uri: str) -> str:

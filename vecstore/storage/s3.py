@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, ClassVar
 
+from vecstore.errors import InvalidArgumentError
 from vecstore.settings import external
 from vecstore.storage.objectstore import PUT_ID, ObjectStore
 
@@ -25,6 +26,22 @@ class S3Store(ObjectStore):
         opts = dict(base or {})
         opts.setdefault("anon", True)
         return opts
+
+    @classmethod
+    def check_import_source(cls, uri: str, cloud: str, index: str) -> None:
+        super().check_import_source(uri, cloud, index)
+        if cloud in ("gcp", "azure"):
+            raise InvalidArgumentError(
+                f'Cannot import from Amazon S3 ("{uri}") into index "{index}" hosted on '
+                f"{cloud.upper() if cloud == 'gcp' else 'Azure'}: an index on GCP or "
+                "Azure imports only from Google Cloud Storage or Azure Blob Storage"
+            )
+        bucket = uri.split("://", 1)[1].split("/", 1)[0]
+        if bucket.endswith("--x-s3"):
+            raise InvalidArgumentError(
+                f'Cannot import from S3 Express One Zone bucket "{bucket}": directory buckets '
+                "(names ending in --x-s3) are not supported; use a general purpose bucket"
+            )
 
     @classmethod
     def endpoint(cls, options: dict[str, Any]) -> str | None:

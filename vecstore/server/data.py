@@ -5,15 +5,13 @@ delete) when the installed ``Index`` has it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from vecstore import layout
+from vecstore import layout, pagination
 from vecstore.api import Index
 from vecstore.server import codec, convert
 from vecstore.server.codec import JSONResponse
@@ -186,26 +184,12 @@ async def list_vectors(request: Request, ctx: Ctx) -> Response:
     return JSONResponse(await threaded(work))
 
 
-def _ns_token(name: str) -> str:
-    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=") or "AA"
-
-
-def _ns_after(token: str | None) -> str | None:
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        return raw.decode() if raw != b"\x00" else ""
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid paginationToken {token!r}") from None
-
-
 @endpoint(write=False)
 async def list_namespaces(request: Request, ctx: Ctx) -> Response:
     params = request.query_params
     prefix = params.get("prefix") or None
     limit = query_int(request, "limit", 1, MAX_NS_LIMIT) or DEFAULT_NS_LIMIT
-    after = _ns_after(params.get("paginationToken"))
+    after = pagination.decode(params.get("paginationToken"))  # 400 for a bad token
 
     def work() -> dict[str, Any]:
         nss = sorted(index_of(ctx, request).list_namespaces(prefix=prefix), key=lambda d: d.name)
@@ -216,7 +200,7 @@ async def list_namespaces(request: Request, ctx: Ctx) -> Response:
             "total_count": len(nss),
         }
         if len(rest) > limit and page:
-            out["pagination"] = {"next": _ns_token(page[-1].name)}
+            out["pagination"] = {"next": pagination.encode(page[-1].name)}
         return out
 
     return JSONResponse(await threaded(work))

@@ -38,15 +38,8 @@ async def start_import(request: Request, ctx: Ctx) -> Response:
     uri = codec.req_str(body, "uri")
     integration_id = codec.opt_str(body, "integrationId")
     mode = codec.opt_object(body, "errorMode")
-    on_error = DEFAULT_ERROR_MODE
-    if mode is not None:
-        value = mode.get("onError", DEFAULT_ERROR_MODE)
-        if not isinstance(value, str) or value.lower() not in ("continue", "abort"):
-            raise ApiError(
-                400, "INVALID_ARGUMENT",
-                f"Invalid errorMode.onError {value!r}: expected 'continue' or 'abort'",
-            )
-        on_error = value.lower()
+    # checked by the API (InvalidArgumentError: 400)
+    on_error = DEFAULT_ERROR_MODE if mode is None else mode.get("onError", DEFAULT_ERROR_MODE)
 
     def work() -> dict[str, Any]:
         op = index_of(ctx, request).start_import(

@@ -14,13 +14,11 @@ from vecstore.cli.exitcodes import EXIT_OK
 from vecstore.cli.options import store_options
 from vecstore.cli.output import print_json
 from vecstore.cli.registry import Commands
+from vecstore.server.auth import ROLES  # no server extra needed
 from vecstore.settings import settings
 
 if TYPE_CHECKING:
     from vecstore.server.auth import AuthStore
-
-ROLES = ("ReadWrite", "ReadOnly")
-
 
 def register(commands: Commands) -> None:
     p = commands.command(
@@ -61,7 +59,7 @@ def register(commands: Commands) -> None:
     )
     k = keys.command("create", key_create, "create an API key (printed once)")
     k.add_argument("--project", required=True)
-    k.add_argument("--role", default="ReadWrite", choices=ROLES)
+    k.add_argument("--role", default="ReadWrite", choices=ROLES)  # from vecstore.server.auth
     k.add_argument("--name", default="")
     lst = keys.command("list", key_list, "list API keys (never the keys themselves)")
     lst.add_argument("--project")

@@ -320,11 +320,6 @@ def empty_namespace_message(ns: str) -> str:
     return f"No records found for namespace: {ns or layout.DEFAULT_NAMESPACE_DIR} (its files have 0 rows)"
 
 
-def bucket_of_cluster(cluster: int, k: int, buckets: int) -> int:
-    """Contiguous ranges of cluster ids per bucket."""
-    return min(buckets - 1, cluster * buckets // max(k, 1))
-
-
 def ns_part(ns: str) -> str:
     return layout.ns_dir(ns)
 

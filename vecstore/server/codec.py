@@ -117,15 +117,6 @@ def opt_bool(body: Mapping[str, Any], key: str, default: bool = False) -> bool:
     return value
 
 
-def opt_int(body: Mapping[str, Any], key: str) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise bad(key, "an integer", value)
-    return value
-
-
 def opt_object(body: Mapping[str, Any], key: str) -> dict[str, Any] | None:
     value = body.get(key)
     if value is None:

@@ -133,14 +133,3 @@ def stats_response(
     }
 
 
-def count_of(result: Any, *names: str) -> int | None:
-    """An integer the write path returned (int, attribute or key), if any."""
-    if isinstance(result, bool):
-        return None
-    if isinstance(result, int):
-        return result
-    for name in names:
-        value = result.get(name) if isinstance(result, dict) else getattr(result, name, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None

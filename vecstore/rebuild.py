@@ -245,8 +245,10 @@ def _commit(
             if before_commit is not None:
                 before_commit()
             visible = manifests.load_namespace(store, spec.name, ns)
-            if visible is None or visible.deleted or not descends_from(
-                store, spec, ns, visible, base.version
+            if (
+                visible is None
+                or visible.deleted
+                or not descends_from(store, spec, ns, visible, base.version)
             ):
                 raise NotFoundError(
                     f'Namespace "{ns}" was deleted or re-created during its rebuild; '
@@ -279,7 +281,9 @@ def _commit(
             return out.manifests[ns]
         finally:
             builder.release(store, lease)
-    raise CommitConflictError(f'Rebuild of namespace "{ns}": the namespace kept changing; try again')
+    raise CommitConflictError(
+        f'Rebuild of namespace "{ns}": the namespace kept changing; try again'
+    )
 
 
 __all__ = ["RebuildReport", "descends_from", "rebuild_namespace"]

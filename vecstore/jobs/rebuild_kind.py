@@ -45,13 +45,15 @@ def _referenced(store: Store, index: str, ns: str) -> set[str]:
 
 def _owned_files(store: Store, index: str, job_id: str) -> list[tuple[str, str, str]]:
     """(namespace, key, relative path) of every data file named for ``job_id``."""
-    out = []
+    out: list[tuple[str, str, str]] = []
     for ns_key in store.ls(layout.namespaces_prefix(index)):
         ns = layout.ns_from_dir(ns_key.rsplit("/", 1)[-1])
         prefix = layout.namespace_prefix(index, ns)
-        for key in store.ls(layout.data_prefix(index, ns)):
-            if key.rsplit("/", 1)[-1].startswith(f"{job_id}-"):
-                out.append((ns, key, key[len(prefix) + 1 :]))
+        out.extend(
+            (ns, key, key[len(prefix) + 1 :])
+            for key in store.ls(layout.data_prefix(index, ns))
+            if key.rsplit("/", 1)[-1].startswith(f"{job_id}-")
+        )
     return out
 
 

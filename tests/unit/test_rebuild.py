@@ -34,7 +34,7 @@ def _load(index: Index, model: dict[str, list[float]], prefix: str, n: int, seed
     for s in range(0, n, 1000):
         batch = [(f"{prefix}{j}", x[j].tolist()) for j in range(s, min(n, s + 1000))]
         index.upsert(batch, namespace=NS)
-        model.update({i: v for i, v in batch})
+        model.update(dict(batch))
 
 
 def _state(index: Index) -> dict[str, list[float]]:
@@ -103,12 +103,14 @@ def test_rebuild_with_concurrent_upserts_loses_nothing(tmp_path: Path) -> None:
         n = 0
         try:
             while not stop.is_set() or n < 5:
-                recs = [(f"w{n}-{j}", rng.normal(size=D).astype(np.float32).tolist()) for j in range(50)]
+                recs = [
+                    (f"w{n}-{j}", rng.normal(size=D).astype(np.float32).tolist()) for j in range(50)
+                ]
                 recs.append((f"a{n}", rng.normal(size=D).astype(np.float32).tolist()))  # overwrite
                 writer.upsert(recs, namespace=NS)
                 writer.delete(ids=[f"a{1000 + n}"], namespace=NS)
                 with lock:
-                    model.update({i: v for i, v in recs})
+                    model.update(dict(recs))
                     model.pop(f"a{1000 + n}", None)
                 n += 1
         except BaseException as exc:  # pragma: no cover - reported below
@@ -182,7 +184,9 @@ def test_rebuild_of_a_deleted_namespace_commits_nothing(tmp_path: Path) -> None:
         index.rebuild(NS)
 
 
-def test_failed_rebuild_job_cleans_its_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_rebuild_job_cleans_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index = _index(tmp_path)
     model: dict[str, list[float]] = {}
     _load(index, model, "a", 1200, 0)

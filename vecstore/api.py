@@ -699,7 +699,9 @@ class Index:
                 if self._reader is not None:
                     self._reader.tracker.invalidate(ns)
             else:
-                get_runner(self._vs.scheduler_address, kind="rebuild").submit(
+                from vecstore.jobs.rebuild_kind import KIND
+
+                get_runner(self._vs.scheduler_address, KIND.runner).submit(
                     self.store, self.spec, job, self.store
                 )
             out.append(job)

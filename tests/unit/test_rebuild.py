@@ -219,3 +219,37 @@ def test_recall_estimate_and_balance() -> None:
     assert tail == 1.0  # records in no cluster are searched exactly
     b = quality.balance([10, 0, 30, 20])
     assert (b.clusters, b.largest, b.smallest, b.mean, b.ratio) == (3, 30, 10, 20.0, 1.5)
+
+
+def test_rebuild_in_the_background_can_be_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = _index(tmp_path)
+    model: dict[str, list[float]] = {}
+    _load(index, model, "a", 1200, 0)
+    index.build(namespace=NS)
+    from vecstore import kmeans
+
+    started, go = threading.Event(), threading.Event()
+    real_fit = kmeans.fit
+
+    def slow_fit(*a: Any, **k: Any) -> Any:
+        started.set()
+        go.wait(30)
+        return real_fit(*a, **k)
+
+    monkeypatch.setattr(kmeans, "fit", slow_fit)
+    [job] = index.rebuild(NS, wait=False)
+    assert started.wait(30)
+    assert index.describe_import(job.id).status == "InProgress"
+    index.cancel_import(job.id)
+    go.set()
+    final = index.wait_for_import(job.id, timeout=60)
+    assert final.status == "Cancelled" and final.kind == "rebuild"
+    data = index.store.ls(f"indexes/m/namespaces/{NS}/data")
+    assert not [k for k in data if k.rsplit("/", 1)[-1].startswith(f"{job.id}-")]
+    _same(index, model)
+    # and one left alone completes
+    monkeypatch.setattr(kmeans, "fit", real_fit)
+    [job2] = index.rebuild(NS, wait=False)
+    assert index.wait_for_import(job2.id, timeout=120).status == "Completed"

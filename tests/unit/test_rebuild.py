@@ -253,3 +253,42 @@ def test_rebuild_in_the_background_can_be_cancelled(
     monkeypatch.setattr(kmeans, "fit", real_fit)
     [job2] = index.rebuild(NS, wait=False)
     assert index.wait_for_import(job2.id, timeout=120).status == "Completed"
+
+
+def test_a_rebuild_whose_process_died_is_taken_over_and_completed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from vecstore.jobs import JobStore, new_job_id
+    from vecstore.schemas import ImportJob
+
+    index = _index(tmp_path)
+    model: dict[str, list[float]] = {}
+    _load(index, model, "a", 1200, 0)
+    index.build(namespace=NS)
+    _load(index, model, "b", 1200, 1)
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    job = ImportJob(
+        id=new_job_id(),
+        kind="rebuild",
+        index="m",
+        uri=index.store.uri,
+        status="InProgress",
+        created_at=long_ago,
+        heartbeat_at=long_ago,
+        runner="elsewhere:1:1",
+        report={"namespace": NS, "records_per_cluster": 300},
+    )
+    JobStore(index.store, "m").create(job)
+    # an orphan of the dead attempt
+    index.store.write_bytes(f"indexes/m/namespaces/{NS}/data/{job.id}-dead.parquet", b"x")
+    final = index.wait_for_import(job.id, timeout=120)
+    assert final.status == "Completed" and final.attempt == 2, final.error
+    assert (final.report or {})["k_after"] == 8
+    _same(index, model)
+    orphan = f"indexes/m/namespaces/{NS}/data/{job.id}-dead.parquet"
+    assert index.store.exists(orphan)  # the dead attempt's orphan: vacuum's business
+    index.vacuum(older_than=0)
+    assert not index.store.exists(orphan)
+    _same(index, model)

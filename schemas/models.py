@@ -144,12 +144,17 @@ class Job(Frozen):
     runner: str | None = None
     attempt: int = 1
     cancel_requested: bool = False
+    # what a job that is not an import reports (a rebuild's balance and recall);
+    # left out of the JSON when None
+    report: dict[str, Any] | None = None
 
     @model_serializer(mode="wrap")
     def _omit_default_kind(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
         if data.get("kind") == "import":
             del data["kind"]
+        if "report" in data and data["report"] is None:
+            del data["report"]
         return data
 
     @property
@@ -247,13 +252,18 @@ class Manifest(Frozen):
     fields: list[MetadataField] = Field(default_factory=list)
     parent_version: int | None = None
     applied_lsn: int | None = None  # format 2: the last log entry folded in (None: 0)
+    # drift (docs/rebuild.md): records when the centroids were trained, records
+    # assigned to them since (None: unknown; left out of the JSON)
+    trained_records: int | None = None
+    added_since_training: int | None = None
 
     @model_serializer(mode="wrap")
     def _drop_unset_lsn(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # a manifest that applied no log entry serialises exactly as format 1
         out: dict[str, Any] = handler(self)
-        if out.get("applied_lsn", 0) is None:
-            del out["applied_lsn"]
+        for key in ("applied_lsn", "trained_records", "added_since_training"):
+            if key in out and out[key] is None:
+                del out[key]
         return out
 
     def files(self) -> list[str]:

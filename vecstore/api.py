@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from vecstore.builder import BuildResult
     from vecstore.reader import Reader
+    from vecstore.vacuum import VacuumReport
 
 log = logging.getLogger("vecstore")
 E = TypeVar("E", Metric, VectorType, Cloud)
@@ -634,6 +635,82 @@ class Index:
         from vecstore import commit
 
         commit.apply(self.store, self.name, commit.DeleteNamespace(namespace=namespace))
+
+    # ------------------------------------------- rebuild, retention, drift (docs/rebuild.md)
+    def rebuild(
+        self,
+        namespace: str | None = None,
+        records_per_cluster: int | None = None,
+        *,
+        wait: bool = True,
+    ) -> builtins.list[ImportJob]:
+        """Re-cluster ``namespace`` (None: every namespace) offline, one job of
+        kind ``rebuild`` each; ``wait``: run them here and return their final
+        records (balance and recall in ``report``), else return them started."""
+        from vecstore.jobs.rebuild_kind import run_rebuild
+
+        if records_per_cluster is not None and int(records_per_cluster) < 1:
+            raise InvalidArgumentError(
+                f"Invalid records_per_cluster {records_per_cluster!r}: expected a positive integer"
+            )
+        if namespace is None:
+            targets = builtins.list(manifests.list_namespaces(self.store, self.name))
+        else:
+            ns = self._write_ns(namespace)
+            if manifests.load_namespace(self.store, self.name, ns) is None:
+                raise NotFoundError(
+                    f'Namespace "{ns}" not found in index "{self.name}"', namespace=ns
+                )
+            targets = [ns]
+        out = []
+        for ns in targets:
+            job = self.jobs.create(
+                ImportJob(
+                    id=new_job_id(),
+                    kind="rebuild",
+                    index=self.name,
+                    uri=self.store.uri,
+                    report={"namespace": ns, "records_per_cluster": records_per_cluster},
+                )
+            )
+            if wait:
+                job = run_rebuild(self.store, self.spec, job)
+                if self._reader is not None:
+                    self._reader.tracker.invalidate(ns)
+            else:
+                from vecstore.jobs.rebuild_kind import KIND
+
+                get_runner(self._vs.scheduler_address, KIND.runner).submit(
+                    self.store, self.spec, job, self.store
+                )
+            out.append(job)
+        return out
+
+    def vacuum(self, older_than: float | None = None, *, dry_run: bool = False) -> VacuumReport:
+        """Delete files no version a reader may still hold needs, once older than
+        ``older_than`` seconds (default ``VECSTORE_RETENTION_SECONDS``, 1 hour)."""
+        from vecstore.vacuum import vacuum
+
+        if older_than is not None and float(older_than) < 0:
+            raise InvalidArgumentError(f"Invalid older_than {older_than!r}: expected seconds >= 0")
+        return vacuum(self.store, self.spec, older_than, dry_run=dry_run)
+
+    def drift(self, namespace: str | None = None) -> dict[str, dict[str, Any]]:
+        """How far namespaces drifted from their clusters (all, or ``namespace``):
+        ``added_fraction``, ``largest_ratio``, ``rebuild_advised`` and why."""
+        from vecstore import drift
+
+        if namespace is None:
+            found = manifests.list_namespaces(self.store, self.name)
+        else:
+            ns = self._write_ns(namespace)
+            m = manifests.load_namespace(self.store, self.name, ns)
+            if m is None:
+                raise NotFoundError(
+                    f'Namespace "{ns}" not found in index "{self.name}"', namespace=ns
+                )
+            found = {ns: m}
+        return {ns: drift.describe(m) for ns, m in found.items()}
 
     # defined last: the name shadows the builtin in the class body
     def list(

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vecstore import kmeans, layout, manifests, wal
+from vecstore import drift, kmeans, layout, manifests, wal
 from vecstore.errors import AlreadyExistsError, CommitConflictError, NotFoundError
 from vecstore.metadata import meta_fields_of
 from vecstore.resolve import id_locations
@@ -228,12 +228,14 @@ def fold(
     new_rows = state.matching(None)
     n_new = 0 if new_rows is None else new_rows.num_rows
     tag = f"b{state.last_lsn}"
-    if spec.kind != "sparse" and (base.centroids is None or n_new > base.record_count):
+    retrained = spec.kind != "sparse" and (base.centroids is None or n_new > base.record_count)
+    if retrained:
         manifest, rewritten = _fresh(store, spec, namespace, base, state, new_rows, tag)
     else:
         manifest, rewritten = _incremental(store, spec, namespace, base, state, new_rows, tag)
     manifest = manifest.model_copy(
         update={
+            **drift.carried(base, n_new, retrained, manifest.record_count),
             "format_version": MANIFEST_FORMAT_WAL,
             "applied_lsn": state.last_lsn,
             "parent_version": base.version,

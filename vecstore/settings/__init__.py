@@ -287,6 +287,14 @@ class Settings(BaseModel):
         group=WRITES,
         gt=0,
     )
+    retention_seconds: float = _knob(
+        "VECSTORE_RETENTION_SECONDS",
+        3600.0,
+        "How long files a newer version superseded are kept for readers that may still "
+        "hold the old version; `vacuum` deletes them only after this (docs/rebuild.md).",
+        group=WRITES,
+        ge=0,
+    )
 
     @classmethod
     def env_names(cls) -> tuple[str, ...]:

@@ -9,6 +9,4 @@ from vecstore.cli.registry import Commands
 
 
 def register(commands: Commands) -> None:
-    commands.planned("rebuild", "rebuild an index's clusters offline (not available yet)")
     commands.planned("load", "upsert Parquet files into an index (not available yet)")
-    commands.planned("vacuum", "delete files no version needs any more (not available yet)")

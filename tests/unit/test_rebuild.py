@@ -1,0 +1,293 @@
+"""Offline rebuilds (issue 12 item 4): a job that re-clusters a namespace at an
+LSN, commits atomically, keeps every write made meanwhile, and reports the
+cluster balance and estimated recall before and after. Real local stores."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from vecstore import Index, NotFoundError, VecStore, builder, manifests, quality
+from vecstore.rebuild import rebuild_namespace
+
+D = 16
+NS = "ns"
+
+
+@pytest.fixture(autouse=True)
+def _no_background(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VECSTORE_BUILD_IN_BACKGROUND", "0")
+
+
+def _index(tmp_path: Path, metric: str = "euclidean") -> Index:
+    vs = VecStore(str(tmp_path / "store"))
+    vs.create_index(name="m", dimension=D, metric=metric)
+    return vs.Index("m")
+
+
+def _load(index: Index, model: dict[str, list[float]], prefix: str, n: int, seed: int) -> None:
+    x = np.random.default_rng(seed).normal(size=(n, D)).astype(np.float32)
+    for s in range(0, n, 1000):
+        batch = [(f"{prefix}{j}", x[j].tolist()) for j in range(s, min(n, s + 1000))]
+        index.upsert(batch, namespace=NS)
+        model.update(dict(batch))
+
+
+def _state(index: Index) -> dict[str, list[float]]:
+    ids = [i for page in index.list(namespace=NS) for i in page]
+    out: dict[str, list[float]] = {}
+    for s in range(0, len(ids), 1000):
+        got = index.fetch(ids[s : s + 1000], namespace=NS).vectors
+        out.update({i: list(v.values) for i, v in got.items()})
+    return out
+
+
+def _same(index: Index, model: dict[str, list[float]]) -> None:
+    got = _state(index)
+    assert set(got) == set(model)
+    for i, v in model.items():
+        assert got[i] == pytest.approx(v), i
+
+
+def test_rebuild_grown_namespace_changes_k_and_reports_quality(tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    model: dict[str, list[float]] = {}
+    _load(index, model, "a", 3000, 0)
+    index.build(namespace=NS)
+    before = manifests.load_namespace(index.store, "m", NS)
+    assert before is not None and len(before.clusters) == 2
+    _load(index, model, "b", 3000, 1)  # grows 2x; the builder keeps 2 clusters
+    index.build(namespace=NS)
+    grown = manifests.load_namespace(index.store, "m", NS)
+    assert grown is not None and len(grown.clusters) == 2
+    drift = index.drift(NS)[NS]
+    assert drift["added_fraction"] == pytest.approx(0.5) and drift["rebuild_advised"]
+
+    [job] = index.rebuild(NS)
+    assert job.kind == "rebuild" and job.status == "Completed", job.error
+    rep = job.report or {}
+    assert rep["k_before"] == 2 and rep["k_after"] == 5  # choose_k(6000)
+    assert rep["records"] == 6000 and rep["balance_after"]["clusters"] == 5
+    assert rep["balance_before"]["largest"] >= rep["balance_before"]["smallest"] > 0
+    assert 0.0 <= rep["recall_after"] <= 1.0 and rep["recall_before"] is not None
+    # stored in the job record
+    assert index.describe_import(job.id).report == rep
+    after = manifests.load_namespace(index.store, "m", NS)
+    assert after is not None and after.version == grown.version + 1
+    assert after.applied_lsn == grown.applied_lsn and after.trained_records == 6000
+    assert all(c.segment.startswith(f"data/{job.id}-") for c in after.clusters)
+    assert index.drift(NS)[NS]["added_fraction"] == 0.0
+    _same(index, model)
+    # records_per_cluster decides k
+    [job2] = index.rebuild(NS, records_per_cluster=600)
+    assert job2.status == "Completed" and (job2.report or {})["k_after"] == 10
+    _same(index, model)
+
+
+def test_rebuild_with_concurrent_upserts_loses_nothing(tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    model: dict[str, list[float]] = {}
+    _load(index, model, "a", 4000, 0)
+    index.build(namespace=NS)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    writer = VecStore(str(tmp_path / "store")).Index("m")  # another client
+    rng = np.random.default_rng(7)
+    lock = threading.Lock()
+
+    def write() -> None:
+        n = 0
+        try:
+            while not stop.is_set() or n < 5:
+                recs = [
+                    (f"w{n}-{j}", rng.normal(size=D).astype(np.float32).tolist()) for j in range(50)
+                ]
+                recs.append((f"a{n}", rng.normal(size=D).astype(np.float32).tolist()))  # overwrite
+                writer.upsert(recs, namespace=NS)
+                writer.delete(ids=[f"a{1000 + n}"], namespace=NS)
+                with lock:
+                    model.update(dict(recs))
+                    model.pop(f"a{1000 + n}", None)
+                n += 1
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=write)
+    t.start()
+    try:
+        [job] = index.rebuild(NS)
+    finally:
+        stop.set()
+        t.join()
+    assert not errors and job.status == "Completed", job.error
+    _same(index, model)  # writes after the snapshot are replayed from the log
+    index.build(namespace=NS)
+    _same(index, model)
+
+
+def _spec_store(index: Index) -> tuple[Any, Any]:
+    return index.spec, index.store
+
+
+@pytest.mark.parametrize("past_snapshot", [False, True])
+def test_a_build_landing_during_the_rebuild_is_kept(tmp_path: Path, past_snapshot: bool) -> None:
+    """A build commits between the snapshot and the rebuild's commit: folded
+    up to the snapshot LSN (committed on top) or past it (the difference is
+    folded into the rebuilt clusters). Reads keep the old version until then."""
+    index = _index(tmp_path)
+    model: dict[str, list[float]] = {}
+    _load(index, model, "a", 3000, 0)
+    index.build(namespace=NS)
+    _load(index, model, "b", 500, 1)  # tail at the snapshot
+    spec, store = _spec_store(index)
+    q = model["a5"]
+    seen: list[str] = []
+
+    def race() -> None:
+        if seen:
+            return
+        # reads during the rebuild: the old version answers, the tail included
+        res = index.query(vector=q, top_k=1, namespace=NS, include_values=False)
+        seen.append(res.matches[0].id)
+        if past_snapshot:
+            _load(index, model, "c", 300, 2)  # entries after the snapshot ...
+        assert builder.fold(store, spec, NS).status == "built"  # ... folded by a build
+
+    rep = rebuild_namespace(store, spec, NS, owner="rtest", before_commit=race)
+    assert seen == ["a5"]
+    m = manifests.load_namespace(store, "m", NS)
+    assert m is not None and m.version == rep.version
+    assert rep.folded_after_snapshot == (1 if past_snapshot else 0)
+    assert m.applied_lsn == rep.applied_lsn
+    index.reader.tracker.invalidate(NS)
+    _same(index, model)
+
+
+def test_rebuild_of_a_deleted_namespace_commits_nothing(tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    model: dict[str, list[float]] = {}
+    _load(index, model, "a", 1200, 0)
+    index.build(namespace=NS)
+    spec, store = _spec_store(index)
+
+    def delete() -> None:
+        index.delete_namespace(NS)
+
+    with pytest.raises(NotFoundError, match="deleted or re-created"):
+        rebuild_namespace(store, spec, NS, owner="rdel", before_commit=delete)
+    assert manifests.load_namespace(store, "m", NS) is None
+    with pytest.raises(NotFoundError):
+        index.rebuild(NS)
+
+
+def test_failed_rebuild_job_cleans_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = _index(tmp_path)
+    model: dict[str, list[float]] = {}
+    _load(index, model, "a", 1200, 0)
+    index.build(namespace=NS)
+    from vecstore import rebuild as rb
+
+    def boom(*a: Any, **k: Any) -> Any:
+        raise rb.CommitConflictError("kept changing")
+
+    monkeypatch.setattr(rb, "_commit", boom)
+    [job] = index.rebuild(NS)
+    assert job.status == "Failed" and "kept changing" in (job.error or "")
+    data = index.store.ls(f"indexes/m/namespaces/{NS}/data")
+    assert not [k for k in data if k.rsplit("/", 1)[-1].startswith(f"{job.id}-")]
+    _same(index, model)
+
+
+def test_recall_estimate_and_balance() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5000, 8)).astype(np.float32)
+    from vecstore import kmeans
+
+    c = kmeans.fit(x, 40, seed=0)
+    a = kmeans.assign(x, c)
+    full = quality.estimate_recall(x, a, c, "euclidean", nprobe=40)
+    assert full == 1.0  # every cluster probed: exact
+    one = quality.estimate_recall(x, a, c, "euclidean", nprobe=1)
+    assert one is not None and one < 0.9
+    tail = quality.estimate_recall(x, np.full(len(x), -1), c, "euclidean", nprobe=1)
+    assert tail == 1.0  # records in no cluster are searched exactly
+    b = quality.balance([10, 0, 30, 20])
+    assert (b.clusters, b.largest, b.smallest, b.mean, b.ratio) == (3, 30, 10, 20.0, 1.5)
+
+
+def test_rebuild_in_the_background_can_be_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = _index(tmp_path)
+    model: dict[str, list[float]] = {}
+    _load(index, model, "a", 1200, 0)
+    index.build(namespace=NS)
+    from vecstore import kmeans
+
+    started, go = threading.Event(), threading.Event()
+    real_fit = kmeans.fit
+
+    def slow_fit(*a: Any, **k: Any) -> Any:
+        started.set()
+        go.wait(30)
+        return real_fit(*a, **k)
+
+    monkeypatch.setattr(kmeans, "fit", slow_fit)
+    [job] = index.rebuild(NS, wait=False)
+    assert started.wait(30)
+    assert index.describe_import(job.id).status == "InProgress"
+    index.cancel_import(job.id)
+    go.set()
+    final = index.wait_for_import(job.id, timeout=60)
+    assert final.status == "Cancelled" and final.kind == "rebuild"
+    data = index.store.ls(f"indexes/m/namespaces/{NS}/data")
+    assert not [k for k in data if k.rsplit("/", 1)[-1].startswith(f"{job.id}-")]
+    _same(index, model)
+    # and one left alone completes
+    monkeypatch.setattr(kmeans, "fit", real_fit)
+    [job2] = index.rebuild(NS, wait=False)
+    assert index.wait_for_import(job2.id, timeout=120).status == "Completed"
+
+
+def test_a_rebuild_whose_process_died_is_taken_over_and_completed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from vecstore.jobs import JobStore, new_job_id
+    from vecstore.schemas import ImportJob
+
+    index = _index(tmp_path)
+    model: dict[str, list[float]] = {}
+    _load(index, model, "a", 1200, 0)
+    index.build(namespace=NS)
+    _load(index, model, "b", 1200, 1)
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    job = ImportJob(
+        id=new_job_id(),
+        kind="rebuild",
+        index="m",
+        uri=index.store.uri,
+        status="InProgress",
+        created_at=long_ago,
+        heartbeat_at=long_ago,
+        runner="elsewhere:1:1",
+        report={"namespace": NS, "records_per_cluster": 300},
+    )
+    JobStore(index.store, "m").create(job)
+    # an orphan of the dead attempt
+    index.store.write_bytes(f"indexes/m/namespaces/{NS}/data/{job.id}-dead.parquet", b"x")
+    final = index.wait_for_import(job.id, timeout=120)
+    assert final.status == "Completed" and final.attempt == 2, final.error
+    assert (final.report or {})["k_after"] == 8
+    _same(index, model)
+    # the dead attempt's orphan went with the take-over's cleanup
+    assert not index.store.exists(f"indexes/m/namespaces/{NS}/data/{job.id}-dead.parquet")
+    index.vacuum(older_than=0)
+    _same(index, model)

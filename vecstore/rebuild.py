@@ -1,0 +1,289 @@
+"""Offline rebuild of a namespace: re-cluster its state at an LSN (issue 12 item 4).
+
+``rebuild_namespace(store, spec, ns, owner=job_id)``:
+
+1. **Snapshot.** ``base`` = the visible manifest, ``L`` = the last LSN of the
+   namespace's log now. The state at ``L`` is ``base``'s cluster rows minus
+   what the entries ``(base.applied_lsn, L]`` shadow, plus their live rows
+   (the builder's :class:`~vecstore.tail.TailState`).
+2. **Re-cluster.** k from the size (:func:`vecstore.kmeans.choose_k`, or
+   ``n // records_per_cluster``), k-means on a fresh sample (seeded by the
+   job), every record assigned, fresh segments / id file / centroids named
+   ``data/<owner>-...`` in the current format.
+3. **Commit** (under the builder lease) an ``ApplyLog`` with
+   ``applied_lsn = L``. Writes that landed after ``L`` stay in the log and
+   are replayed on top by readers and the next build: none is lost. If the
+   visible version moved meanwhile (a build folded entries), it must descend
+   from ``base`` (else the namespace was deleted / re-created: the rebuild
+   fails and commits nothing). The state is a function of the log, so:
+   - it applied up to ``L' <= L``: the rebuilt state at ``L`` contains it;
+     the rebuild commits on top of it, still with ``applied_lsn = L``;
+   - it applied past ``L``: the entries ``(L, L']`` are folded into the
+     rebuilt clusters (:func:`vecstore.builder.fold` on the rebuilt
+     manifest) and that is committed on top of it.
+   A lost race repeats step 3 (never steps 1-2).
+Readers keep their version until the commit; the old files stay until
+``vacuum`` after the retention period.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vecstore import builder, kmeans, manifests, quality, wal
+from vecstore.errors import CommitConflictError, NotFoundError
+from vecstore.metadata import meta_fields_of
+from vecstore.schemas import IndexSpec, Manifest
+from vecstore.schemas.models import MANIFEST_FORMAT_WAL
+from vecstore.segments import dense_matrix, read_centroids, read_table
+from vecstore.storage import Store
+from vecstore.tail import TailState
+from vecstore.writer import assemble_manifest, write_centroids_file
+
+COMMIT_ATTEMPTS = 20
+LEASE_WAIT_SECONDS = 120.0
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class RebuildReport:
+    namespace: str
+    snapshot_lsn: int = 0
+    base_version: int = 0
+    version: int | None = None
+    applied_lsn: int | None = None
+    records: int = 0
+    k_before: int = 0
+    k_after: int = 0
+    balance_before: dict[str, Any] = field(default_factory=dict)
+    balance_after: dict[str, Any] = field(default_factory=dict)
+    recall_before: float | None = None
+    recall_after: float | None = None
+    folded_after_snapshot: int = 0
+    commit_attempts: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _k_for(n: int, records_per_cluster: int | None) -> int:
+    if records_per_cluster is None:
+        return kmeans.choose_k(n)
+    return int(min(kmeans.MAX_K, max(1, n // max(1, int(records_per_cluster)))))
+
+
+def _seed(owner: str) -> int:
+    return int.from_bytes(owner.encode()[-8:].rjust(8, b"\0"), "big") % (2**31 - 1)
+
+
+def _state_at(
+    store: Store, spec: IndexSpec, ns: str, base: Manifest, lsn: int
+) -> tuple[pa.Table | None, np.ndarray]:
+    """The live records at ``lsn`` and, for each, its cluster in ``base`` (-1: tail)."""
+    applied = base.applied_lsn or 0
+    state = TailState(spec, applied, base.version)
+    for e in wal.read_after(store, spec.name, ns, applied, upto=lsn):
+        state.apply(e)
+    parts: list[pa.Table] = []
+    where: list[np.ndarray] = []
+    gone = pa.array(sorted(state.where), pa.string())
+    for c in [] if state.hide_clusters else base.clusters:
+        if not c.row_count:
+            continue
+        t = read_table(store, builder._ns_key(spec, ns, c.segment))
+        if len(gone):
+            t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone)))
+        if t.num_rows:
+            parts.append(t)
+            where.append(np.full(t.num_rows, c.id, dtype=np.int64))
+    new_rows = state.matching(None)
+    if new_rows is not None and new_rows.num_rows:
+        parts.append(new_rows)
+        where.append(np.full(new_rows.num_rows, -1, dtype=np.int64))
+    table = builder._concat(parts, spec)
+    return table, (np.concatenate(where) if where else np.zeros(0, np.int64))
+
+
+def _cluster(
+    store: Store,
+    spec: IndexSpec,
+    ns: str,
+    base: Manifest,
+    table: pa.Table | None,
+    lsn: int,
+    owner: str,
+    records_per_cluster: int | None,
+    report: RebuildReport,
+    old_where: np.ndarray,
+) -> Manifest:
+    """Write the re-clustered namespace; its manifest (version to be set)."""
+    if table is None:
+        return assemble_manifest(spec, ns, base.version + 1, [], centroids=None, id_files=[])
+    n = table.num_rows
+    seed = _seed(owner)
+    cents_rel: str | None = None
+    if spec.kind == "sparse":
+        assignment = np.arange(n, dtype=np.int64) // kmeans.TARGET_PER_CLUSTER
+    else:
+        x = dense_matrix(table.column("values"), int(spec.dimension or 0))
+        if base.centroids is not None and len(old_where):
+            old_c = read_centroids(store, builder._ns_key(spec, ns, base.centroids))
+            report.recall_before = quality.estimate_recall(
+                x, old_where, old_c, spec.metric, seed=seed
+            )
+        cents = kmeans.fit(x, _k_for(n, records_per_cluster), seed=seed, metric=spec.metric)
+        assignment = kmeans.assign(x, cents, metric=spec.metric).astype(np.int64)
+        report.recall_after = quality.estimate_recall(x, assignment, cents, spec.metric, seed=seed)
+        cents_rel = write_centroids_file(store, spec, ns, owner, cents)
+    entries = builder._write_groups(store, spec, ns, owner, table, assignment)
+    id_rel = builder._write_ids(store, spec, ns, owner, entries, [])
+    return assemble_manifest(
+        spec,
+        ns,
+        base.version + 1,
+        [e for e, _ in entries],
+        centroids=cents_rel,
+        id_files=[id_rel] if id_rel else [],
+        fields=meta_fields_of(table.schema),
+    )
+
+
+def descends_from(store: Store, spec: IndexSpec, ns: str, m: Manifest, version: int) -> bool:
+    """Whether ``m`` was built on version ``version`` through ``parent_version`` links."""
+    cur: Manifest | None = m
+    while cur is not None and cur.version > version:
+        if cur.parent_version is None or cur.deleted:
+            return False
+        try:
+            cur = manifests.read_manifest(store, spec.name, ns, cur.parent_version)
+        except NotFoundError:
+            return False
+    return cur is not None and cur.version == version
+
+
+def rebuild_namespace(
+    store: Store,
+    spec: IndexSpec,
+    ns: str,
+    *,
+    owner: str,
+    records_per_cluster: int | None = None,
+    progress: Progress | None = None,
+    before_commit: Callable[[], None] | None = None,
+) -> RebuildReport:
+    """Re-cluster ``ns`` and commit it (see the module doc). ``owner`` names
+    the files (the job id); ``before_commit`` is called before each commit
+    attempt (the job's cancel check; tests use it to race builds)."""
+    t0 = time.perf_counter()
+    say = progress or (lambda phase, frac: None)
+    base = manifests.load_namespace(store, spec.name, ns)
+    if base is None or base.deleted:
+        raise NotFoundError(f'Namespace "{ns}" not found in index "{spec.name}"', namespace=ns)
+    lsn = max(wal.last_lsn(store, spec.name, ns), base.applied_lsn or 0)
+    report = RebuildReport(ns, snapshot_lsn=lsn, base_version=base.version)
+    report.k_before = len([c for c in base.clusters if c.row_count])
+    report.balance_before = quality.balance([c.row_count for c in base.clusters]).as_dict()
+    say("reading", 0.05)
+    table, old_where = _state_at(store, spec, ns, base, lsn)
+    report.records = 0 if table is None else table.num_rows
+    say("clustering", 0.3)
+    fresh = _cluster(
+        store, spec, ns, base, table, lsn, owner, records_per_cluster, report, old_where
+    )
+    fresh = fresh.model_copy(
+        update={
+            "format_version": MANIFEST_FORMAT_WAL,
+            "applied_lsn": lsn,
+            "trained_records": report.records,
+            "added_since_training": 0,
+        }
+    )
+    report.k_after = len(fresh.clusters)
+    report.balance_after = quality.balance([c.row_count for c in fresh.clusters]).as_dict()
+    say("committing", 0.9)
+    committed = _commit(store, spec, ns, base, fresh, owner, report, before_commit)
+    report.version = committed.version
+    report.applied_lsn = committed.applied_lsn
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+
+
+def _commit(
+    store: Store,
+    spec: IndexSpec,
+    ns: str,
+    base: Manifest,
+    fresh: Manifest,
+    owner: str,
+    report: RebuildReport,
+    before_commit: Callable[[], None] | None,
+) -> Manifest:
+    from vecstore import commit
+
+    deadline = time.monotonic() + LEASE_WAIT_SECONDS
+    lsn = int(fresh.applied_lsn or 0)
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        report.commit_attempts = attempt
+        lease = builder.acquire_lease(store, spec.name, ns, owner=f"rebuild-{owner}")
+        if lease is None:
+            if time.monotonic() > deadline:
+                raise CommitConflictError(
+                    f'Rebuild of namespace "{ns}": the builder lease stayed taken; try again'
+                )
+            time.sleep(0.2)
+            continue
+        try:
+            if before_commit is not None:
+                before_commit()
+            visible = manifests.load_namespace(store, spec.name, ns)
+            if (
+                visible is None
+                or visible.deleted
+                or not descends_from(store, spec, ns, visible, base.version)
+            ):
+                raise NotFoundError(
+                    f'Namespace "{ns}" was deleted or re-created during its rebuild; '
+                    "nothing was committed"
+                )
+            on_top = fresh.model_copy(
+                update={"version": visible.version + 1, "parent_version": visible.version}
+            )
+            if (visible.applied_lsn or 0) > lsn:
+                # a build folded entries past the snapshot: fold them into the rebuilt clusters
+                rebased = on_top.model_copy(update={"version": visible.version})
+                result = builder.fold(store, spec, ns, owner=lease.owner, base=rebased)
+                if result.status == "built" and result.manifest is not None:
+                    report.folded_after_snapshot = result.entries
+                    return result.manifest
+                continue
+            try:
+                out = commit.apply(
+                    store,
+                    spec.name,
+                    commit.ApplyLog(
+                        namespace=ns,
+                        base_version=visible.version,
+                        applied_lsn=lsn,
+                        manifest=on_top,
+                    ),
+                )
+            except CommitConflictError:
+                continue
+            return out.manifests[ns]
+        finally:
+            builder.release(store, lease)
+    raise CommitConflictError(
+        f'Rebuild of namespace "{ns}": the namespace kept changing; try again'
+    )
+
+
+__all__ = ["RebuildReport", "descends_from", "rebuild_namespace"]

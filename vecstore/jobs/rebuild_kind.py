@@ -214,7 +214,11 @@ class RebuildRunner:
     ) -> list[str]:
         return []
 
-    def close(self) -> None:
+    def close(self, *, abandon: bool = False) -> None:
+        """Wait for running rebuilds; ``abandon``: leave them to recovery (their
+        commit is atomic: a rebuild stopped by the process exit is retaken)."""
+        if abandon:
+            return
         for t in self.threads.values():
             t.join(timeout=30)
 

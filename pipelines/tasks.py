@@ -47,7 +47,7 @@ from vecstore.pipelines import plan as P
 from vecstore.pipelines.discover import FileInfo, SourceFile, display_path, inspect_file
 from vecstore.pipelines.hashing import digest_rows, digest_segments, hash_segments
 from vecstore.pipelines.reading import iter_batches, open_parquet
-from vecstore.pipelines.validate import Reject, record_error, validate_batch
+from vecstore.records import Reject, record_error, validate_batch
 from vecstore.refs import FILE_ROW
 from vecstore.schemas import ClusterEntry, RecordLayout
 from vecstore.schemas.arrow import REJECT_SCHEMA, as_float32

@@ -3,7 +3,7 @@
 The record rules shared by imports (``vecstore.pipelines.tasks``) and writes
 (:mod:`vecstore.writes`); it lives at the ``vecstore`` level so that writes do
 not import ``vecstore.pipelines`` (dependencies point one way: schemas <-
-vecstore <- pipelines). ``vecstore.pipelines.validate`` re-exports it.
+vecstore <- pipelines).
 
 :func:`validate_batch` checks every row of a batch whose schema
 :func:`vecstore.pipelines.discover.inspect_file` accepted, and returns the valid rows

@@ -114,11 +114,3 @@ def test_writes_load_no_pipelines_module() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
-
-
-def test_pipelines_validate_reexports_the_records_module() -> None:
-    import vecstore.pipelines.validate as old
-    import vecstore.records as new
-
-    for name in old.__all__:
-        assert getattr(old, name) is getattr(new, name), name

@@ -20,7 +20,7 @@ from vecstore.errors import IngestError, SchemaError
 from vecstore.pipelines import plan as P
 from vecstore.pipelines import tasks
 from vecstore.pipelines.reading import clean_text, iter_batches, open_parquet, read_error
-from vecstore.pipelines.validate import validate_batch
+from vecstore.records import validate_batch
 from vecstore.schemas import IndexSpec
 from vecstore.schemas.arrow import as_float32
 from vecstore.storage import Store

@@ -1,4 +1,4 @@
-"""vecstore.records (re-exported as vecstore.pipelines.validate): record-level checks of one record batch."""
+"""vecstore.records: record-level checks of one record batch (imports and writes)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vecstore import kmeans, layout, manifests, wal
+from vecstore import commit, kmeans, layout, manifests, wal
 from vecstore.errors import AlreadyExistsError, CommitConflictError, NotFoundError
 from vecstore.metadata import meta_fields_of
 from vecstore.resolve import id_locations
@@ -240,8 +240,14 @@ def fold(
             "version": base.version + 1,
         }
     )
-    try:
-        manifests.commit(store, manifest)
+    change = commit.ApplyLog(
+        namespace=namespace,
+        base_version=base.version,
+        applied_lsn=state.last_lsn,
+        manifest=manifest,
+    )
+    try:  # conflict: another version won (a build, a delete); nothing of ours is visible
+        manifest = commit.apply(store, spec.name, change).manifests[namespace]
     except CommitConflictError:
         return BuildResult("conflict", None, applied, len(entries))
     return BuildResult(

@@ -23,10 +23,11 @@ expiry) only keeps a second builder from doing the work twice.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vecstore import commit, kmeans, layout, manifests, wal
-from vecstore.errors import AlreadyExistsError, CommitConflictError, NotFoundError
+from vecstore.errors import AlreadyExistsError, CommitConflictError, NotFoundError, VecstoreError
 from vecstore.metadata import meta_fields_of
 from vecstore.resolve import id_locations
 from vecstore.schemas import ClusterEntry, IndexSpec, Manifest
@@ -49,6 +50,8 @@ from vecstore.writer import (
     write_cluster,
     write_id_file,
 )
+
+log = logging.getLogger("vecstore")
 
 LEASE_SECONDS = 60.0
 BUILD_THREADS = min(4, os.cpu_count() or 1)  # clusters merged and written at once
@@ -157,6 +160,12 @@ def release(store: Store, lease: Lease) -> None:
 # ------------------------------------------------------------------ build
 
 
+# check(): raises (e.g. CancelledError) to stop a fold between clusters
+Check = Callable[[], None]
+# progress(clusters_done, clusters_total): after each cluster written
+Progress = Callable[[int, int], None]
+
+
 @dataclass(frozen=True, slots=True)
 class BuildResult:
     status: str  # "built", "nothing" (no tail), "busy" (another builder), "conflict"
@@ -175,13 +184,25 @@ def build(
     owner: str | None = None,
     lease_seconds: float = LEASE_SECONDS,
     max_records: int | None = None,
+    check: Check | None = None,
+    progress: Progress | None = None,
+    tag: str = "",
 ) -> BuildResult:
     """Fold the namespace's tail under its lease (see the module doc)."""
     lease = acquire_lease(store, spec.name, namespace, owner, lease_seconds)
     if lease is None:
         return BuildResult("busy")
     try:
-        return fold(store, spec, namespace, max_records=max_records, owner=lease.owner)
+        return fold(
+            store,
+            spec,
+            namespace,
+            max_records=max_records,
+            owner=lease.owner,
+            check=check,
+            progress=progress,
+            tag=tag,
+        )
     finally:
         release(store, lease)
 
@@ -210,9 +231,18 @@ def fold(
     max_records: int | None = None,
     owner: str = "",
     base: Manifest | None = None,
+    check: Check | None = None,
+    progress: Progress | None = None,
+    tag: str = "",
 ) -> BuildResult:
     """One build step without the lease (callers hold it). ``base``: the
-    version to build on (default: the visible one)."""
+    version to build on (default: the visible one).
+
+    ``check`` is called before each cluster is rewritten and before the
+    commit: what it raises stops the fold, with the files it wrote removed
+    and nothing committed. ``progress(done, total)`` follows the clusters.
+    ``tag`` names the files (``data/b<lsn>-<tag>-...``; a job passes its id
+    so that cleanup after a crash finds them); default: a random one."""
     t0 = time.perf_counter()
     if base is None:
         base = manifests.load_namespace(store, spec.name, namespace)
@@ -227,11 +257,20 @@ def fold(
         state.apply(e)
     new_rows = state.matching(None)
     n_new = 0 if new_rows is None else new_rows.num_rows
-    tag = f"b{state.last_lsn}"
-    if spec.kind != "sparse" and (base.centroids is None or n_new > base.record_count):
-        manifest, rewritten = _fresh(store, spec, namespace, base, state, new_rows, tag)
-    else:
-        manifest, rewritten = _incremental(store, spec, namespace, base, state, new_rows, tag)
+    tag = f"b{state.last_lsn}-{tag or uuid.uuid4().hex[:8]}"
+    hooks = _Hooks(check, progress)
+    try:
+        hooks.check()
+        if spec.kind != "sparse" and (base.centroids is None or n_new > base.record_count):
+            manifest, rewritten = _fresh(store, spec, namespace, base, state, new_rows, tag)
+            hooks.done(1, 1)
+        else:
+            manifest, rewritten = _incremental(
+                store, spec, namespace, base, state, new_rows, tag, hooks
+            )
+    except BaseException:
+        _remove_quietly(store, spec.name, namespace, tag)
+        raise
     manifest = manifest.model_copy(
         update={
             "format_version": MANIFEST_FORMAT_WAL,
@@ -247,9 +286,13 @@ def fold(
         manifest=manifest,
     )
     try:  # conflict: another version won (a build, a delete); nothing of ours is visible
-        manifest = commit.apply(store, spec.name, change).manifests[namespace]
+        manifest = commit.apply(store, spec.name, change, guard=check).manifests[namespace]
     except CommitConflictError:
+        _remove_quietly(store, spec.name, namespace, tag)
         return BuildResult("conflict", None, applied, len(entries))
+    except BaseException:  # (a manifest that landed keeps its files: see remove_staged)
+        _remove_quietly(store, spec.name, namespace, tag)
+        raise
     return BuildResult(
         "built",
         manifest,
@@ -258,6 +301,42 @@ def fold(
         rewritten,
         time.perf_counter() - t0,
     )
+
+
+class _Hooks:
+    def __init__(self, check: Check | None, progress: Progress | None) -> None:
+        self._check = check
+        self._progress = progress
+
+    def check(self) -> None:
+        if self._check is not None:
+            self._check()
+
+    def done(self, n: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress(n, total)
+
+
+def remove_staged(store: Store, index: str, namespace: str, tag: str) -> int:
+    """Delete the data files whose name holds ``tag`` that the visible manifest
+    does not reference (a fold that stopped or lost); how many."""
+    m = manifests.load_namespace(store, index, namespace)
+    keep = set(m.files()) if m is not None else set()
+    prefix = layout.namespace_prefix(index, namespace)
+    gone = 0
+    for key in store.ls(layout.data_prefix(index, namespace)):
+        rel = key[len(prefix) + 1 :]
+        if tag in rel.rsplit("/", 1)[-1] and rel not in keep:
+            store.delete(key)
+            gone += 1
+    return gone
+
+
+def _remove_quietly(store: Store, index: str, namespace: str, tag: str) -> None:
+    try:
+        remove_staged(store, index, namespace, tag)
+    except VecstoreError as exc:  # orphans then wait for vacuum
+        log.warning("could not remove the staged files of %s/%s: %s", index, namespace, exc)
 
 
 def _ns_key(spec: IndexSpec, namespace: str, rel: str) -> str:
@@ -390,6 +469,7 @@ def _incremental(
     state: TailState,
     new_rows: pa.Table | None,
     tag: str,
+    hooks: _Hooks,
 ) -> tuple[Manifest, int]:
     """Rewrite only the clusters the tail touches (see the module doc)."""
     loc = id_locations(store, base)
@@ -435,8 +515,18 @@ def _incremental(
     # clusters, not the change (a tail spread over the namespace touches all)
     rewritten: list[tuple[ClusterEntry, pa.Array]] = []
     threads = max(1, min(BUILD_THREADS, len(touched)))
+    order = sorted(touched)
+    total = len(order)
+    finished = 0
+
+    def guarded(cid: int) -> tuple[ClusterEntry, pa.Array, dict[str, list[str]]] | None:
+        hooks.check()  # a cancel stops before the next cluster
+        return rewrite(cid)
+
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vecstore-build") as pool:
-        for done in pool.map(rewrite, sorted(touched)):
+        for done in pool.map(guarded, order):
+            finished += 1
+            hooks.done(finished, total)
             if done is None:
                 continue
             entry, ids, kinds_of = done

@@ -41,6 +41,7 @@ class JobKindSpec:
 # kind name -> "module:attribute" of its JobKindSpec
 KINDS: dict[str, str] = {
     "import": "vecstore.jobs.import_kind:KIND",
+    "build": "vecstore.jobs.build_kind:KIND",
 }
 
 _loaded: dict[str, JobKindSpec] = {}

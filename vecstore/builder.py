@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -54,6 +56,7 @@ from vecstore.writer import (
 log = logging.getLogger("vecstore")
 
 LEASE_SECONDS = 60.0
+CHECK_SECONDS = 0.25  # between clusters, a fold's check runs at most this often
 BUILD_THREADS = min(4, os.cpu_count() or 1)  # clusters merged and written at once
 LEASE_DIR = "_lease"
 
@@ -304,13 +307,32 @@ def fold(
 
 
 class _Hooks:
+    """``check`` between clusters: at most every CHECK_SECONDS (a namespace of
+    thousands of clusters on S3 is not slowed by it), and once it raised,
+    every later call raises the same (the clusters queued on the pool stop)."""
+
     def __init__(self, check: Check | None, progress: Progress | None) -> None:
         self._check = check
         self._progress = progress
+        self._last = -math.inf
+        self._raised: BaseException | None = None
+        self._lock = threading.Lock()
 
     def check(self) -> None:
-        if self._check is not None:
-            self._check()
+        if self._check is None:
+            return
+        with self._lock:
+            if self._raised is not None:
+                raise self._raised
+            now = time.monotonic()
+            if now - self._last < CHECK_SECONDS:
+                return
+            self._last = now
+            try:
+                self._check()
+            except BaseException as exc:
+                self._raised = exc
+                raise
 
     def done(self, n: int, total: int) -> None:
         if self._progress is not None:

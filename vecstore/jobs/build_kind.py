@@ -169,7 +169,9 @@ class _Driver:
 
     # --------------------------------------------------------- hooks
     def check(self) -> None:
-        """Between clusters: stop on a cancel, or when taken over."""
+        """Stop on a cancel, or when taken over (two HEADs; the builder calls
+        it between clusters at most every ``builder.CHECK_SECONDS``, and
+        before its commit)."""
         if self._cancelled or self.jobs.cancel_requested(self.job.id):
             self._cancelled = True
             raise CancelledError(f"build job {self.job.id} was cancelled")

@@ -17,8 +17,8 @@ def register(commands: Commands) -> None:
         "fold recent writes into an index's clusters",
         "Fold the writes logged since the last build (upserts, updates, deletes) into "
         "the clusters of one namespace, or of every namespace that has some, as a build "
-        "job (listed by `vecstore jobs`-style API calls, cancellable, recovered after a "
-        "crash). Waits for a build another process is running on the same namespace. "
+        "job (Index.list_jobs / cancel_job in Python; taken over and rerun if this "
+        "process dies). Waits for a build another process is running on the same namespace. "
         "Exits like `import --wait`: 0 completed, 1 failed, 2 cancelled.",
     )
     index_option(p)

@@ -454,10 +454,19 @@ class Index:
 
     def _resume(self, job: ImportJob) -> None:
         """Start a new attempt of ``job`` in this process's runner of its kind."""
-        source = self.store if job.kind == "build" else self._source_for(job)
+        if job.kind == "build":
+            self._build_runner().submit(self.store, self.spec, job, self.store)
+            return
+        source = self._source_for(job)
         get_runner(self._vs.scheduler_address, kind=job.kind).submit(
             self.store, self.spec, job, source
         )
+
+    def _build_runner(self) -> Any:
+        """The runner of build jobs (VECSTORE_RUNNER overrides the import runner only)."""
+        from vecstore.jobs.kinds import kind_of
+
+        return get_runner(self._vs.scheduler_address, kind_of("build").runner)
 
     def recover_imports(self) -> list[str]:
         """Resume or fail imports whose runner died; returns their ids.
@@ -690,9 +699,7 @@ class Index:
             targets = [ns]
         job = build_kind.create(self.store, self.spec, targets)
         if not wait:
-            get_runner(self._vs.scheduler_address, kind="build").submit(
-                self.store, self.spec, job, self.store
-            )
+            self._build_runner().submit(self.store, self.spec, job, self.store)
             return job
         try:
             return build_kind.run(self.store, self.spec, job)

@@ -317,11 +317,37 @@ def bench_build(work: Path, base: int, tail: int, profile: str | None = None) ->
         "   (builder process / import driver + workers)"
     )
     print(f"{'writer peak RSS, tail (MB)':34}{w['peak_rss_mb']:12.0f}")
+    recall = recall_at_10(uri, b["clusters"])
+    print(f"{'recall@10 after, default nprobe':34}{recall:12.3f}{'':20}  >= 0.95")
     print(
         f"build: {b['status']}, {b['entries']} log entries, clusters rewritten "
         f"{b['clusters_rewritten']} of {b['clusters']} (before: {b['clusters_before']}); "
         f"records {b['records_before']:,} -> {b['records_after']:,}"
     )
+
+
+def recall_at_10(uri: str, clusters: int, queries: int = 30) -> float:
+    """Recall@10 of queries at default settings against every cluster scanned
+    (exact over the built namespace), for stored vectors plus a little noise."""
+    import numpy as np
+
+    from vecstore import VecStore
+
+    index = VecStore(uri).Index("bench")
+    rng = np.random.default_rng(3)
+    page = index.list_paginated(namespace="bench", limit=100)
+    ids = [v.id for v in page.vectors][:queries]
+    vecs = index.fetch(ids=ids, namespace="bench").vectors
+    hit = total = 0
+    for i in ids:
+        q = np.asarray(vecs[i].values, dtype=np.float32)
+        q = q + 0.05 * float(np.std(q)) * rng.standard_normal(len(q)).astype(np.float32)
+        got = {m.id for m in index.query(vector=q.tolist(), top_k=10, namespace="bench").matches}
+        exact = index.query(vector=q.tolist(), top_k=10, namespace="bench", nprobe=clusters)
+        want = {m.id for m in exact.matches}
+        hit += len(got & want)
+        total += len(want)
+    return hit / max(1, total)
 
 
 # ------------------------------------------------------------------ main

@@ -39,11 +39,18 @@ import pyarrow.compute as pc
 
 from vecstore import commit, kmeans, layout, manifests, wal
 from vecstore.errors import AlreadyExistsError, CommitConflictError, NotFoundError, VecstoreError
-from vecstore.metadata import meta_fields_of
+from vecstore.metadata import merge_stats, meta_fields_of
 from vecstore.resolve import id_locations
 from vecstore.schemas import ClusterEntry, IndexSpec, Manifest
-from vecstore.schemas.models import MANIFEST_FORMAT_WAL
-from vecstore.segments import dense_matrix, read_centroids, read_table
+from vecstore.schemas.models import MANIFEST_FORMAT_DELTA, MANIFEST_FORMAT_WAL
+from vecstore.segments import (
+    dense_matrix,
+    new_name,
+    read_centroids,
+    read_cluster,
+    read_deleted,
+    write_deleted,
+)
 from vecstore.storage import Store
 from vecstore.tail import TailState, conform_table
 from vecstore.writer import (
@@ -56,6 +63,10 @@ from vecstore.writer import (
 log = logging.getLogger("vecstore")
 
 LEASE_SECONDS = 60.0
+# a touched cluster gets a delta segment (rows appended, deleted rows listed)
+# while its deltas and deletions stay under this fraction of its segment's
+# rows; past it the cluster is rewritten whole (compaction)
+DELTA_FRACTION = 0.25
 CHECK_SECONDS = 0.25  # between clusters, a fold's check runs at most this often
 BUILD_THREADS = min(4, os.cpu_count() or 1)  # clusters merged and written at once
 LEASE_DIR = "_lease"
@@ -276,7 +287,11 @@ def fold(
         raise
     manifest = manifest.model_copy(
         update={
-            "format_version": MANIFEST_FORMAT_WAL,
+            "format_version": (
+                MANIFEST_FORMAT_DELTA
+                if any(c.deltas or c.deleted for c in manifest.clusters)
+                else MANIFEST_FORMAT_WAL
+            ),
             "applied_lsn": state.last_lsn,
             "parent_version": base.version,
             "version": base.version + 1,
@@ -376,7 +391,7 @@ def _surviving_rows(
     for c in base.clusters:
         if c.row_count == 0:
             continue
-        t = read_table(store, _ns_key(spec, namespace, c.segment))
+        t = read_cluster(store, layout.namespace_prefix(spec.name, namespace), c)
         if len(gone):
             t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone)))
         if t.num_rows:
@@ -518,12 +533,77 @@ def _incremental(
     gone = pa.array(sorted(state.where), pa.string())
     fields: dict[str, set[str]] = {f.name: set(f.kinds) for f in base.fields}
 
+    # rows of the touched clusters the tail hides, by cluster (delta decisions)
+    gone_rows: dict[int, np.ndarray] = {}
+    if not state.hide_clusters and len(gone):
+        hidden = loc.filter(pc.is_in(loc.column("id"), value_set=gone))
+        h_cl = np.asarray(hidden.column("cluster").to_numpy())
+        h_rows = np.asarray(hidden.column("row").to_numpy())
+        for cid in np.unique(h_cl).tolist():
+            gone_rows[int(cid)] = h_rows[h_cl == cid]
+    prefix = layout.namespace_prefix(spec.name, namespace)
+
+    def as_delta(cid: int) -> bool:
+        """Append a delta segment (and a deletion list) instead of rewriting:
+        while the changed rows stay under DELTA_FRACTION of the cluster."""
+        old = by_id.get(cid)
+        if old is None or not old.row_count or state.hide_clusters or DELTA_FRACTION <= 0:
+            return False
+        n_in = 0 if cid not in incoming else incoming[cid].num_rows
+        changed = old.delta_rows + old.deleted_count + n_in + len(gone_rows.get(cid, ()))
+        return changed <= DELTA_FRACTION * (old.row_count - old.delta_rows)
+
+    def append(cid: int) -> tuple[ClusterEntry, pa.Table, dict[str, list[str]]]:
+        """A delta segment of the incoming rows, the deleted rows merged;
+        with the id rows of the cluster's new rows (``row`` continues)."""
+        old = by_id[cid]
+        update: dict[str, object] = {}
+        new_ids = pa.table(
+            {
+                "id": pa.array([], pa.string()),
+                "cluster": pa.array([], pa.int32()),
+                "row": pa.array([], pa.int32()),
+            }
+        )
+        kinds: dict[str, list[str]] = {}
+        if cid in incoming:
+            part = conform_table(incoming[cid], spec)
+            delta = write_cluster(store, spec, namespace, tag, int(cid), part)
+            n = part.num_rows
+            update.update(
+                deltas=[*old.deltas, delta.segment],
+                delta_rows=old.delta_rows + n,
+                row_count=old.row_count + n,
+                byte_size=old.byte_size + delta.byte_size,
+                stats=merge_stats(old.stats, delta.stats),
+            )
+            new_ids = pa.table(
+                {
+                    "id": part.column("id").combine_chunks().cast(pa.string()),
+                    "cluster": pa.array(np.full(n, cid, dtype=np.int32)),
+                    "row": pa.array(np.arange(old.row_count, old.row_count + n, dtype=np.int32)),
+                }
+            )
+            kinds = meta_fields_of(part.schema)
+        hidden_rows = gone_rows.get(cid)
+        if hidden_rows is not None and len(hidden_rows):
+            before = (
+                read_deleted(store, f"{prefix}/{old.deleted}")
+                if old.deleted
+                else np.zeros(0, np.int32)
+            )
+            rows = np.union1d(before, hidden_rows.astype(np.int32))
+            rel = new_name(".deleted.npy", tag)
+            write_deleted(store, f"{prefix}/{rel}", rows)
+            update.update(deleted=rel, deleted_count=len(rows))
+        return old.model_copy(update=update), new_ids, kinds
+
     def rewrite(cid: int) -> tuple[ClusterEntry, pa.Array, dict[str, list[str]]] | None:
         """Merge and write one touched cluster (Parquet reads and writes release the GIL)."""
         pieces = []
         old = by_id.get(cid)
         if old is not None and old.row_count and not state.hide_clusters:
-            t = read_table(store, _ns_key(spec, namespace, old.segment))
+            t = read_cluster(store, prefix, old)
             pieces.append(t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone))))
         if cid in incoming:
             pieces.append(incoming[cid])
@@ -536,37 +616,56 @@ def _incremental(
     # one touched cluster at a time per thread: memory follows the largest
     # clusters, not the change (a tail spread over the namespace touches all)
     rewritten: list[tuple[ClusterEntry, pa.Array]] = []
+    appended: list[ClusterEntry] = []
+    appended_ids: list[pa.Table] = []
     threads = max(1, min(BUILD_THREADS, len(touched)))
     order = sorted(touched)
+    deltas = {cid for cid in order if as_delta(cid)}
     total = len(order)
     finished = 0
 
-    def guarded(cid: int) -> tuple[ClusterEntry, pa.Array, dict[str, list[str]]] | None:
+    def guarded(
+        cid: int,
+    ) -> (
+        tuple[ClusterEntry, pa.Array, dict[str, list[str]]]
+        | tuple[ClusterEntry, pa.Table, dict[str, list[str]]]
+        | None
+    ):
         hooks.check()  # a cancel stops before the next cluster
-        return rewrite(cid)
+        return append(cid) if cid in deltas else rewrite(cid)
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vecstore-build") as pool:
-        for done in pool.map(guarded, order):
+        for cid, done in zip(order, pool.map(guarded, order), strict=True):
             finished += 1
             hooks.done(finished, total)
             if done is None:
+                continue
+            if cid in deltas:
+                entry, id_rows, kinds_of = done
+                assert isinstance(id_rows, pa.Table)
+                appended.append(entry)
+                appended_ids.append(id_rows)
+                for name, kinds in kinds_of.items():
+                    fields.setdefault(name, set()).update(kinds)
                 continue
             entry, ids, kinds_of = done
             rewritten.append((entry, ids))
             for name, kinds in kinds_of.items():
                 fields.setdefault(name, set()).update(kinds)
     kept_clusters = [c for c in base.clusters if c.id not in touched]
-    kept_ids = loc.filter(
-        pc.invert(pc.is_in(loc.column("cluster"), value_set=pa.array(sorted(touched), pa.int32())))
-    )
-    id_rel = _write_ids(store, spec, namespace, tag, rewritten, [kept_ids])
+    rewritten_ids = pa.array(sorted(touched - deltas), pa.int32())
+    kept_ids = loc.filter(pc.invert(pc.is_in(loc.column("cluster"), value_set=rewritten_ids)))
+    if len(gone) and deltas:  # the hidden rows of appended clusters leave the id lookup
+        kept_ids = kept_ids.filter(pc.invert(pc.is_in(kept_ids.column("id"), value_set=gone)))
+    kept = [kept_ids, *(t.cast(kept_ids.schema) for t in appended_ids)]
+    id_rel = _write_ids(store, spec, namespace, tag, rewritten, kept)
     m = assemble_manifest(
         spec,
         namespace,
         base.version + 1,
-        kept_clusters + [e for e, _ in rewritten],
+        kept_clusters + appended + [e for e, _ in rewritten],
         centroids=base.centroids,
         id_files=[id_rel] if id_rel else [],
         fields={k: sorted(v) for k, v in fields.items()},
     )
-    return m, len(rewritten)
+    return m, len(rewritten) + len(appended)

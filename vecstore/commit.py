@@ -270,7 +270,7 @@ class _Apply(_Rules):
                 "version": version,
                 "import_id": None,
                 "parent_version": have,
-                "format_version": MANIFEST_FORMAT_WAL,
+                "format_version": max(MANIFEST_FORMAT_WAL, self.change.manifest.format_version),
                 "applied_lsn": self.change.applied_lsn,
             }
         )

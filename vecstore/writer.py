@@ -129,7 +129,7 @@ def assemble_manifest(
         vector_type=spec.vector_type,
         metric=spec.metric,
         dimension=spec.dimension,
-        record_count=sum(c.row_count for c in ordered),
+        record_count=sum(c.live_count for c in ordered),
         byte_size=sum(c.byte_size for c in ordered),
         centroids=centroids,
         clusters=list(ordered),

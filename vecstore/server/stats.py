@@ -27,11 +27,14 @@ def filtered_counts(index: Index, flt: dict[str, Any]) -> dict[str, int]:
         if state is None:
             continue
         total = 0
+        deleted = reader.deleted_rows(state) or {}  # rows of delta'd clusters no longer live
         for cluster in state.manifest.clusters:
             if not cluster.row_count or not may_match(node, cluster.stats, cluster.row_count):
                 continue
-            key = state.segment_keys[state.position_of[cluster.id]]
+            pos = state.position_of[cluster.id]
+            key = state.segment_keys[pos]
             mask = reader.source.mask(key, node, canon, cluster.row_count, state.meta_columns)
-            total += int(mask.sum())
+            hidden = deleted.get(pos)
+            total += int(mask.sum()) - (0 if hidden is None else int(mask[hidden].sum()))
         out[ns] = total
     return out

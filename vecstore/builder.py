@@ -8,8 +8,10 @@ next manifest (format 2) with the LSN it applied:
   that held it; a ``delete_all`` empties every cluster;
 - each live new record joins the cluster of its nearest existing centroid
   (dense), or new clusters of up to ``TARGET_PER_CLUSTER`` rows (sparse);
-- only the touched clusters get new segment files; the others are named
-  again as they are. The id lookup is rewritten as one file (ids and two
+- only the touched clusters change, and each by a delta segment of its new
+  rows plus a deletion list while those stay under ``DELTA_FRACTION`` of
+  it (else it is rewritten whole: compaction); the others are named again
+  as they are (docs/write-path.md "Delta segments"). The id lookup is rewritten as one file (ids and two
   int32 columns: small next to the segments, see docs/write-path.md);
 - a namespace with no centroids yet (created by upserts), or whose tail
   outgrows it, is clustered afresh (k-means), like an import.

@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vecstore import commit, kmeans, layout, manifests, wal
+from vecstore import commit, kmeans, layout, manifests, wal, writer
 from vecstore.errors import AlreadyExistsError, CommitConflictError, NotFoundError, VecstoreError
 from vecstore.metadata import merge_stats, meta_fields_of
 from vecstore.resolve import id_locations
@@ -47,7 +47,6 @@ from vecstore.schemas import ClusterEntry, IndexSpec, Manifest
 from vecstore.schemas.models import MANIFEST_FORMAT_DELTA, MANIFEST_FORMAT_WAL
 from vecstore.segments import (
     dense_matrix,
-    new_name,
     read_centroids,
     read_cluster,
     read_deleted,
@@ -595,7 +594,7 @@ def _incremental(
                 else np.zeros(0, np.int32)
             )
             rows = np.union1d(before, hidden_rows.astype(np.int32))
-            rel = new_name(".deleted.npy", tag)
+            rel = writer.new_name(".deleted.npy", tag)
             write_deleted(store, f"{prefix}/{rel}", rows)
             update.update(deleted=rel, deleted_count=len(rows))
         return old.model_copy(update=update), new_ids, kinds

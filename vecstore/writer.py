@@ -23,10 +23,12 @@ from vecstore.schemas.arrow import ID_INDEX_SCHEMA, SPARSE_TYPE, segment_schema
 from vecstore.segments import (
     dense_matrix,
     fixed_list,
-    new_name,
     segment_row_group_rows,
     write_centroids,
     write_table,
+)
+from vecstore.segments import (
+    new_name as new_name,  # re-exported: the builder names files through it (goldens pin it)
 )
 
 

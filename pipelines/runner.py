@@ -137,5 +137,8 @@ class DaskRunner:
             self.submit(store, spec, job, source)
 
         return lifecycle.recover_stale(
-            store, index, resume=resume, skip=lambda job: job.id in self._threads
+            store,
+            index,
+            resume=resume,
+            skip=lambda job: job.kind != "import" or job.id in self._threads,
         )

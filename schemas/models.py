@@ -27,6 +27,7 @@ FORMAT_VERSION = 1
 # (``applied_lsn``, written by the index builder) are format 2; readers take
 # both, and a format-1 manifest has applied nothing of the log.
 MANIFEST_FORMAT_WAL = 2
+MANIFEST_FORMAT_DELTA = 3  # clusters with delta segments / deleted rows
 
 
 class VectorType(StrEnum):
@@ -210,13 +211,46 @@ STATS_MAX_VALUES = 64
 
 
 class ClusterEntry(Frozen):
-    """One cluster of a namespace version: its segment file and statistics."""
+    """One cluster of a namespace version: its segment file and statistics.
+
+    Format 3 (delta segments, written by the index builder): ``deltas`` are
+    segment files of rows added since ``segment`` was written; the cluster's
+    rows are the segment's then each delta's, numbered as one sequence (the
+    id files' ``row``). ``deleted`` is a file of the row numbers no longer
+    live (``.npy`` int32). ``row_count`` counts every row of the segment and
+    deltas, ``delta_rows`` those of the deltas, ``deleted_count`` the deleted
+    ones; ``stats`` cover every row. A cluster without deltas or deletions
+    serialises exactly as before.
+    """
 
     id: int
     segment: str  # path relative to the namespace directory
     row_count: int
     byte_size: int
     stats: dict[str, FieldStats] = Field(default_factory=dict)
+    deltas: list[str] = Field(default_factory=list)
+    delta_rows: int = 0
+    deleted: str | None = None
+    deleted_count: int = 0
+
+    @model_serializer(mode="wrap")
+    def _drop_no_deltas(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        for name in ("deltas", "delta_rows", "deleted", "deleted_count"):
+            if not out.get(name, 0):
+                out.pop(name, None)
+        return out
+
+    def parts(self) -> list[str]:
+        """The segment, then its deltas (relative paths)."""
+        return [self.segment, *self.deltas]
+
+    def files(self) -> list[str]:
+        return self.parts() + ([self.deleted] if self.deleted else [])
+
+    @property
+    def live_count(self) -> int:
+        return self.row_count - self.deleted_count
 
 
 class MetadataField(Frozen):
@@ -268,7 +302,7 @@ class Manifest(Frozen):
 
     def files(self) -> list[str]:
         """Every data file this version references (relative paths)."""
-        out = [c.segment for c in self.clusters] + list(self.id_files)
+        out = [f for c in self.clusters for f in c.files()] + list(self.id_files)
         if self.centroids:
             out.append(self.centroids)
         return out

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from vecstore import layout, manifests
 from vecstore.errors import (
@@ -35,6 +35,7 @@ from vecstore.schemas import (
     ImportPage,
     IndexSpec,
     IndexStats,
+    Job,
     ListResponse,
     Manifest,
     NamespaceDescription,
@@ -52,7 +53,7 @@ from vecstore.storage import Store, backend_for, scheme_of, translate_uri
 if TYPE_CHECKING:
     import numpy as np
 
-    from vecstore.builder import BuildResult
+    from vecstore.jobs.build_kind import BuildResults
     from vecstore.reader import Reader
     from vecstore.vacuum import VacuumReport
 
@@ -256,7 +257,7 @@ class VecStore:
         self.describe_index(name)
         for job in JobStore(self.store, name).iter_all():
             if not job.done:
-                self.Index(name).cancel_import(job.id)
+                self.Index(name).cancel_job(job.id)
         # index.json goes first: the index disappears at once for readers.
         self.store.delete(layout.index_spec_key(name))
         self.store.delete_prefix(layout.index_prefix(name))
@@ -337,19 +338,61 @@ class Index:
     def describe_import(self, id: str) -> ImportJob:  # noqa: A002 - Pinecone's name
         """The import's record; a job whose runner is lost is taken over first
         (resumed, or finished), so polling this always reaches a final status."""
-        return lifecycle.settle(self.store, self.name, self.jobs.get(id), resume=self._resume)
+        job = self.jobs.get(id)
+        if job.kind != "import":
+            raise NotFoundError(f"Import {id} not found (it is a {job.kind} job)", id=id)
+        return lifecycle.settle(self.store, self.name, job, resume=self._resume)
 
     def list_imports(
         self, *, limit: int = 100, pagination_token: str | None = None
     ) -> Iterator[ImportJob]:
         """Every import, newest first (fetched ``limit`` per page), starting
         after ``pagination_token`` when given."""
-        return self.jobs.iter_all(limit, pagination_token)
+        return self.jobs.iter_all(limit, pagination_token, kind="import")
 
     def list_imports_paginated(
         self, *, limit: int | None = None, pagination_token: str | None = None
     ) -> ImportPage:
-        return self.jobs.page(limit, pagination_token)
+        return self.jobs.page(limit, pagination_token, kind="import")
+
+    # --------------------------------------------------------------- jobs
+    # Jobs of every kind (imports, builds) on the common lifecycle.
+    def list_jobs(self, *, kind: str | None = None, limit: int = 100) -> Iterator[Job]:
+        """Every job (of ``kind``: "import", "build"), newest first."""
+        return self.jobs.iter_all(limit, kind=kind)
+
+    def describe_job(self, id: str) -> Job:  # noqa: A002
+        """A job's record; one whose runner is lost is taken over first
+        (rerun in this process, or finished), as ``describe_import`` does."""
+        return lifecycle.settle(self.store, self.name, self.jobs.get(id), resume=self._resume)
+
+    def cancel_job(self, id: str) -> Job:  # noqa: A002
+        """Cancel a job of any kind (a no-op on a finished one)."""
+        return lifecycle.cancel(self.store, self.name, id)
+
+    def wait_for_job(
+        self,
+        id: str,  # noqa: A002
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 0.2,
+    ) -> Job:
+        """Block until a job of any kind is final (taking it over if its runner died)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.describe_job(id)
+            if job.done:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeoutError(
+                    f"Job {id} still {job.status} ({job.percent_complete:.1f}%) after {timeout} s",
+                    id=id,
+                )
+            time.sleep(poll_interval)
+
+    def recover_jobs(self) -> builtins.list[str]:
+        """Take over jobs of every kind whose runner died (rerun or finished); their ids."""
+        return lifecycle.recover_stale(self.store, self.name, resume=self._resume)
 
     def cancel_import(self, id: str) -> ImportJob:  # noqa: A002
         """Stop a running import; a no-op on a finished one. A job whose runner
@@ -391,10 +434,19 @@ class Index:
 
     def _resume(self, job: ImportJob) -> None:
         """Start a new attempt of ``job`` in this process's runner of its kind."""
+        if job.kind != "import":  # builds and rebuilds read this index's own store
+            self._kind_runner(job.kind).submit(self.store, self.spec, job, self.store)
+            return
         source = self._source_for(job)
         get_runner(self._vs.scheduler_address, kind=job.kind).submit(
             self.store, self.spec, job, source
         )
+
+    def _kind_runner(self, kind: str) -> Any:
+        """The runner of jobs of ``kind`` (VECSTORE_RUNNER overrides the import runner only)."""
+        from vecstore.jobs.kinds import kind_of
+
+        return get_runner(self._vs.scheduler_address, kind_of(kind).runner)
 
     def recover_imports(self) -> list[str]:
         """Resume or fail imports whose runner died; returns their ids.
@@ -594,13 +646,27 @@ class Index:
         if writes.delete(self.store, self.spec, ns, ids, bool(delete_all), filter):
             self._written(ns)
 
-    def build(self, *, namespace: str | None = None, wait: bool = True) -> dict[str, BuildResult]:
-        """Fold logged writes into the clusters now: of ``namespace``, or of
-        every namespace with unfolded writes. ``wait=False``: one attempt per
-        namespace (a namespace another builder is folding is left to it).
-        Returns each namespace's :class:`~vecstore.builder.BuildResult`; an
-        unknown ``namespace`` is a NotFoundError."""
+    @overload
+    def build(
+        self, *, namespace: str | None = None, wait: Literal[True] = True
+    ) -> BuildResults: ...
+
+    @overload
+    def build(self, *, namespace: str | None = None, wait: Literal[False]) -> Job: ...
+
+    @overload
+    def build(self, *, namespace: str | None = None, wait: bool) -> BuildResults | Job: ...
+
+    def build(self, *, namespace: str | None = None, wait: bool = True) -> BuildResults | Job:
+        """Fold logged writes into the clusters now, as a build job (listed by
+        ``list_jobs``, cancellable, recovered after a crash): of ``namespace``,
+        or of every namespace with unfolded writes. With ``wait`` the job runs
+        in this thread and each namespace's :class:`~vecstore.builder.BuildResult`
+        is returned (the job's record as ``.job``; a failed job raises why);
+        without, the job runs on a thread of this process and its record is
+        returned at once. An unknown ``namespace`` is a NotFoundError."""
         from vecstore import background
+        from vecstore.jobs import build_kind
 
         if namespace is None:
             targets = background.namespaces_with_tail(self.store, self.spec)
@@ -611,11 +677,16 @@ class Index:
                     f'Namespace "{ns}" not found in index "{self.name}"', namespace=ns
                 )
             targets = [ns]
-        results = background.build_now(self.store, self.spec, targets, wait=wait)
-        if self._reader is not None:
-            for ns in targets:
-                self._reader.tracker.invalidate(ns)
-        return results
+        job = build_kind.create(self.store, self.spec, targets)
+        if not wait:
+            self._kind_runner("build").submit(self.store, self.spec, job, self.store)
+            return job
+        try:
+            return build_kind.run(self.store, self.spec, job)
+        finally:
+            if self._reader is not None:
+                for ns in targets:
+                    self._reader.tracker.invalidate(ns)
 
     def _write_ns(self, namespace: str | None) -> str:
         from vecstore.query import args

@@ -8,8 +8,12 @@ write is ``VECSTORE_BUILD_TAIL_SECONDS`` old. It stops at process exit
 (``atexit``: a build in progress finishes its step, or is abandoned at
 exit like any crash: the next build redoes it).
 
-``build_now`` is the on-demand fold ``Index.build`` and ``vecstore build``
-run (a thin call, to become a job on the common job lifecycle).
+On-demand builds (``Index.build``, ``vecstore build``) are build jobs
+(:mod:`vecstore.jobs.build_kind`); the background builder folds directly,
+without a job record per fold: its folds are small, frequent and redone by
+the next fold if the process dies (the lease expires, nothing is
+committed), so a record would only add a store write per fold.
+``build_now`` is the plain fold loop without a job (tools, benchmarks).
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ next manifest (format 2) with the LSN it applied:
   that held it; a ``delete_all`` empties every cluster;
 - each live new record joins the cluster of its nearest existing centroid
   (dense), or new clusters of up to ``TARGET_PER_CLUSTER`` rows (sparse);
-- only the touched clusters get new segment files; the others are named
-  again as they are. The id lookup is rewritten as one file (ids and two
+- only the touched clusters change, and each by a delta segment of its new
+  rows plus a deletion list while those stay under ``DELTA_FRACTION`` of
+  it (else it is rewritten whole: compaction); the others are named again
+  as they are (docs/write-path.md "Delta segments"). The id lookup is rewritten as one file (ids and two
   int32 columns: small next to the segments, see docs/write-path.md);
 - a namespace with no centroids yet (created by upserts), or whose tail
   outgrows it, is clustered afresh (k-means), like an import.
@@ -23,10 +25,13 @@ expiry) only keeps a second builder from doing the work twice.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
+import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -34,13 +39,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vecstore import drift, kmeans, layout, manifests, wal
-from vecstore.errors import AlreadyExistsError, CommitConflictError, NotFoundError
-from vecstore.metadata import meta_fields_of
+from vecstore import commit, drift, kmeans, layout, manifests, wal, writer
+from vecstore.errors import AlreadyExistsError, CommitConflictError, NotFoundError, VecstoreError
+from vecstore.metadata import merge_stats, meta_fields_of
 from vecstore.resolve import id_locations
 from vecstore.schemas import ClusterEntry, IndexSpec, Manifest
-from vecstore.schemas.models import MANIFEST_FORMAT_WAL
-from vecstore.segments import dense_matrix, read_centroids, read_table
+from vecstore.schemas.models import MANIFEST_FORMAT_DELTA, MANIFEST_FORMAT_WAL
+from vecstore.segments import (
+    dense_matrix,
+    read_centroids,
+    read_cluster,
+    read_deleted,
+    write_deleted,
+)
 from vecstore.storage import Store
 from vecstore.tail import TailState, conform_table
 from vecstore.writer import (
@@ -50,7 +61,14 @@ from vecstore.writer import (
     write_id_file,
 )
 
+log = logging.getLogger("vecstore")
+
 LEASE_SECONDS = 60.0
+# a touched cluster gets a delta segment (rows appended, deleted rows listed)
+# while its deltas and deletions stay under this fraction of its segment's
+# rows; past it the cluster is rewritten whole (compaction)
+DELTA_FRACTION = 0.25
+CHECK_SECONDS = 0.25  # between clusters, a fold's check runs at most this often
 BUILD_THREADS = min(4, os.cpu_count() or 1)  # clusters merged and written at once
 LEASE_DIR = "_lease"
 
@@ -157,6 +175,12 @@ def release(store: Store, lease: Lease) -> None:
 # ------------------------------------------------------------------ build
 
 
+# check(): raises (e.g. CancelledError) to stop a fold between clusters
+Check = Callable[[], None]
+# progress(clusters_done, clusters_total): after each cluster written
+Progress = Callable[[int, int], None]
+
+
 @dataclass(frozen=True, slots=True)
 class BuildResult:
     status: str  # "built", "nothing" (no tail), "busy" (another builder), "conflict"
@@ -175,13 +199,25 @@ def build(
     owner: str | None = None,
     lease_seconds: float = LEASE_SECONDS,
     max_records: int | None = None,
+    check: Check | None = None,
+    progress: Progress | None = None,
+    tag: str = "",
 ) -> BuildResult:
     """Fold the namespace's tail under its lease (see the module doc)."""
     lease = acquire_lease(store, spec.name, namespace, owner, lease_seconds)
     if lease is None:
         return BuildResult("busy")
     try:
-        return fold(store, spec, namespace, max_records=max_records, owner=lease.owner)
+        return fold(
+            store,
+            spec,
+            namespace,
+            max_records=max_records,
+            owner=lease.owner,
+            check=check,
+            progress=progress,
+            tag=tag,
+        )
     finally:
         release(store, lease)
 
@@ -210,9 +246,18 @@ def fold(
     max_records: int | None = None,
     owner: str = "",
     base: Manifest | None = None,
+    check: Check | None = None,
+    progress: Progress | None = None,
+    tag: str = "",
 ) -> BuildResult:
     """One build step without the lease (callers hold it). ``base``: the
-    version to build on (default: the visible one)."""
+    version to build on (default: the visible one).
+
+    ``check`` is called before each cluster is rewritten and before the
+    commit: what it raises stops the fold, with the files it wrote removed
+    and nothing committed. ``progress(done, total)`` follows the clusters.
+    ``tag`` names the files (``data/b<lsn>-<tag>-...``; a job passes its id
+    so that cleanup after a crash finds them); default: a random one."""
     t0 = time.perf_counter()
     if base is None:
         base = manifests.load_namespace(store, spec.name, namespace)
@@ -227,25 +272,48 @@ def fold(
         state.apply(e)
     new_rows = state.matching(None)
     n_new = 0 if new_rows is None else new_rows.num_rows
-    tag = f"b{state.last_lsn}"
+    tag = f"b{state.last_lsn}-{tag or uuid.uuid4().hex[:8]}"
+    hooks = _Hooks(check, progress)
     retrained = spec.kind != "sparse" and (base.centroids is None or n_new > base.record_count)
-    if retrained:
-        manifest, rewritten = _fresh(store, spec, namespace, base, state, new_rows, tag)
-    else:
-        manifest, rewritten = _incremental(store, spec, namespace, base, state, new_rows, tag)
+    try:
+        hooks.check()
+        if retrained:
+            manifest, rewritten = _fresh(store, spec, namespace, base, state, new_rows, tag)
+            hooks.done(1, 1)
+        else:
+            manifest, rewritten = _incremental(
+                store, spec, namespace, base, state, new_rows, tag, hooks
+            )
+    except BaseException:
+        _remove_quietly(store, spec.name, namespace, tag)
+        raise
     manifest = manifest.model_copy(
         update={
             **drift.carried(base, n_new, retrained, manifest.record_count),
-            "format_version": MANIFEST_FORMAT_WAL,
+            "format_version": (
+                MANIFEST_FORMAT_DELTA
+                if any(c.deltas or c.deleted for c in manifest.clusters)
+                else MANIFEST_FORMAT_WAL
+            ),
             "applied_lsn": state.last_lsn,
             "parent_version": base.version,
             "version": base.version + 1,
         }
     )
-    try:
-        manifests.commit(store, manifest)
+    change = commit.ApplyLog(
+        namespace=namespace,
+        base_version=base.version,
+        applied_lsn=state.last_lsn,
+        manifest=manifest,
+    )
+    try:  # conflict: another version won (a build, a delete); nothing of ours is visible
+        manifest = commit.apply(store, spec.name, change, guard=check).manifests[namespace]
     except CommitConflictError:
+        _remove_quietly(store, spec.name, namespace, tag)
         return BuildResult("conflict", None, applied, len(entries))
+    except BaseException:  # (a manifest that landed keeps its files: see remove_staged)
+        _remove_quietly(store, spec.name, namespace, tag)
+        raise
     return BuildResult(
         "built",
         manifest,
@@ -254,6 +322,61 @@ def fold(
         rewritten,
         time.perf_counter() - t0,
     )
+
+
+class _Hooks:
+    """``check`` between clusters: at most every CHECK_SECONDS (a namespace of
+    thousands of clusters on S3 is not slowed by it), and once it raised,
+    every later call raises the same (the clusters queued on the pool stop)."""
+
+    def __init__(self, check: Check | None, progress: Progress | None) -> None:
+        self._check = check
+        self._progress = progress
+        self._last = -math.inf
+        self._raised: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        if self._check is None:
+            return
+        with self._lock:
+            if self._raised is not None:
+                raise self._raised
+            now = time.monotonic()
+            if now - self._last < CHECK_SECONDS:
+                return
+            self._last = now
+            try:
+                self._check()
+            except BaseException as exc:
+                self._raised = exc
+                raise
+
+    def done(self, n: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress(n, total)
+
+
+def remove_staged(store: Store, index: str, namespace: str, tag: str) -> int:
+    """Delete the data files whose name holds ``tag`` that the visible manifest
+    does not reference (a fold that stopped or lost); how many."""
+    m = manifests.load_namespace(store, index, namespace)
+    keep = set(m.files()) if m is not None else set()
+    prefix = layout.namespace_prefix(index, namespace)
+    gone = 0
+    for key in store.ls(layout.data_prefix(index, namespace)):
+        rel = key[len(prefix) + 1 :]
+        if tag in rel.rsplit("/", 1)[-1] and rel not in keep:
+            store.delete(key)
+            gone += 1
+    return gone
+
+
+def _remove_quietly(store: Store, index: str, namespace: str, tag: str) -> None:
+    try:
+        remove_staged(store, index, namespace, tag)
+    except VecstoreError as exc:  # orphans then wait for vacuum
+        log.warning("could not remove the staged files of %s/%s: %s", index, namespace, exc)
 
 
 def _ns_key(spec: IndexSpec, namespace: str, rel: str) -> str:
@@ -271,7 +394,7 @@ def _surviving_rows(
     for c in base.clusters:
         if c.row_count == 0:
             continue
-        t = read_table(store, _ns_key(spec, namespace, c.segment))
+        t = read_cluster(store, layout.namespace_prefix(spec.name, namespace), c)
         if len(gone):
             t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone)))
         if t.num_rows:
@@ -386,6 +509,7 @@ def _incremental(
     state: TailState,
     new_rows: pa.Table | None,
     tag: str,
+    hooks: _Hooks,
 ) -> tuple[Manifest, int]:
     """Rewrite only the clusters the tail touches (see the module doc)."""
     loc = id_locations(store, base)
@@ -412,12 +536,77 @@ def _incremental(
     gone = pa.array(sorted(state.where), pa.string())
     fields: dict[str, set[str]] = {f.name: set(f.kinds) for f in base.fields}
 
+    # rows of the touched clusters the tail hides, by cluster (delta decisions)
+    gone_rows: dict[int, np.ndarray] = {}
+    if not state.hide_clusters and len(gone):
+        hidden = loc.filter(pc.is_in(loc.column("id"), value_set=gone))
+        h_cl = np.asarray(hidden.column("cluster").to_numpy())
+        h_rows = np.asarray(hidden.column("row").to_numpy())
+        for cid in np.unique(h_cl).tolist():
+            gone_rows[int(cid)] = h_rows[h_cl == cid]
+    prefix = layout.namespace_prefix(spec.name, namespace)
+
+    def as_delta(cid: int) -> bool:
+        """Append a delta segment (and a deletion list) instead of rewriting:
+        while the changed rows stay under DELTA_FRACTION of the cluster."""
+        old = by_id.get(cid)
+        if old is None or not old.row_count or state.hide_clusters or DELTA_FRACTION <= 0:
+            return False
+        n_in = 0 if cid not in incoming else incoming[cid].num_rows
+        changed = old.delta_rows + old.deleted_count + n_in + len(gone_rows.get(cid, ()))
+        return changed <= DELTA_FRACTION * (old.row_count - old.delta_rows)
+
+    def append(cid: int) -> tuple[ClusterEntry, pa.Table, dict[str, list[str]]]:
+        """A delta segment of the incoming rows, the deleted rows merged;
+        with the id rows of the cluster's new rows (``row`` continues)."""
+        old = by_id[cid]
+        update: dict[str, object] = {}
+        new_ids = pa.table(
+            {
+                "id": pa.array([], pa.string()),
+                "cluster": pa.array([], pa.int32()),
+                "row": pa.array([], pa.int32()),
+            }
+        )
+        kinds: dict[str, list[str]] = {}
+        if cid in incoming:
+            part = conform_table(incoming[cid], spec)
+            delta = write_cluster(store, spec, namespace, tag, int(cid), part)
+            n = part.num_rows
+            update.update(
+                deltas=[*old.deltas, delta.segment],
+                delta_rows=old.delta_rows + n,
+                row_count=old.row_count + n,
+                byte_size=old.byte_size + delta.byte_size,
+                stats=merge_stats(old.stats, delta.stats),
+            )
+            new_ids = pa.table(
+                {
+                    "id": part.column("id").combine_chunks().cast(pa.string()),
+                    "cluster": pa.array(np.full(n, cid, dtype=np.int32)),
+                    "row": pa.array(np.arange(old.row_count, old.row_count + n, dtype=np.int32)),
+                }
+            )
+            kinds = meta_fields_of(part.schema)
+        hidden_rows = gone_rows.get(cid)
+        if hidden_rows is not None and len(hidden_rows):
+            before = (
+                read_deleted(store, f"{prefix}/{old.deleted}")
+                if old.deleted
+                else np.zeros(0, np.int32)
+            )
+            rows = np.union1d(before, hidden_rows.astype(np.int32))
+            rel = writer.new_name(".deleted.npy", tag)
+            write_deleted(store, f"{prefix}/{rel}", rows)
+            update.update(deleted=rel, deleted_count=len(rows))
+        return old.model_copy(update=update), new_ids, kinds
+
     def rewrite(cid: int) -> tuple[ClusterEntry, pa.Array, dict[str, list[str]]] | None:
         """Merge and write one touched cluster (Parquet reads and writes release the GIL)."""
         pieces = []
         old = by_id.get(cid)
         if old is not None and old.row_count and not state.hide_clusters:
-            t = read_table(store, _ns_key(spec, namespace, old.segment))
+            t = read_cluster(store, prefix, old)
             pieces.append(t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone))))
         if cid in incoming:
             pieces.append(incoming[cid])
@@ -430,27 +619,56 @@ def _incremental(
     # one touched cluster at a time per thread: memory follows the largest
     # clusters, not the change (a tail spread over the namespace touches all)
     rewritten: list[tuple[ClusterEntry, pa.Array]] = []
+    appended: list[ClusterEntry] = []
+    appended_ids: list[pa.Table] = []
     threads = max(1, min(BUILD_THREADS, len(touched)))
+    order = sorted(touched)
+    deltas = {cid for cid in order if as_delta(cid)}
+    total = len(order)
+    finished = 0
+
+    def guarded(
+        cid: int,
+    ) -> (
+        tuple[ClusterEntry, pa.Array, dict[str, list[str]]]
+        | tuple[ClusterEntry, pa.Table, dict[str, list[str]]]
+        | None
+    ):
+        hooks.check()  # a cancel stops before the next cluster
+        return append(cid) if cid in deltas else rewrite(cid)
+
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vecstore-build") as pool:
-        for done in pool.map(rewrite, sorted(touched)):
+        for cid, done in zip(order, pool.map(guarded, order), strict=True):
+            finished += 1
+            hooks.done(finished, total)
             if done is None:
+                continue
+            if cid in deltas:
+                entry, id_rows, kinds_of = done
+                assert isinstance(id_rows, pa.Table)
+                appended.append(entry)
+                appended_ids.append(id_rows)
+                for name, kinds in kinds_of.items():
+                    fields.setdefault(name, set()).update(kinds)
                 continue
             entry, ids, kinds_of = done
             rewritten.append((entry, ids))
             for name, kinds in kinds_of.items():
                 fields.setdefault(name, set()).update(kinds)
     kept_clusters = [c for c in base.clusters if c.id not in touched]
-    kept_ids = loc.filter(
-        pc.invert(pc.is_in(loc.column("cluster"), value_set=pa.array(sorted(touched), pa.int32())))
-    )
-    id_rel = _write_ids(store, spec, namespace, tag, rewritten, [kept_ids])
+    rewritten_ids = pa.array(sorted(touched - deltas), pa.int32())
+    kept_ids = loc.filter(pc.invert(pc.is_in(loc.column("cluster"), value_set=rewritten_ids)))
+    if len(gone) and deltas:  # the hidden rows of appended clusters leave the id lookup
+        kept_ids = kept_ids.filter(pc.invert(pc.is_in(kept_ids.column("id"), value_set=gone)))
+    kept = [kept_ids, *(t.cast(kept_ids.schema) for t in appended_ids)]
+    id_rel = _write_ids(store, spec, namespace, tag, rewritten, kept)
     m = assemble_manifest(
         spec,
         namespace,
         base.version + 1,
-        kept_clusters + [e for e, _ in rewritten],
+        kept_clusters + appended + [e for e, _ in rewritten],
         centroids=base.centroids,
         id_files=[id_rel] if id_rel else [],
         fields={k: sorted(v) for k, v in fields.items()},
     )
-    return m, len(rewritten)
+    return m, len(rewritten) + len(appended)

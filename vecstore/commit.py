@@ -53,9 +53,10 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vecstore import layout, manifests
+from vecstore import layout, manifests, wal
 from vecstore.errors import CommitConflictError, IngestError, NotFoundError, VecstoreError
 from vecstore.schemas import Manifest
+from vecstore.schemas.models import MANIFEST_FORMAT_WAL
 from vecstore.storage import Store
 
 __all__ = [
@@ -165,7 +166,8 @@ class _Rules:
 
 
 class _Create(_Rules):
-    def __init__(self, change: CreateNamespaces) -> None:
+    def __init__(self, change: CreateNamespaces, store: Store) -> None:
+        self.store = store
         self.marker = change.import_id
         self.by_ns = {m.namespace: m for m in change.manifests}
         if len(self.by_ns) != len(change.manifests):
@@ -177,7 +179,11 @@ class _Create(_Rules):
     def build(self, index: str, ns: str, base: Manifest | None, version: int) -> Manifest:
         if base is not None and not base.deleted:
             raise IngestError(exists_message(ns), namespace=ns)
-        return self.by_ns[ns].model_copy(update={"version": version, "import_id": self.marker})
+        update: dict[str, object] = {"version": version, "import_id": self.marker}
+        lsn = start_lsn(self.store, index, ns, base)
+        if lsn:  # the namespace had a log: its old entries stay applied
+            update.update(format_version=MANIFEST_FORMAT_WAL, applied_lsn=lsn)
+        return self.by_ns[ns].model_copy(update=update)
 
     def pending(self, index: str, ns: str, holder: Manifest) -> None:
         raise IngestError(
@@ -188,7 +194,8 @@ class _Create(_Rules):
 
 
 class _Delete(_Rules):
-    def __init__(self, change: DeleteNamespace) -> None:
+    def __init__(self, change: DeleteNamespace, store: Store) -> None:
+        self.store = store
         self.ns = change.namespace
 
     def namespaces(self) -> list[str]:
@@ -199,6 +206,7 @@ class _Delete(_Rules):
             raise NotFoundError(
                 f'Namespace "{ns}" not found in index "{index}"', index=index, namespace=ns
             )
+        lsn = start_lsn(self.store, index, ns, base)
         return Manifest(
             index=index,
             namespace=ns,
@@ -208,6 +216,8 @@ class _Delete(_Rules):
             metric=base.metric,
             dimension=base.dimension,
             parent_version=base.version,
+            # the log's end: a namespace created again starts after it
+            **({"format_version": MANIFEST_FORMAT_WAL, "applied_lsn": lsn} if lsn else {}),
         )
 
     def after(self, store: Store, index: str, committed: Manifest) -> None:
@@ -225,6 +235,10 @@ class _Delete(_Rules):
             for rel in old.files():
                 store.delete(f"{ns_prefix}/{rel}")
             store.delete(layout.manifest_key(index, ns, v))
+        # the log of the deleted namespace: its end is kept in the tombstone
+        # (``applied_lsn``), so the namespace created again never replays it
+        for lsn in wal.list_lsns(store, index, ns):
+            store.delete(wal.entry_key(index, ns, lsn))
 
 
 class _Apply(_Rules):
@@ -246,16 +260,35 @@ class _Apply(_Rules):
                 namespace=ns,
                 version=version,
             )
+        if base is not None and self.change.applied_lsn < (base.applied_lsn or 0):
+            raise ValueError(
+                f"ApplyLog: applied_lsn {self.change.applied_lsn} is below the base's "
+                f"{base.applied_lsn}"
+            )
         return self.change.manifest.model_copy(
-            update={"version": version, "import_id": None, "parent_version": have}
+            update={
+                "version": version,
+                "import_id": None,
+                "parent_version": have,
+                "format_version": max(MANIFEST_FORMAT_WAL, self.change.manifest.format_version),
+                "applied_lsn": self.change.applied_lsn,
+            }
         )
 
 
-def _rules(change: CreateNamespaces | DeleteNamespace | ApplyLog) -> _Rules:
+def start_lsn(store: Store, index: str, ns: str, base: Manifest | None) -> int:
+    """The log position a manifest starting (or deleting) ``ns`` records: the
+    end of its log, or the end its tombstone recorded (the log of a deleted
+    namespace is removed), whichever is higher; 0 when it never had a log."""
+    floor = 0 if base is None else (base.applied_lsn or 0)
+    return max(floor, wal.last_lsn(store, index, ns))
+
+
+def _rules(store: Store, change: CreateNamespaces | DeleteNamespace | ApplyLog) -> _Rules:
     if isinstance(change, CreateNamespaces):
-        return _Create(change)
+        return _Create(change, store)
     if isinstance(change, DeleteNamespace):
-        return _Delete(change)
+        return _Delete(change, store)
     return _Apply(change)
 
 
@@ -279,7 +312,7 @@ def apply(
     own errors (IngestError, NotFoundError), :class:`MissingFileError`, or
     :class:`CommitConflictError` when retries are exhausted.
     """
-    rules = _rules(change)
+    rules = _rules(store, change)
     policy = retry or RetryPolicy()
     nss = rules.namespaces()
     for m in change.manifests if isinstance(change, CreateNamespaces) else ():
@@ -289,9 +322,10 @@ def apply(
         run = pool.map
         # 1. validate every namespace against its visible state, before any write
         bases = run(lambda ns: manifests.latest_visible(store, index, ns), nss)
-        planned = [
-            rules.build(index, ns, base, _next(base)) for ns, base in zip(nss, bases, strict=True)
-        ]
+        planned = run(
+            lambda nb: rules.build(index, nb[0], nb[1], _next(nb[1])),
+            zip(nss, bases, strict=True),
+        )
         if rules.marker is None:
             check_files(store, index, planned, pool)
         if guard is not None:

@@ -118,3 +118,38 @@ def column_stats(table: pa.Table) -> dict[str, FieldStats]:
             list_count=st.get("list_count", 0),
         )
     return dict(sorted(out.items()))
+
+
+def merge_stats(a: dict[str, FieldStats], b: dict[str, FieldStats]) -> dict[str, FieldStats]:
+    """Statistics of the rows of two parts of one cluster (a segment and a
+    delta): counts add, min / max widen, value sets unite (None past
+    ``STATS_MAX_VALUES`` or when either is unknown)."""
+    out = dict(a)
+    for name, y in b.items():
+        x = out.get(name)
+        if x is None:
+            out[name] = y
+            continue
+
+        def lo(p: float | None, q: float | None) -> float | None:
+            return q if p is None else p if q is None else min(p, q)
+
+        def hi(p: float | None, q: float | None) -> float | None:
+            return q if p is None else p if q is None else max(p, q)
+
+        values: list[str] | None = None
+        if x.values is not None and y.values is not None:
+            union = set(x.values) | set(y.values)
+            values = sorted(union) if len(union) <= STATS_MAX_VALUES else None
+        out[name] = FieldStats(
+            count=x.count + y.count,
+            num_count=x.num_count + y.num_count,
+            min=lo(x.min, y.min),
+            max=hi(x.max, y.max),
+            str_count=x.str_count + y.str_count,
+            values=values,
+            bool_true=x.bool_true + y.bool_true,
+            bool_false=x.bool_false + y.bool_false,
+            list_count=x.list_count + y.list_count,
+        )
+    return out

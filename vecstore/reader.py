@@ -61,6 +61,7 @@ from vecstore.schemas import (
     Usage,
     Vector,
 )
+from vecstore.segments import read_deleted
 from vecstore.settings import external, settings
 from vecstore.storage import Store
 from vecstore.tail import (
@@ -107,6 +108,7 @@ class Reader:
         self.tracker = ManifestTracker(store, spec.name, manifest_ttl)
         self._tails = tail_reader(store, spec)  # shared with this process's writers
         self._shadows: dict[str, tuple[tuple[int, int, int], dict[int, np.ndarray], int]] = {}
+        self._deleted_rows: dict[str, tuple[int, Blank | None]] = {}  # ns -> (version, rows)
         self.executor = Executor(
             self.source,
             spec.metric,
@@ -166,6 +168,35 @@ class Reader:
         self._shadows[ns] = (key, blank, count)
         return blank, count
 
+    def deleted_rows(self, state: NamespaceState) -> Blank | None:
+        """Rows of clusters with delta segments that are no longer live, by
+        cluster position (format 3); read once per version."""
+        m = state.manifest
+        hit = self._deleted_rows.get(m.namespace)
+        if hit is not None and hit[0] == m.version:
+            return hit[1]
+        rows: Blank | None = {
+            pos: read_deleted(self.store, f"{state.prefix}/{c.deleted}").astype(np.int64)
+            for pos, c in enumerate(m.clusters)
+            if c.deleted
+        } or None
+        self._deleted_rows[m.namespace] = (m.version, rows)
+        return rows
+
+    def _blank(self, state: NamespaceState, shadow: Blank | None = None) -> Blank | None:
+        """Rows the executor must never return: deleted rows of delta'd
+        clusters plus those the tail shadows."""
+        deleted = self.deleted_rows(state)
+        if not deleted:
+            return shadow
+        if not shadow:
+            return deleted
+        out = dict(shadow)
+        for pos, rows in deleted.items():
+            have = out.get(pos)
+            out[pos] = rows if have is None else np.union1d(have, rows)
+        return out
+
     def record_count(self, namespace: str | None = None) -> int | None:
         """Live records of a namespace (clusters minus shadowed rows plus the
         tail's live records); None if the namespace does not exist."""
@@ -204,7 +235,8 @@ class Reader:
             tail = self.tail(ns, state)
             total = 0
             if tail is None or not tail.hide_clusters:
-                blank = self._shadow(ns, state, tail)[0] if tail is not None else {}
+                shadow = self._shadow(ns, state, tail)[0] if tail is not None else None
+                blank = self._blank(state, shadow) or {}  # + deleted rows of delta'd clusters
                 for cluster in state.manifest.clusters:
                     if not cluster.row_count or not may_match(
                         node, cluster.stats, cluster.row_count
@@ -274,7 +306,7 @@ class Reader:
                 if found is None:
                     return QueryResponse(matches=[], namespace=ns, usage=self._usage(state))
                 d, s = found
-            hits = self._search(state, d, s, k, flt, probes)
+            hits = self._search(state, d, s, k, flt, probes, self._blank(state))
             qsq = (
                 float(np.dot(d, d)) if d is not None and self.spec.metric.needs_query_norm else 0.0
             )
@@ -319,7 +351,11 @@ class Reader:
                     for q in queries
                 ]
             prepared = prepare_dense(queries, self.spec.metric)
-            all_hits = self.executor.dense(state, prepared, k, flt, probes)
+            blank = self._blank(state)
+            all_hits = self.executor.dense(state, prepared, k, flt, probes, blank=blank)
+            if blank is not None:
+                all_hits = [Hits(h.scores[h.scores > NEG_INF], h.refs[h.scores > NEG_INF])
+                            for h in all_hits]
             qsq = np.einsum("ij,ij->i", queries, queries)
             refs = np.concatenate([h.refs for h in all_hits]) if all_hits else np.zeros(0, np.int64)
             ids = materialize(
@@ -353,7 +389,7 @@ class Reader:
         ns: str,
     ) -> QueryResponse:
         """One dense query without filter or sparse part: the lean path."""
-        scores, refs = self.executor.single_lists(state, dense, k, probes)
+        scores, refs = self.executor.single_lists(state, dense, k, probes, self._blank(state))
         if self.spec.metric.needs_query_norm and scores:
             scores = self.spec.metric.public_score_list(scores, float(np.dot(dense, dense)))
         if include_values or include_metadata:
@@ -452,7 +488,11 @@ class Reader:
             return EMPTY_HITS
         prepared = prepare_dense(dense.reshape(1, -1), self.spec.metric)
         parts = [sparse] if sparse is not None and len(sparse[0]) else None
-        return self.executor.dense(state, prepared, k, flt, probes, parts, blank)[0]
+        hits = self.executor.dense(state, prepared, k, flt, probes, parts, blank)[0]
+        if blank is not None:
+            keep = hits.scores > float(NEG_INF)
+            hits = Hits(hits.scores[keep], hits.refs[keep])
+        return hits
 
     def _query_tail(
         self,
@@ -489,7 +529,7 @@ class Reader:
         cluster_ids: list[str] = []
         if not tail.hide_clusters and state.k:
             blank, _ = self._shadow(ns, state, tail)
-            hits = self._search(state, d, s, k, flt, probes, blank)
+            hits = self._search(state, d, s, k, flt, probes, self._blank(state, blank))
             keep = hits.scores > float(NEG_INF)
             hits = Hits(hits.scores[keep], hits.refs[keep])
             cluster_ids = ids_of(self.source, state, hits.refs.tolist())

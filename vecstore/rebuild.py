@@ -37,12 +37,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vecstore import builder, kmeans, manifests, quality, wal
+from vecstore import builder, kmeans, layout, manifests, quality, wal
 from vecstore.errors import CommitConflictError, NotFoundError
 from vecstore.metadata import meta_fields_of
 from vecstore.schemas import IndexSpec, Manifest
 from vecstore.schemas.models import MANIFEST_FORMAT_WAL
-from vecstore.segments import dense_matrix, read_centroids, read_table
+from vecstore.segments import dense_matrix, read_centroids, read_cluster
 from vecstore.storage import Store
 from vecstore.tail import TailState
 from vecstore.writer import assemble_manifest, write_centroids_file
@@ -99,7 +99,8 @@ def _state_at(
     for c in [] if state.hide_clusters else base.clusters:
         if not c.row_count:
             continue
-        t = read_table(store, builder._ns_key(spec, ns, c.segment))
+        # segment + delta segments, without the deleted rows (format 3)
+        t = read_cluster(store, layout.namespace_prefix(spec.name, ns), c)
         if len(gone):
             t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone)))
         if t.num_rows:

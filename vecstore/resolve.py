@@ -19,7 +19,7 @@ from vecstore import layout
 from vecstore.query.filters import Node, evaluate, may_match
 from vecstore.schemas import IndexSpec, Manifest
 from vecstore.schemas.arrow import meta_column
-from vecstore.segments import read_table
+from vecstore.segments import read_cluster, read_table
 from vecstore.storage import Store
 
 
@@ -59,7 +59,8 @@ def cluster_rows_by_id(
         entry = by_id.get(int(cid))
         if entry is None:
             continue
-        t = read_table(store, _key(manifest, entry.segment))
+        prefix = layout.namespace_prefix(manifest.index, manifest.namespace)
+        t = read_cluster(store, prefix, entry, live=False)  # rows: one numbering
         parts.append(t.take(pa.array(rows[clusters == cid])))
     if not parts:
         return None
@@ -82,7 +83,8 @@ def cluster_rows_by_filter(
             continue
         if node is not None and not may_match(node, entry.stats, entry.row_count):
             continue
-        t = read_table(store, _key(manifest, entry.segment))
+        prefix = layout.namespace_prefix(manifest.index, manifest.namespace)
+        t = read_cluster(store, prefix, entry)  # live rows only
         keep = np.ones(t.num_rows, dtype=bool)
         if node is not None:
             names = set(t.column_names)

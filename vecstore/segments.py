@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vecstore.errors import FormatError
+from vecstore.schemas import ClusterEntry
 from vecstore.storage import Store
 
 SEGMENT_COMPRESSION = "zstd"
@@ -118,3 +119,30 @@ def read_centroids(store: Store, key: str) -> np.ndarray:
     except ValueError as exc:
         raise FormatError(f'Centroid file "{store.url(key)}" is not valid: {exc}') from exc
     return np.asarray(arr, dtype=np.float32)
+
+
+# ------------------------------------------------- clusters with delta segments
+
+
+def read_deleted(store: Store, key: str) -> np.ndarray:
+    """The row numbers of a cluster's ``deleted`` file (sorted int32)."""
+    arr: np.ndarray = np.load(io.BytesIO(store.read_bytes(key)), allow_pickle=False)
+    return arr.astype(np.int32, copy=False)
+
+
+def write_deleted(store: Store, key: str, rows: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, np.unique(np.asarray(rows, dtype=np.int32)), allow_pickle=False)
+    store.write_bytes(key, buf.getvalue())
+
+
+def read_cluster(store: Store, prefix: str, entry: ClusterEntry, *, live: bool = True) -> pa.Table:
+    """Every row of a cluster: its segment then its deltas, one numbering;
+    ``live``: without the deleted rows (then row numbers no longer apply)."""
+    parts = [read_table(store, f"{prefix}/{rel}") for rel in entry.parts()]
+    t = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
+    if live and entry.deleted:
+        keep = np.ones(t.num_rows, dtype=bool)
+        keep[read_deleted(store, f"{prefix}/{entry.deleted}")] = False
+        t = t.filter(pa.array(keep))
+    return t

@@ -23,10 +23,12 @@ from vecstore.schemas.arrow import ID_INDEX_SCHEMA, SPARSE_TYPE, segment_schema
 from vecstore.segments import (
     dense_matrix,
     fixed_list,
-    new_name,
     segment_row_group_rows,
     write_centroids,
     write_table,
+)
+from vecstore.segments import (
+    new_name as new_name,  # re-exported: the builder names files through it (goldens pin it)
 )
 
 
@@ -129,7 +131,7 @@ def assemble_manifest(
         vector_type=spec.vector_type,
         metric=spec.metric,
         dimension=spec.dimension,
-        record_count=sum(c.row_count for c in ordered),
+        record_count=sum(c.live_count for c in ordered),
         byte_size=sum(c.byte_size for c in ordered),
         centroids=centroids,
         clusters=list(ordered),

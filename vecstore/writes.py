@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from vecstore import layout, manifests, wal
+from vecstore import commit, layout, manifests, wal
 from vecstore.errors import (
     AlreadyExistsError,
     CommitConflictError,
@@ -441,7 +441,7 @@ def ensure_namespace(store: Store, spec: IndexSpec, namespace: str) -> Manifest:
             vector_type=spec.vector_type,
             metric=spec.metric,
             dimension=spec.dimension,
-            applied_lsn=wal.last_lsn(store, spec.name, namespace),
+            applied_lsn=commit.start_lsn(store, spec.name, namespace, current),
             parent_version=current.version if current is not None else None,
         )
         try:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from datagen import dense_import, run_import
 
+from vecstore import manifests
 from vecstore.api import Index
 
 D = 8
@@ -47,3 +48,42 @@ def test_writes_to_an_imported_namespace(make_index: Callable[..., Index], src: 
     assert index.build(namespace="docs")["docs"].status == "built"
     got = index.query(vector=x[1].tolist(), top_k=50, namespace="docs", nprobe=100)
     assert got.matches[-1].id == "docs-1" and len(got.matches) == 50
+
+
+def test_delete_then_reimport_does_not_replay_the_old_log(
+    make_index: Callable[..., Index], src: Path
+) -> None:
+    """A namespace created by upserts, deleted, then imported again: the
+    import's manifest records the old log's end (format 2), so nothing of
+    the old incarnation comes back; the old ``_wal/`` is gone."""
+    index = make_index(dimension=D)
+    index.upsert([(f"old{i}", [float(i + 1)] * D) for i in range(5)], namespace="books")
+    index.delete(ids=["old0"], namespace="books")  # LSN 2
+    index.delete_namespace("books")
+    tomb = index.store.ls(f"indexes/{index.name}/namespaces")
+    assert tomb  # the namespace folder stays (its tombstone)
+    from vecstore import wal
+
+    assert wal.list_lsns(index.store, index.name, "books") == []
+    dense_import(src, {"books": 20}, D)
+    assert run_import(index, src).status == "Completed"
+    m = manifests.load_namespace(index.store, index.name, "books")
+    assert m is not None and m.applied_lsn == 2 and m.format_version == 2
+    ids = sorted(i for page in index.list(namespace="books") for i in page)
+    assert ids == sorted(f"books-{i}" for i in range(20))
+    assert index.describe_index_stats().namespaces["books"].vector_count == 20
+    # writes after the re-import continue the numbering, past the old log
+    index.upsert([("new", [1.0] * D)], namespace="books")
+    assert wal.list_lsns(index.store, index.name, "books") == [3]
+    assert index.build(namespace="books")["books"].status == "built"
+    assert index.describe_index_stats().namespaces["books"].vector_count == 21
+
+
+def test_import_of_a_namespace_without_a_log_stays_format_1(
+    make_index: Callable[..., Index], src: Path
+) -> None:
+    index = make_index(dimension=D)
+    dense_import(src, {"plain": 10}, D)
+    assert run_import(index, src).status == "Completed"
+    m = manifests.load_namespace(index.store, index.name, "plain")
+    assert m is not None and m.applied_lsn is None and m.format_version == 1

@@ -97,7 +97,15 @@ def assert_valid_top_k(
 # ----------------------------------------------------------------- builds
 
 
-def test_build_rewrites_only_touched_clusters(local_store: Store) -> None:
+@pytest.mark.parametrize("delta", [False, True])
+def test_build_rewrites_only_touched_clusters(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch, delta: bool
+) -> None:
+    """Only touched clusters change: rewritten whole (``DELTA_FRACTION`` 0),
+    or (the default) given a delta segment and a deletion list, their
+    segment file kept (format 3)."""
+    if not delta:
+        monkeypatch.setattr(builder, "DELTA_FRACTION", 0.0)
     rng = np.random.default_rng(0)
     recs = [{"id": f"r{i:04d}", "values": _vec(rng), "metadata": {"i": i}} for i in range(2000)]
     write_namespace(local_store, SPEC, "ns", records_to_table(recs, SPEC), target_per_cluster=100)
@@ -116,10 +124,14 @@ def test_build_rewrites_only_touched_clusters(local_store: Store) -> None:
     result = builder.build(local_store, SPEC, "ns")
     assert result.status == "built" and result.applied_lsn == 3
     m = result.manifest
-    assert m is not None and m.format_version == 2 and m.applied_lsn == 3
+    assert m is not None and m.format_version == (3 if delta else 2) and m.applied_lsn == 3
     assert m.parent_version == base.version and m.record_count == len(model)
     old = {c.id: c.segment for c in base.clusters}
-    changed = [c.id for c in m.clusters if old.get(c.id) != c.segment]
+    changed = [c.id for c in m.clusters if old.get(c.id) != c.segment or c.deltas or c.deleted]
+    if delta:
+        assert all(old[c.id] == c.segment for c in m.clusters)  # no segment rewritten
+        assert sum(c.deleted_count for c in m.clusters) == 3  # r0005 (moved), r0007, r0009
+        assert sum(c.delta_rows for c in m.clusters) == 4
     assert 1 <= len(changed) == result.clusters_rewritten <= 9  # at most 3 + 1 + 3 + ... touched
     assert len(changed) < len(base.clusters) // 2
     assert m.centroids == base.centroids

@@ -438,3 +438,49 @@ def test_delete_writes_above_the_visible_state_not_the_highest_version(store: St
     assert (tomb.version, tomb.parent_version) == (2, 1)
     assert manifests.manifest_versions(store, INDEX, "a") == [2, 3]
     assert manifests.load_namespace(store, INDEX, "a") is None
+
+
+# ------------------------------------------------------ log positions (LSN)
+
+
+def _log(store: Store, ns: str, *lsns: int) -> None:
+    from vecstore import wal
+
+    for lsn in lsns:
+        store.write_bytes(wal.entry_key(INDEX, ns, lsn), b"entry")
+
+
+def test_delete_records_the_log_end_and_removes_the_log(store: Store) -> None:
+    from vecstore import wal
+
+    create(store, "imp1", "a")
+    _log(store, "a", 1, 2, 3)
+    tomb = delete(store, "a")
+    assert (tomb.deleted, tomb.applied_lsn, tomb.format_version) == (True, 3, 2)
+    assert wal.list_lsns(store, INDEX, "a") == []
+    again = create(store, "imp2", "a").manifests["a"]
+    assert (again.applied_lsn, again.format_version) == (3, 2)
+    # a log written after the delete (e.g. a late writer) is honoured too
+    delete(store, "a")
+    _log(store, "a", 7)
+    assert create(store, "imp3", "a").manifests["a"].applied_lsn == 7
+
+
+def test_namespaces_without_a_log_stay_format_1(store: Store) -> None:
+    m = create(store, "imp1", "a").manifests["a"]
+    assert (m.applied_lsn, m.format_version) == (None, 1)
+    tomb = delete(store, "a")
+    assert (tomb.applied_lsn, tomb.format_version) == (None, 1)
+    assert "applied_lsn" not in tomb.model_dump_json()
+
+
+def test_apply_log_writes_its_lsn_and_refuses_going_back(store: Store) -> None:
+    first = commit.apply(
+        store,
+        INDEX,
+        ApplyLog(namespace="a", base_version=None, applied_lsn=5, manifest=staged(store, "a")),
+    ).manifests["a"]
+    assert (first.applied_lsn, first.format_version) == (5, 2)
+    back = ApplyLog(namespace="a", base_version=1, applied_lsn=4, manifest=staged(store, "a"))
+    with pytest.raises(ValueError, match="below the base"):
+        commit.apply(store, INDEX, back)

@@ -75,7 +75,7 @@ def test_rebuild_grown_namespace_changes_k_and_reports_quality(tmp_path: Path) -
     assert rep["balance_before"]["largest"] >= rep["balance_before"]["smallest"] > 0
     assert 0.0 <= rep["recall_after"] <= 1.0 and rep["recall_before"] is not None
     # stored in the job record
-    assert index.describe_import(job.id).report == rep
+    assert index.describe_job(job.id).report == rep
     after = manifests.load_namespace(index.store, "m", NS)
     assert after is not None and after.version == grown.version + 1
     assert after.applied_lsn == grown.applied_lsn and after.trained_records == 6000
@@ -241,10 +241,10 @@ def test_rebuild_in_the_background_can_be_cancelled(
     monkeypatch.setattr(kmeans, "fit", slow_fit)
     [job] = index.rebuild(NS, wait=False)
     assert started.wait(30)
-    assert index.describe_import(job.id).status == "InProgress"
-    index.cancel_import(job.id)
+    assert index.describe_job(job.id).status == "InProgress"
+    index.cancel_job(job.id)
     go.set()
-    final = index.wait_for_import(job.id, timeout=60)
+    final = index.wait_for_job(job.id, timeout=60)
     assert final.status == "Cancelled" and final.kind == "rebuild"
     data = index.store.ls(f"indexes/m/namespaces/{NS}/data")
     assert not [k for k in data if k.rsplit("/", 1)[-1].startswith(f"{job.id}-")]
@@ -252,7 +252,7 @@ def test_rebuild_in_the_background_can_be_cancelled(
     # and one left alone completes
     monkeypatch.setattr(kmeans, "fit", real_fit)
     [job2] = index.rebuild(NS, wait=False)
-    assert index.wait_for_import(job2.id, timeout=120).status == "Completed"
+    assert index.wait_for_job(job2.id, timeout=120).status == "Completed"
 
 
 def test_a_rebuild_whose_process_died_is_taken_over_and_completed(
@@ -283,7 +283,7 @@ def test_a_rebuild_whose_process_died_is_taken_over_and_completed(
     JobStore(index.store, "m").create(job)
     # an orphan of the dead attempt
     index.store.write_bytes(f"indexes/m/namespaces/{NS}/data/{job.id}-dead.parquet", b"x")
-    final = index.wait_for_import(job.id, timeout=120)
+    final = index.wait_for_job(job.id, timeout=120)
     assert final.status == "Completed" and final.attempt == 2, final.error
     assert (final.report or {})["k_after"] == 8
     _same(index, model)

@@ -493,3 +493,28 @@ def test_filtered_count_sees_clusters_and_the_tail(tmp_path: Path) -> None:
     assert reader.count("missing", {"g": "a"}) is None
     index.delete(delete_all=True, namespace="ns")
     assert reader.count("ns", {"g": "a"}) == 0
+
+
+def test_delete_namespace_then_upsert_again_starts_clean(tmp_path: Path) -> None:
+    """Upserts, a build, more upserts, delete_namespace, upserts again: the new
+    namespace holds only the new records; its log continues past the old one."""
+    from vecstore import wal
+
+    index = _index(tmp_path)
+    x = clustered(30, D, 2, seed=3)
+    index.upsert([(f"old{i}", x[i].tolist()) for i in range(20)], namespace="ns")
+    index.build(namespace="ns")
+    index.upsert([(f"tail{i}", x[i].tolist()) for i in range(20, 25)], namespace="ns")
+    index.delete_namespace("ns")
+    assert wal.list_lsns(index.store, index.name, "ns") == []
+    index.upsert([("fresh", x[25].tolist())], namespace="ns")
+    assert _ids(index) == ["fresh"]
+    assert wal.list_lsns(index.store, index.name, "ns") == [3]
+    # another process (cold caches) sees the same
+    wal.clear_caches()
+    other = VecStore(str(tmp_path / "store")).Index("docs")
+    assert _ids(other) == ["fresh"] and _count(other) == 1
+    assert index.build(namespace="ns")["ns"].status == "built"
+    assert _ids(other) == ["fresh"] and _count(index) == 1
+    got = index.query(vector=x[0].tolist(), top_k=5, namespace="ns")
+    assert [m.id for m in got.matches] == ["fresh"]

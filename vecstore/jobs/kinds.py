@@ -42,6 +42,7 @@ class JobKindSpec:
 KINDS: dict[str, str] = {
     "import": "vecstore.jobs.import_kind:KIND",
     "rebuild": "vecstore.jobs.rebuild_kind:KIND",
+    "build": "vecstore.jobs.build_kind:KIND",
 }
 
 _loaded: dict[str, JobKindSpec] = {}

@@ -78,7 +78,13 @@ class JobStore:
                 out.append(name[: -len(".json")])
         return sorted(out, reverse=True)
 
-    def page(self, limit: int | None = None, pagination_token: str | None = None) -> ImportPage:
+    def page(
+        self,
+        limit: int | None = None,
+        pagination_token: str | None = None,
+        kind: str | None = None,
+    ) -> ImportPage:
+        """Records newest first; ``kind``: only jobs of that kind."""
         limit = MAX_PAGE if limit is None else limit
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
             raise InvalidArgumentError(
@@ -88,22 +94,29 @@ class JobStore:
         if pagination_token:
             after = decode_token(pagination_token)
             ids = [i for i in ids if i < after]
-        chunk = ids[:limit]
-        jobs = []
-        for i in chunk:
+        jobs: list[Job] = []
+        more = False
+        for i in ids:
             try:
-                jobs.append(self.get(i))
+                job = self.get(i)
             except NotFoundError:  # deleted meanwhile
                 continue
-        more = len(ids) > limit
+            if kind is not None and job.kind != kind:
+                continue
+            if len(jobs) == limit:
+                more = True
+                break
+            jobs.append(job)
         return ImportPage(
-            data=jobs, pagination=Pagination(next=encode_token(chunk[-1])) if more else None
+            data=jobs, pagination=Pagination(next=encode_token(jobs[-1].id)) if more else None
         )
 
-    def iter_all(self, limit: int = MAX_PAGE, pagination_token: str | None = None) -> Iterator[Job]:
+    def iter_all(
+        self, limit: int = MAX_PAGE, pagination_token: str | None = None, kind: str | None = None
+    ) -> Iterator[Job]:
         token = pagination_token
         while True:
-            page = self.page(limit, token)
+            page = self.page(limit, token, kind)
             yield from page.data
             if page.pagination is None:
                 return

@@ -36,6 +36,7 @@ from vecstore import layout, manifests
 from vecstore.errors import NotFoundError
 from vecstore.query import kernels
 from vecstore.query.filters import Node, may_match
+from vecstore.query.segdata import PART_SEP
 from vecstore.schemas import Manifest
 from vecstore.schemas.arrow import meta_column
 from vecstore.schemas.metrics import Metric
@@ -121,7 +122,9 @@ def build_state(store: Store, manifest: Manifest) -> NamespaceState:
     return NamespaceState(
         manifest=manifest,
         prefix=prefix,
-        segment_keys=tuple(f"{prefix}/{c.segment}" for c in clusters),
+        # a cluster with delta segments reads as one segment (SegmentSource's
+        # composite keys: the parts' keys joined by PART_SEP)
+        segment_keys=tuple(PART_SEP.join(f"{prefix}/{p}" for p in c.parts()) for c in clusters),
         row_counts=row_counts,
         centroids=centroids,
         centroid_sq=centroid_sq,

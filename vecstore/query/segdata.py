@@ -243,8 +243,15 @@ class ReadCounter:
             self.by_key[key] += 1
 
 
+PART_SEP = "\n"  # joins the keys of a cluster's segment and delta segments
+
+
 class SegmentSource:
-    """Cached, column-wise access to the segment files of one store."""
+    """Cached, column-wise access to the segment files of one store.
+
+    A key may be composite: the keys of a segment and its delta segments
+    joined by :data:`PART_SEP`; it reads as one segment whose rows are the
+    parts' rows in order (docs/write-path.md "Delta segments")."""
 
     def __init__(self, store: Store, cache: ByteLRU, disk: DiskCache | None = None) -> None:
         self.store = store
@@ -302,8 +309,30 @@ class SegmentSource:
 
     def read_columns(self, key: str, columns: list[str]) -> pa.Table:
         """Read ``columns`` of a segment, every row group (absent ones are skipped)."""
+        if PART_SEP in key:
+            parts = [self.read_columns(k, columns) for k in key.split(PART_SEP)]
+            return pa.concat_tables(parts, promote_options="permissive")
         with self._open(key) as pf:
             return self._read(pf, columns)
+
+    def _row_fields_of_parts(
+        self, key: str, rows: list[int], names: list[str], dimension: int
+    ) -> dict[str, list[Any]]:
+        """``row_fields`` of a composite key: each row read from its part."""
+        keys = key.split(PART_SEP)
+        ends = np.cumsum([self.footer(k).metadata.num_rows for k in keys]).tolist()
+        out: dict[str, list[Any]] = {name: [None] * len(rows) for name in names}
+        by_part: dict[int, list[int]] = {}
+        for i, r in enumerate(rows):
+            by_part.setdefault(bisect.bisect_right(ends, r), []).append(i)
+        for part, slots in by_part.items():
+            start = 0 if part == 0 else int(ends[part - 1])
+            got = self.row_fields(keys[part], [rows[i] - start for i in slots], names, dimension)
+            for name, values in got.items():
+                dest = out[name]
+                for i, v in zip(slots, values, strict=True):
+                    dest[i] = v
+        return out
 
     @staticmethod
     def _read(pf: pq.ParquetFile, columns: list[str]) -> pa.Table:
@@ -387,6 +416,9 @@ class SegmentSource:
                     continue
             todo.append(name)
         if not todo:
+            return out
+        if PART_SEP in key:
+            out.update(self._row_fields_of_parts(key, rows, todo, dimension))
             return out
         for name in todo:
             out[name] = [None] * n

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vecstore.cli.exitcodes import EXIT_FAILED, EXIT_OK
+from vecstore.cli.exitcodes import exit_code_for
 from vecstore.cli.options import DEFAULT_NAMESPACE_NAME, index_option, namespace, open_index
 from vecstore.cli.output import ns_name, print_json, print_table
 from vecstore.cli.registry import Commands
@@ -16,8 +16,10 @@ def register(commands: Commands) -> None:
         build,
         "fold recent writes into an index's clusters",
         "Fold the writes logged since the last build (upserts, updates, deletes) into "
-        "the clusters of one namespace, or of every namespace that has some. Waits for a "
-        "build another process is running on the same namespace.",
+        "the clusters of one namespace, or of every namespace that has some, as a build "
+        "job (Index.list_jobs / cancel_job in Python; taken over and rerun if this "
+        "process dies). Waits for a build another process is running on the same namespace. "
+        "Exits like `import --wait`: 0 completed, 1 failed, 2 cancelled.",
     )
     index_option(p)
     p.add_argument(
@@ -26,12 +28,18 @@ def register(commands: Commands) -> None:
         metavar="NS",
         help=f"only this namespace ({DEFAULT_NAMESPACE_NAME}: the default one)",
     )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        default=True,
+        help="run the build job here until it ends (the default; a build runs in this process)",
+    )
 
 
 def build(args: argparse.Namespace) -> int:
     index = open_index(args)
     results = index.build(namespace=args.namespace)  # unknown namespace: exit 64
-    failed = [ns for ns, r in results.items() if r.status not in ("built", "nothing")]
+    job = results.job
     if args.json:
         print_json(
             {
@@ -47,7 +55,7 @@ def build(args: argparse.Namespace) -> int:
             }
         )
     elif not results:
-        print(f'Nothing to build in index "{index.name}"')
+        print(f'Nothing to build in index "{index.name}" (job {job.id}: {job.status})')
     else:
         print_table(
             ["NAMESPACE", "STATUS", "ENTRIES", "VERSION", "CLUSTERS REWRITTEN", "SECONDS"],
@@ -64,4 +72,5 @@ def build(args: argparse.Namespace) -> int:
             ],
             right=["ENTRIES", "VERSION", "CLUSTERS REWRITTEN", "SECONDS"],
         )
-    return EXIT_FAILED if failed else EXIT_OK
+        print(f"Build job {job.id}: {job.status}")
+    return exit_code_for(job)

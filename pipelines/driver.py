@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from vecstore import commit as commits
-from vecstore import jobstate, layout, manifests
+from vecstore import jobstate, kmeans, layout, manifests
 from vecstore.cleanup import cleanup_attempt, cleanup_import, finish_staging
 from vecstore.errors import (
     CancelledError,
@@ -384,23 +384,54 @@ class ImportDriver:
         self._commit(plans, centroids, chunk_results, drops, buckets)
 
     def _train(self, plans: dict[str, P.NamespacePlan]) -> dict[str, Any]:
-        """Centroid futures per namespace (dense and hybrid)."""
+        """Centroid futures per namespace (dense and hybrid). The samples and
+        centroids stay on the workers: the driver waits on their sizes."""
         if self.spec.record_layout == RecordLayout.SPARSE:
             return {}
         ctx = self.ctx
-        samples: list[Any] = []
         trains: dict[str, Any] = {}
+        inner: list[Any] = []  # awaited through the centroid sizes, drained on failure
         for ns, p in plans.items():
             futs = [
                 self.client.submit(tasks.sample, ctx, c, p.sample_fraction, pure=False)
                 for c in p.chunks
             ]
-            samples.extend(futs)
-            trains[ns] = self.client.submit(tasks.train, ctx, p.k, *futs, pure=False)
-        weights = [1.0] * len(samples) + [4.0] * len(trains)
-        results = self._run_tasks(samples + list(trains.values()), "train", 0.05, 0.15, weights)
-        del results
+            inner += futs
+            if p.k <= kmeans.FLAT_MAX_K:
+                trains[ns] = self.client.submit(tasks.train, ctx, p.k, *futs, pure=False)
+            else:
+                trains[ns], steps = self._train_hierarchical(ns, p, futs)
+                inner += steps
+        sizes = [self.client.submit(tasks.centroid_count, f, pure=False) for f in trains.values()]
+        inner += trains.values()
+        self._outstanding.extend(inner)
+        self._run_tasks(sizes, "train", 0.05, 0.15)
+        done = {id(f) for f in inner}
+        self._outstanding = [f for f in self._outstanding if id(f) not in done]
         return trains
+
+    def _train_hierarchical(
+        self, ns: str, p: P.NamespacePlan, samples: list[Any]
+    ) -> tuple[Any, list[Any]]:
+        """kmeans.fit_parts as tasks (docs/kmeans.md): the centroids' future
+        and the intermediate ones."""
+        ctx, submit = self.ctx, self.client.submit
+        rows = min(p.rows, kmeans.sample_size(p.k))  # the sample's expected size
+        frac = kmeans.coarse_fraction(p.k, rows)
+        groups = kmeans.cell_groups(p.k, rows, int(self.spec.dimension or 0))
+        subsets = [
+            submit(tasks.coarse_subset, ctx, i, frac, s, pure=False) for i, s in enumerate(samples)
+        ]
+        coarse = submit(tasks.train_coarse, ctx, p.k, *subsets, pure=False)
+        counts = [
+            submit(tasks.route, ctx, ns, i, groups, s, coarse, pure=False)
+            for i, s in enumerate(samples)
+        ]
+        cells = [
+            submit(tasks.train_cells, ctx, ns, g, groups, p.k, coarse, *counts, pure=False)
+            for g in range(groups)
+        ]
+        return submit(tasks.join_cells, ctx, *cells, pure=False), [*subsets, coarse, *counts, *cells]
 
     def _scan(
         self, plans: dict[str, P.NamespacePlan], centroids: dict[str, Any]

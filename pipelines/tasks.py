@@ -4,7 +4,12 @@ small frozen results, and checks the job's cancel event between batches.
 - :func:`inspect` reads a file's footer only (schema check, row groups).
 - :func:`sample` reads the ``values`` column of a chunk and keeps a seeded
   random fraction of valid rows: the k-means training sample.
-- :func:`train` fits centroids on the concatenated sample.
+- :func:`train` fits centroids on the concatenated sample (k <= FLAT_MAX_K).
+- Above that, hierarchical training (docs/kmeans.md), the sample staying on
+  the workers: :func:`coarse_subset` per sample part -> :func:`train_coarse`
+  -> :func:`route` per part (writes the part's rows per cell group to
+  staging, returns per-cell counts) -> :func:`train_cells` per cell group
+  -> :func:`join_cells`.
 - :func:`scan` validates a chunk batch by batch, writes rejects, assigns
   rows to clusters and scatters them into per-bucket shuffle files, and
   writes dedup keys into per-partition key files.
@@ -163,7 +168,78 @@ def train(ctx: P.Context, k: int, *samples: np.ndarray) -> np.ndarray:
     x = np.concatenate([s for s in samples if len(s)]) if any(len(s) for s in samples) else None
     if x is None:
         return np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
-    return kmeans.fit(x, k, seed=ctx.seed, metric=ctx.spec.metric)
+    return kmeans.fit_flat(x, k, seed=ctx.seed, metric=ctx.spec.metric)
+
+
+# ------------------------------------------------- hierarchical training
+def coarse_subset(ctx: P.Context, part: int, fraction: float, s: np.ndarray) -> np.ndarray:
+    return kmeans.coarse_subset(s, fraction, seed=ctx.seed, index=part)
+
+
+def train_coarse(ctx: P.Context, k: int, *subsets: np.ndarray) -> np.ndarray:
+    dim = int(ctx.spec.dimension or 0)
+    x = np.concatenate([np.zeros((0, dim), np.float32), *subsets])
+    return kmeans.fit_coarse(x, k, seed=ctx.seed, metric=ctx.spec.metric)
+
+
+def cells_dir(ctx: P.Context, ns: str, group: int) -> str:
+    return f"{ctx.staging}/kmeans/{P.ns_part(ns)}/{group:06d}"
+
+
+def route(
+    ctx: P.Context, ns: str, part: int, groups: int, s: np.ndarray, coarse: np.ndarray
+) -> np.ndarray:
+    """Assign one sample part to the coarse cells, write its rows per cell
+    group to staging (one file per non-empty group), return per-cell counts."""
+    kc = len(coarse)
+    if not len(s):
+        return np.zeros(kc, np.int64)
+    x = ctx.spec.metric.normalize_rows(np.ascontiguousarray(s, dtype=np.float32))
+    cell = kmeans.assign(x, coarse, metric=ctx.spec.metric)
+    grp = kmeans.group_of(cell, kc, groups)
+    for g in np.unique(grp):
+        rows = np.flatnonzero(grp == g)
+        buf = io.BytesIO()
+        np.savez(buf, cell=cell[rows], x=x[rows])
+        ctx.store.write_bytes(f"{cells_dir(ctx, ns, int(g))}/{part:06d}.npz", buf.getvalue())
+    return np.bincount(cell, minlength=kc).astype(np.int64)
+
+
+def train_cells(
+    ctx: P.Context, ns: str, group: int, groups: int, k: int, coarse: np.ndarray,
+    *counts: np.ndarray,
+) -> np.ndarray:
+    """The sub-centroids of one group of coarse cells, from the rows the
+    route tasks wrote (read in part order: deterministic)."""
+    check = CancelCheck(ctx.cancel_event)
+    kc, dim = len(coarse), int(ctx.spec.dimension or 0)
+    alloc = kmeans.allocate(np.sum(np.stack(counts), axis=0), k)
+    prefix = cells_dir(ctx, ns, group)
+    cells, xs = [np.zeros(0, np.int32)], [np.zeros((0, dim), np.float32)]
+    for key in sorted(ctx.store.ls(prefix)):
+        check()
+        with np.load(io.BytesIO(ctx.store.read_bytes(key))) as z:
+            cells.append(z["cell"])
+            xs.append(z["x"])
+    cell, x = np.concatenate(cells), np.concatenate(xs)
+    out: list[np.ndarray] = []
+    for j in kmeans.cells_of_group(group, kc, groups):
+        check()
+        out.append(
+            kmeans.fit_cell(
+                x[cell == j], int(alloc[j]), seed=ctx.seed, cell=j, metric=ctx.spec.metric
+            )
+        )
+    return np.concatenate([np.zeros((0, dim), np.float32), *out])
+
+
+def join_cells(ctx: P.Context, *groups: np.ndarray) -> np.ndarray:
+    return kmeans.finish(list(groups), int(ctx.spec.dimension or 0), ctx.spec.metric)
+
+
+def centroid_count(centroids: np.ndarray) -> int:
+    """What the driver waits on instead of the centroids themselves."""
+    return len(centroids)
 
 
 # --------------------------------------------------------------------- scan

@@ -9,6 +9,17 @@
   on these machines (PERF-NOTES) for no recall gain after Lloyd iterations.
 - :func:`assign` maps points to their nearest centroid with blocked GEMM.
 
+Past :data:`FLAT_MAX_K` clusters, :func:`fit` trains hierarchically
+(:func:`fit_parts`, docs/kmeans.md): ``kc = ceil(sqrt(k))`` coarse centroids
+on a ``256 * kc`` subsample, the sample routed to its coarse cell, then
+``k_j`` sub-centroids per cell (``k_j`` proportional to the cell's share of
+the sample, :func:`allocate`) trained on that cell's points only. A Lloyd
+iteration then costs ``~256 * k**1.5 * d`` multiply-adds instead of
+``256 * k**2 * d``, and the cells train independently (the import runs them
+as parallel tasks, :mod:`vecstore.pipelines.tasks`). The pieces are pure and
+seeded (each cell by ``(seed, cell)``), so the in-memory and the distributed
+composition agree for the same parts.
+
 Cosine indexes cluster L2-normalised vectors and keep normalised centroids
 (:meth:`vecstore.schemas.metrics.Metric.normalize_rows`).
 """
@@ -26,6 +37,7 @@ PER_CLUSTER_SQRT = 4.0  # records per cluster grow as 4 * sqrt(n) between target
 POINTS_PER_CENTROID = 256
 MAX_K = 65_536
 MAX_ITER = 10  # as FAISS's IVF training; recall is flat beyond
+FLAT_MAX_K = 1024  # up to this k one flat fit (as before); above it, hierarchical
 _BLOCK = 16_384
 
 
@@ -57,11 +69,29 @@ def sample_size(k: int) -> int:
 
 
 def fit(
-    sample: np.ndarray, k: int, *, seed: int = 0, metric: Metric = Metric.EUCLIDEAN
+    sample: np.ndarray,
+    k: int,
+    *,
+    seed: int = 0,
+    metric: Metric = Metric.EUCLIDEAN,
+    flat_max_k: int | None = None,
 ) -> np.ndarray:
     """Train ``k`` centroids on ``sample`` (n, d); returns (k', d) float32, k' <= k.
 
-    ``metric`` decides the space clustered in (cosine: unit vectors)."""
+    ``metric`` decides the space clustered in (cosine: unit vectors). Up to
+    ``flat_max_k`` (default :data:`FLAT_MAX_K`) clusters one flat k-means;
+    above it the hierarchical :func:`fit_parts`."""
+    limit = FLAT_MAX_K if flat_max_k is None else flat_max_k
+    if k <= limit:
+        return fit_flat(sample, k, seed=seed, metric=metric)
+    return fit_parts([sample], k, seed=seed, metric=metric)
+
+
+def fit_flat(
+    sample: np.ndarray, k: int, *, seed: int = 0, metric: Metric = Metric.EUCLIDEAN
+) -> np.ndarray:
+    """One flat k-means (random init, :data:`MAX_ITER` Lloyd iterations) on at
+    most ``256 * k`` points of ``sample``; duplicates dropped, rows sorted."""
     metric = Metric(metric)
     x = metric.normalize_rows(np.ascontiguousarray(sample, dtype=np.float32))
     uniq = min(k, len(x))
@@ -87,6 +117,172 @@ def fit(
     # drop empty clusters (k-means can leave duplicates when data has few distinct points)
     centroids = np.unique(centroids, axis=0)
     return metric.normalize_rows(centroids)
+
+
+# ------------------------------------------------------------ hierarchical
+
+
+def coarse_k(k: int) -> int:
+    """Coarse cells of a hierarchical fit: ``ceil(sqrt(k))``, at least 2."""
+    return max(2, math.isqrt(max(k, 1) - 1) + 1)
+
+
+def coarse_subset(
+    part: np.ndarray, fraction: float, *, seed: int, index: int
+) -> np.ndarray:
+    """A seeded ``fraction`` of one sample part (rows kept in order): the
+    coarse training set is the union of these over the parts."""
+    if fraction >= 1.0:
+        return np.asarray(part, dtype=np.float32)
+    rng = np.random.default_rng([seed, 2, index])
+    return np.asarray(part[rng.random(len(part)) < fraction], dtype=np.float32)
+
+
+def coarse_fraction(k: int, sample_rows: int) -> float:
+    """Share of the sample the coarse fit trains on (``256 * coarse_k(k)`` rows)."""
+    return min(1.0, sample_size(coarse_k(k)) / max(1, sample_rows))
+
+
+def fit_coarse(
+    subset: np.ndarray, k: int, *, seed: int = 0, metric: Metric = Metric.EUCLIDEAN
+) -> np.ndarray:
+    """The coarse centroids of a hierarchical fit of ``k`` (``coarse_k(k)`` of them)."""
+    return fit_flat(subset, coarse_k(k), seed=_mix(seed, 1, 0), metric=metric)
+
+
+def allocate(counts: np.ndarray, k: int) -> np.ndarray:
+    """Sub-centroids per coarse cell: proportional to the cell's sample
+    ``counts`` (largest remainder), summing to ``min(k, counts.sum())``,
+    at least 1 for a non-empty cell, at most its count."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    want = min(int(k), total)
+    out = np.zeros(len(counts), np.int64)
+    if want <= 0:
+        return out
+    nonempty = counts > 0
+    base = np.where(nonempty, 1, 0)
+    rest = want - int(base.sum())
+    if rest < 0:  # more non-empty cells than clusters: the largest cells get one
+        order = np.lexsort((np.arange(len(counts)), -counts))
+        out[order[:want]] = 1
+        return out
+    share = counts * (rest / total)
+    extra = np.minimum(np.floor(share).astype(np.int64), counts - base)
+    left = rest - int(extra.sum())
+    room = counts - base - extra
+    frac = share - np.floor(share)
+    order = np.lexsort((np.arange(len(counts)), -frac))
+    while left > 0:  # hand out the remainder, largest fractions first, where room is left
+        for j in order:
+            if left == 0:
+                break
+            if room[j] > 0:
+                extra[j] += 1
+                room[j] -= 1
+                left -= 1
+    return np.asarray(base + extra, dtype=np.int64)
+
+
+def fit_cell(
+    points: np.ndarray,
+    k_cell: int,
+    *,
+    seed: int = 0,
+    cell: int = 0,
+    metric: Metric = Metric.EUCLIDEAN,
+) -> np.ndarray:
+    """The sub-centroids of one coarse cell (seeded by ``(seed, cell)``)."""
+    if k_cell <= 0 or len(points) == 0:
+        return np.zeros((0, points.shape[1]), np.float32)
+    return fit_flat(points, k_cell, seed=_mix(seed, 3, cell), metric=metric)
+
+
+def finish(cells: list[np.ndarray], dim: int, metric: Metric = Metric.EUCLIDEAN) -> np.ndarray:
+    """Concatenate per-cell centroids (in cell order), drop duplicates."""
+    parts = [c for c in cells if len(c)]
+    if not parts:
+        return np.zeros((1, dim), np.float32)
+    return Metric(metric).normalize_rows(np.unique(np.concatenate(parts), axis=0))
+
+
+GROUP_BYTES = 64 * 1024 * 1024  # sample bytes per cell-training task (about)
+MIN_GROUPS = 4
+
+
+def cell_groups(k: int, sample_rows: int, dim: int) -> int:
+    """Cell-training tasks of a hierarchical fit: one per ~64 MB of sample,
+    at least 4 (so several workers train), at most one per coarse cell."""
+    by_size = math.ceil(sample_rows * max(dim, 1) * 4 / GROUP_BYTES)
+    return int(min(coarse_k(k), max(MIN_GROUPS, by_size)))
+
+
+def group_of(cells: np.ndarray, kc: int, groups: int) -> np.ndarray:
+    """The cell-training task of each coarse cell: contiguous ranges of cells."""
+    return (np.asarray(cells, dtype=np.int64) * groups // max(kc, 1)).astype(np.int32)
+
+
+def cells_of_group(group: int, kc: int, groups: int) -> range:
+    """The coarse cells one cell-training task trains (inverse of :func:`group_of`)."""
+    cells = np.flatnonzero(group_of(np.arange(kc), kc, groups) == group)
+    return range(int(cells[0]), int(cells[-1]) + 1) if len(cells) else range(0)
+
+
+def fit_parts(
+    parts: list[np.ndarray],
+    k: int,
+    *,
+    seed: int = 0,
+    metric: Metric = Metric.EUCLIDEAN,
+    coarse_frac: float | None = None,
+) -> np.ndarray:
+    """Hierarchical fit of ``k`` centroids on a sample given as ``parts``
+    (the import's per-chunk samples), composed of the pure steps the import
+    runs as tasks: :func:`coarse_subset` per part, :func:`fit_coarse`,
+    :func:`assign` to the coarse cells, :func:`allocate`, :func:`fit_cell`
+    per cell, :func:`finish`. ``coarse_frac`` defaults to
+    :func:`coarse_fraction` of the sample's rows (the import passes the
+    fraction of the rows it expects)."""
+    metric = Metric(metric)
+    parts = [metric.normalize_rows(np.ascontiguousarray(p, dtype=np.float32)) for p in parts]
+    dim = parts[0].shape[1] if parts else 0
+    rows = sum(len(p) for p in parts)
+    if rows == 0:
+        return np.zeros((1, dim), np.float32)
+    frac = coarse_fraction(k, rows) if coarse_frac is None else coarse_frac
+    subset = np.concatenate(
+        [coarse_subset(p, frac, seed=seed, index=i) for i, p in enumerate(parts)]
+    )
+    coarse = fit_coarse(subset, k, seed=seed, metric=metric)
+    x = np.concatenate(parts)
+    cell_of = assign(x, coarse, metric=metric)
+    counts = np.bincount(cell_of, minlength=len(coarse))
+    alloc = allocate(counts, k)
+    order = np.argsort(cell_of, kind="stable")
+    bounds = np.searchsorted(cell_of[order], np.arange(len(coarse) + 1))
+    cells = [
+        fit_cell(x[order[bounds[j] : bounds[j + 1]]], int(alloc[j]), seed=seed, cell=j,
+                 metric=metric)
+        for j in range(len(coarse))
+    ]
+    return finish(cells, dim, metric)
+
+
+def inertia(x: np.ndarray, centroids: np.ndarray, *, metric: Metric = Metric.EUCLIDEAN) -> float:
+    """Sum of squared distances of ``x`` to their nearest centroid (in ``metric``'s space)."""
+    metric = Metric(metric)
+    c = np.ascontiguousarray(centroids, dtype=np.float32)
+    total = 0.0
+    own = assign(x, c, metric=metric)
+    for start in range(0, len(x), _BLOCK):
+        block = metric.normalize_rows(np.asarray(x[start : start + _BLOCK], dtype=np.float32))
+        diff = block - c[own[start : start + _BLOCK]]
+        total += float(np.einsum("ij,ij->", diff, diff, dtype=np.float64))
+    return total
+
+
+def _mix(seed: int, stage: int, index: int) -> int:
+    return int(np.random.default_rng([seed, stage, index]).integers(2**31 - 1))
 
 
 def assign(

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from vecstore import layout, manifests
+from vecstore import catalog, layout
 from vecstore.errors import (
     AlreadyExistsError,
     FormatError,
@@ -483,7 +483,7 @@ class Index:
             raise InvalidArgumentError(
                 "describe_index_stats does not take a filter on a serverless index"
             )
-        nss = manifests.list_namespaces(self.store, self.name)
+        nss = catalog.namespaces(self.store, self.name)
         counts = {ns: NamespaceSummary(vector_count=m.record_count) for ns, m in nss.items()}
         return IndexStats(
             namespaces=counts,
@@ -502,7 +502,7 @@ class Index:
 
         pre = args.list_prefix(prefix)
         lim = None if limit is None else args.list_limit(limit)
-        nss = manifests.list_namespaces(self.store, self.name)
+        nss = catalog.namespaces(self.store, self.name)
         found = [
             NamespaceDescription(name=ns, record_count=m.record_count)
             for ns, m in sorted(nss.items())
@@ -512,7 +512,7 @@ class Index:
 
     def describe_namespace(self, namespace: str) -> NamespaceDescription:
         """Name and record count of one namespace (raises NotFoundError)."""
-        m = manifests.load_namespace(self.store, self.name, namespace)
+        m = catalog.namespace(self.store, self.name, namespace)
         if m is None:
             raise NotFoundError(
                 f'Namespace "{namespace}" not found in index "{self.name}"', namespace=namespace

@@ -131,7 +131,7 @@ def _record(store: Store, index: str, updates: Entries) -> None:
                 continue
             seq = snaps[-1] + 1
         else:  # the index's first snapshot: everything committed so far
-            entries = _scan(store, index)
+            entries = _scan(store, index, skip=set(updates))
             seq = 1
         before = dict(entries)
         _merge(entries, updates)
@@ -241,13 +241,15 @@ def _dump(seq: int, entries: Entries) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def _scan(store: Store, index: str) -> Entries:
-    """Every namespace's visible state, tombstones included (the first snapshot)."""
+def _scan(store: Store, index: str, skip: set[str]) -> Entries:
+    """Every namespace's visible state, tombstones included (the first
+    snapshot), but those in ``skip`` (just committed: their state is known;
+    so the first import into a new index reads no manifest)."""
     nss = [
         layout.ns_from_dir(key.rsplit("/", 1)[-1])
         for key in store.ls(layout.namespaces_prefix(index))
     ]
-    return _visible(store, index, nss)
+    return _visible(store, index, [ns for ns in nss if ns not in skip])
 
 
 def _visible(store: Store, index: str, nss: Iterable[str]) -> Entries:

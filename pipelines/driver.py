@@ -431,7 +431,17 @@ class ImportDriver:
             submit(tasks.train_cells, ctx, ns, g, groups, p.k, coarse, *counts, pure=False)
             for g in range(groups)
         ]
-        return submit(tasks.join_cells, ctx, *cells, pure=False), [*subsets, coarse, *counts, *cells]
+        steps = [*subsets, coarse, *counts, *cells]
+        kc = kmeans.coarse_k(p.k)
+        for _ in range(kmeans.REFINE_ITER):
+            state = submit(tasks.gather_cells, ctx, *cells, pure=False)
+            cells = [
+                submit(tasks.refine_cells, ctx, ns, g, groups, kc, state, pure=False)
+                for g in range(groups)
+            ]
+            steps += [state, *cells]
+        state = submit(tasks.gather_cells, ctx, *cells, pure=False)
+        return submit(tasks.join_cells, ctx, state, pure=False), [*steps, state]
 
     def _scan(
         self, plans: dict[str, P.NamespacePlan], centroids: dict[str, Any]

@@ -9,7 +9,8 @@ small frozen results, and checks the job's cancel event between batches.
   the workers: :func:`coarse_subset` per sample part -> :func:`train_coarse`
   -> :func:`route` per part (writes the part's rows per cell group to
   staging, returns per-cell counts) -> :func:`train_cells` per cell group
-  -> :func:`join_cells`.
+  -> (:func:`gather_cells` -> :func:`refine_cells` per group) x
+  kmeans.REFINE_ITER -> :func:`join_cells`.
 - :func:`scan` validates a chunk batch by batch, writes rejects, assigns
   rows to clusters and scatters them into per-bucket shuffle files, and
   writes dedup keys into per-partition key files.
@@ -189,52 +190,85 @@ def cells_dir(ctx: P.Context, ns: str, group: int) -> str:
 def route(
     ctx: P.Context, ns: str, part: int, groups: int, s: np.ndarray, coarse: np.ndarray
 ) -> np.ndarray:
-    """Assign one sample part to the coarse cells, write its rows per cell
-    group to staging (one file per non-empty group), return per-cell counts."""
+    """Find each row's nearest coarse cells (kmeans.near_cells), write the
+    part's rows to every cell group one of those cells is in (one file per
+    group: the row's own cell trains there, the others refine there), and
+    return the per-cell counts of rows by their own cell."""
     kc = len(coarse)
     if not len(s):
         return np.zeros(kc, np.int64)
     x = ctx.spec.metric.normalize_rows(np.ascontiguousarray(s, dtype=np.float32))
-    cell = kmeans.assign(x, coarse, metric=ctx.spec.metric)
-    grp = kmeans.group_of(cell, kc, groups)
+    near = kmeans.near_cells(x, coarse, metric=ctx.spec.metric)
+    grp = kmeans.group_of(near, kc, groups)
     for g in np.unique(grp):
-        rows = np.flatnonzero(grp == g)
+        rows = np.flatnonzero((grp == g).any(axis=1))
         buf = io.BytesIO()
-        np.savez(buf, cell=cell[rows], x=x[rows])
+        np.savez(buf, near=near[rows], x=x[rows])
         ctx.store.write_bytes(f"{cells_dir(ctx, ns, int(g))}/{part:06d}.npz", buf.getvalue())
-    return np.bincount(cell, minlength=kc).astype(np.int64)
+    return np.bincount(near[:, 0], minlength=kc).astype(np.int64)
+
+
+def _cell_rows(ctx: P.Context, ns: str, group: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows routed to one cell group, in part order: (x, near)."""
+    check = CancelCheck(ctx.cancel_event)
+    dim = int(ctx.spec.dimension or 0)
+    xs, nears = [np.zeros((0, dim), np.float32)], [np.zeros((0, kmeans.NEAR), np.int32)]
+    for key in sorted(ctx.store.ls(cells_dir(ctx, ns, group))):
+        check()
+        with np.load(io.BytesIO(ctx.store.read_bytes(key))) as z:
+            xs.append(z["x"])
+            nears.append(z["near"])
+    width = max(n.shape[1] for n in nears)
+    return np.concatenate(xs), np.concatenate([n for n in nears if n.shape[1] == width])
+
+
+Cells = tuple[np.ndarray, np.ndarray]  # (centroids, coarse cell of each)
 
 
 def train_cells(
     ctx: P.Context, ns: str, group: int, groups: int, k: int, coarse: np.ndarray,
     *counts: np.ndarray,
-) -> np.ndarray:
-    """The sub-centroids of one group of coarse cells, from the rows the
-    route tasks wrote (read in part order: deterministic)."""
+) -> Cells:
+    """The sub-centroids of one group of coarse cells, from the rows whose
+    own cell is in the group."""
     check = CancelCheck(ctx.cancel_event)
     kc, dim = len(coarse), int(ctx.spec.dimension or 0)
     alloc = kmeans.allocate(np.sum(np.stack(counts), axis=0), k)
-    prefix = cells_dir(ctx, ns, group)
-    cells, xs = [np.zeros(0, np.int32)], [np.zeros((0, dim), np.float32)]
-    for key in sorted(ctx.store.ls(prefix)):
-        check()
-        with np.load(io.BytesIO(ctx.store.read_bytes(key))) as z:
-            cells.append(z["cell"])
-            xs.append(z["x"])
-    cell, x = np.concatenate(cells), np.concatenate(xs)
+    x, near = _cell_rows(ctx, ns, group)
+    ids = kmeans.cells_of_group(group, kc, groups)
     out: list[np.ndarray] = []
-    for j in kmeans.cells_of_group(group, kc, groups):
+    for j in ids:
         check()
         out.append(
             kmeans.fit_cell(
-                x[cell == j], int(alloc[j]), seed=ctx.seed, cell=j, metric=ctx.spec.metric
+                x[near[:, 0] == j], int(alloc[j]), seed=ctx.seed, cell=j, metric=ctx.spec.metric
             )
         )
-    return np.concatenate([np.zeros((0, dim), np.float32), *out])
+    return kmeans.stack_cells(out, ids, dim)
 
 
-def join_cells(ctx: P.Context, *groups: np.ndarray) -> np.ndarray:
-    return kmeans.finish(list(groups), int(ctx.spec.dimension or 0), ctx.spec.metric)
+def gather_cells(ctx: P.Context, *groups: Cells) -> Cells:
+    """Every group's centroids as one array (cell order) with their cells."""
+    dim = int(ctx.spec.dimension or 0)
+    return (
+        np.concatenate([np.zeros((0, dim), np.float32), *[c for c, _ in groups]]),
+        np.concatenate([np.zeros(0, np.int32), *[o for _, o in groups]]),
+    )
+
+
+def refine_cells(
+    ctx: P.Context, ns: str, group: int, groups: int, kc: int, state: Cells
+) -> Cells:
+    """One kmeans.refine step for the centroids of one group's cells."""
+    centroids, owner = state
+    x, near = _cell_rows(ctx, ns, group)
+    ids = kmeans.cells_of_group(group, kc, groups)
+    moved = kmeans.refine(x, near, centroids, owner, ids, metric=ctx.spec.metric)
+    return moved, owner[np.isin(owner, np.fromiter(ids, np.int32))]
+
+
+def join_cells(ctx: P.Context, state: Cells) -> np.ndarray:
+    return kmeans.finish([state[0]], int(ctx.spec.dimension or 0), ctx.spec.metric)
 
 
 def centroid_count(centroids: np.ndarray) -> int:

@@ -27,6 +27,7 @@ Cosine indexes cluster L2-normalised vectors and keep normalised centroids
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -206,6 +207,8 @@ def finish(cells: list[np.ndarray], dim: int, metric: Metric = Metric.EUCLIDEAN)
     return Metric(metric).normalize_rows(np.unique(np.concatenate(parts), axis=0))
 
 
+NEAR = 2  # coarse cells a sample row is refined against (its nearest ones)
+REFINE_ITER = 2  # Lloyd iterations over cell boundaries after the per-cell fits
 GROUP_BYTES = 64 * 1024 * 1024  # sample bytes per cell-training task (about)
 MIN_GROUPS = 4
 
@@ -239,10 +242,13 @@ def fit_parts(
     """Hierarchical fit of ``k`` centroids on a sample given as ``parts``
     (the import's per-chunk samples), composed of the pure steps the import
     runs as tasks: :func:`coarse_subset` per part, :func:`fit_coarse`,
-    :func:`assign` to the coarse cells, :func:`allocate`, :func:`fit_cell`
-    per cell, :func:`finish`. ``coarse_frac`` defaults to
-    :func:`coarse_fraction` of the sample's rows (the import passes the
-    fraction of the rows it expects)."""
+    :func:`near_cells` (each row's :data:`NEAR` nearest coarse cells, the
+    first its own), :func:`allocate`, :func:`fit_cell` per cell,
+    :data:`REFINE_ITER` rounds of :func:`refine` (Lloyd steps in which a row
+    may move to a centroid of its neighbouring cell: the per-cell fits alone
+    leave cell boundaries where the coarse cut fell), :func:`finish`.
+    ``coarse_frac`` defaults to :func:`coarse_fraction` of the sample's rows
+    (the import passes the fraction of the rows it expects)."""
     metric = Metric(metric)
     parts = [metric.normalize_rows(np.ascontiguousarray(p, dtype=np.float32)) for p in parts]
     dim = parts[0].shape[1] if parts else 0
@@ -255,17 +261,111 @@ def fit_parts(
     )
     coarse = fit_coarse(subset, k, seed=seed, metric=metric)
     x = np.concatenate(parts)
-    cell_of = assign(x, coarse, metric=metric)
-    counts = np.bincount(cell_of, minlength=len(coarse))
+    near = near_cells(x, coarse, metric=metric)
+    counts = np.bincount(near[:, 0], minlength=len(coarse))
     alloc = allocate(counts, k)
-    order = np.argsort(cell_of, kind="stable")
-    bounds = np.searchsorted(cell_of[order], np.arange(len(coarse) + 1))
     cells = [
-        fit_cell(x[order[bounds[j] : bounds[j + 1]]], int(alloc[j]), seed=seed, cell=j,
-                 metric=metric)
+        fit_cell(x[near[:, 0] == j], int(alloc[j]), seed=seed, cell=j, metric=metric)
         for j in range(len(coarse))
     ]
-    return finish(cells, dim, metric)
+    centroids, owner = stack_cells(cells, range(len(coarse)), dim)
+    for _ in range(REFINE_ITER):
+        centroids = refine(x, near, centroids, owner, range(len(coarse)), metric=metric)
+    return finish([centroids], dim, metric)
+
+
+def near_cells(x: np.ndarray, coarse: np.ndarray, *, metric: Metric = Metric.EUCLIDEAN,
+               near: int | None = None) -> np.ndarray:
+    """(n, m) int32: each row's ``m`` (default :data:`NEAR`) nearest coarse
+    cells, nearest first (column 0 is :func:`assign`'s answer)."""
+    metric = Metric(metric)
+    m = min(NEAR if near is None else near, len(coarse))
+    c = np.ascontiguousarray(coarse, dtype=np.float32)
+    half_norms = 0.5 * np.einsum("ij,ij->i", c, c)
+    out = np.empty((len(x), m), dtype=np.int32)
+    for start in range(0, len(x), _BLOCK):
+        block = metric.normalize_rows(np.asarray(x[start : start + _BLOCK], dtype=np.float32))
+        scores = block @ c.T
+        scores -= half_norms
+        first = np.argmax(scores, axis=1)
+        out[start : start + len(block), 0] = first
+        if m > 1:
+            scores[np.arange(len(block)), first] = -np.inf
+            rest = np.argsort(-scores, axis=1, kind="stable")[:, : m - 1]
+            out[start : start + len(block), 1:] = rest
+    return out
+
+
+def stack_cells(
+    cells: list[np.ndarray], ids: Iterable[int], dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell centroids as one array and the coarse cell owning each row."""
+    ids = list(ids)
+    owner = np.concatenate(
+        [np.zeros(0, np.int32), *[np.full(len(c), j, np.int32) for c, j in zip(cells, ids, strict=True)]]
+    )
+    return np.concatenate([np.zeros((0, dim), np.float32), *cells]), owner
+
+
+def refine(
+    x: np.ndarray,
+    near: np.ndarray,
+    centroids: np.ndarray,
+    owner: np.ndarray,
+    cells: Iterable[int],
+    *,
+    metric: Metric = Metric.EUCLIDEAN,
+) -> np.ndarray:
+    """One Lloyd step over cell boundaries: each row of ``x`` goes to its
+    nearest centroid among those owned by its ``near`` cells; the centroids
+    owned by ``cells`` move to the mean of their rows (kept if they have
+    none). Returns those centroids, in ``centroids`` order. Cost
+    ``n * NEAR * k / kc * d``, not ``n * k * d``. ``x`` must hold every row
+    one of ``cells`` is near (the import's cell files do)."""
+    metric = Metric(metric)
+    mine = np.isin(owner, np.fromiter(cells, np.int32))
+    best_d = np.full(len(x), np.inf, np.float32)
+    best_c = np.full(len(x), -1, np.int64)
+    order = np.argsort(owner, kind="stable")
+    top = int(max(owner.max(initial=-1), near.max(initial=-1))) + 2
+    bounds = np.searchsorted(owner[order], np.arange(top))
+    flat = near.ravel()  # (row, cell) pairs grouped by cell; rows ascending within one
+    by_cell = np.argsort(flat, kind="stable")
+    row_bounds = np.searchsorted(flat[by_cell], np.arange(top))
+    m = near.shape[1] if near.ndim == 2 else 1
+    for j in range(top - 1):
+        cand = order[bounds[j] : bounds[j + 1]]
+        if not len(cand) or row_bounds[j] == row_bounds[j + 1]:
+            continue
+        rows = by_cell[row_bounds[j] : row_bounds[j + 1]] // m
+        c = centroids[cand]
+        xs = x[rows]
+        d = np.einsum("ij,ij->i", c, c)[None, :] - 2 * (xs @ c.T)  # + |x|^2, same for all
+        arg = np.argmin(d, axis=1)
+        dmin = d[np.arange(len(rows)), arg]
+        better = dmin < best_d[rows]
+        best_d[rows[better]] = dmin[better]
+        best_c[rows[better]] = cand[arg[better]]
+    out = centroids[mine].copy()
+    idx = np.flatnonzero(mine)
+    pos = np.full(len(centroids), -1, np.int64)
+    pos[idx] = np.arange(len(idx))
+    take = best_c >= 0
+    take[take] = mine[best_c[take]]
+    if take.any():
+        where = pos[best_c[take]]
+        from scipy.sparse import csr_matrix
+
+        rows_of = np.flatnonzero(take)
+        pick = csr_matrix(
+            (np.ones(len(rows_of), np.float32), (where, np.arange(len(rows_of)))),
+            shape=(len(idx), len(rows_of)),
+        )
+        sums = np.asarray(pick @ np.asarray(x[rows_of], dtype=np.float32))
+        n = np.bincount(where, minlength=len(idx))
+        moved = n > 0
+        out[moved] = (sums[moved] / n[moved, None]).astype(np.float32)
+    return metric.normalize_rows(out)
 
 
 def inertia(x: np.ndarray, centroids: np.ndarray, *, metric: Metric = Metric.EUCLIDEAN) -> float:

@@ -416,9 +416,9 @@ class ImportDriver:
         """kmeans.fit_parts as tasks (docs/kmeans.md): the centroids' future
         and the intermediate ones."""
         ctx, submit = self.ctx, self.client.submit
-        rows = min(p.rows, kmeans.sample_size(p.k))  # the sample's expected size
-        frac = kmeans.coarse_fraction(p.k, rows)
-        groups = kmeans.cell_groups(p.k, rows, int(self.spec.dimension or 0))
+        expected = min(p.rows, kmeans.sample_size(p.k))  # the sample's size, about
+        frac = kmeans.coarse_fraction(p.k, expected)
+        groups = kmeans.cell_groups(p.k, expected, int(self.spec.dimension or 0))
         subsets = [
             submit(tasks.coarse_subset, ctx, i, frac, s, pure=False) for i, s in enumerate(samples)
         ]
@@ -427,16 +427,17 @@ class ImportDriver:
             submit(tasks.route, ctx, ns, i, groups, s, coarse, pure=False)
             for i, s in enumerate(samples)
         ]
+        rows = [submit(tasks.cell_rows, ctx, ns, g, *counts, pure=False) for g in range(groups)]
         cells = [
-            submit(tasks.train_cells, ctx, ns, g, groups, p.k, coarse, *counts, pure=False)
+            submit(tasks.train_cells, ctx, g, groups, p.k, coarse, rows[g], *counts, pure=False)
             for g in range(groups)
         ]
-        steps = [*subsets, coarse, *counts, *cells]
+        steps = [*subsets, coarse, *counts, *rows, *cells]
         kc = kmeans.coarse_k(p.k)
         for _ in range(kmeans.REFINE_ITER):
             state = submit(tasks.gather_cells, ctx, *cells, pure=False)
             cells = [
-                submit(tasks.refine_cells, ctx, ns, g, groups, kc, state, pure=False)
+                submit(tasks.refine_cells, ctx, g, groups, kc, rows[g], state, pure=False)
                 for g in range(groups)
             ]
             steps += [state, *cells]

@@ -208,25 +208,32 @@ def route(
     return np.bincount(near[:, 0], minlength=kc).astype(np.int64)
 
 
-def _cell_rows(ctx: P.Context, ns: str, group: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows routed to one cell group, in part order: (x, near)."""
+Rows = tuple[np.ndarray, np.ndarray]  # (x, near): one cell group's sample rows
+
+
+def cell_rows(ctx: P.Context, ns: str, group: int, *routed: np.ndarray) -> Rows:
+    """The rows routed to one cell group (after every ``route`` task), in
+    part order: read once, kept on a worker for the training and refining
+    steps (Dask runs them where the rows are)."""
     check = CancelCheck(ctx.cancel_event)
     dim = int(ctx.spec.dimension or 0)
-    xs, nears = [np.zeros((0, dim), np.float32)], [np.zeros((0, kmeans.NEAR), np.int32)]
+    xs: list[np.ndarray] = []
+    nears: list[np.ndarray] = []
     for key in sorted(ctx.store.ls(cells_dir(ctx, ns, group))):
         check()
         with np.load(io.BytesIO(ctx.store.read_bytes(key))) as z:
             xs.append(z["x"])
             nears.append(z["near"])
-    width = max(n.shape[1] for n in nears)
-    return np.concatenate(xs), np.concatenate([n for n in nears if n.shape[1] == width])
+    if not xs:
+        return np.zeros((0, dim), np.float32), np.zeros((0, 1), np.int32)
+    return np.concatenate(xs), np.concatenate(nears)
 
 
 Cells = tuple[np.ndarray, np.ndarray]  # (centroids, coarse cell of each)
 
 
 def train_cells(
-    ctx: P.Context, ns: str, group: int, groups: int, k: int, coarse: np.ndarray,
+    ctx: P.Context, group: int, groups: int, k: int, coarse: np.ndarray, rows: Rows,
     *counts: np.ndarray,
 ) -> Cells:
     """The sub-centroids of one group of coarse cells, from the rows whose
@@ -234,7 +241,7 @@ def train_cells(
     check = CancelCheck(ctx.cancel_event)
     kc, dim = len(coarse), int(ctx.spec.dimension or 0)
     alloc = kmeans.allocate(np.sum(np.stack(counts), axis=0), k)
-    x, near = _cell_rows(ctx, ns, group)
+    x, near = rows
     ids = kmeans.cells_of_group(group, kc, groups)
     out: list[np.ndarray] = []
     for j in ids:
@@ -257,11 +264,11 @@ def gather_cells(ctx: P.Context, *groups: Cells) -> Cells:
 
 
 def refine_cells(
-    ctx: P.Context, ns: str, group: int, groups: int, kc: int, state: Cells
+    ctx: P.Context, group: int, groups: int, kc: int, rows: Rows, state: Cells
 ) -> Cells:
     """One kmeans.refine step for the centroids of one group's cells."""
     centroids, owner = state
-    x, near = _cell_rows(ctx, ns, group)
+    x, near = rows
     ids = kmeans.cells_of_group(group, kc, groups)
     moved = kmeans.refine(x, near, centroids, owner, ids, metric=ctx.spec.metric)
     return moved, owner[np.isin(owner, np.fromiter(ids, np.int32))]

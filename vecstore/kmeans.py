@@ -207,8 +207,8 @@ def finish(cells: list[np.ndarray], dim: int, metric: Metric = Metric.EUCLIDEAN)
     return Metric(metric).normalize_rows(np.unique(np.concatenate(parts), axis=0))
 
 
-NEAR = 2  # coarse cells a sample row is refined against (its nearest ones)
-REFINE_ITER = 2  # Lloyd iterations over cell boundaries after the per-cell fits
+NEAR = 3  # coarse cells a sample row is refined against (its nearest ones)
+REFINE_ITER = 4  # Lloyd iterations over cell boundaries after the per-cell fits
 GROUP_BYTES = 64 * 1024 * 1024  # sample bytes per cell-training task (about)
 MIN_GROUPS = 4
 

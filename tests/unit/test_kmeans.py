@@ -3,6 +3,8 @@ seeded, bounded, and the flat path unchanged below FLAT_MAX_K."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -85,3 +87,34 @@ def test_assign_picks_the_nearest_hierarchical_centroid(seed: int, n: int, k: in
     d = ((x[:, None, :].astype(np.float64) - c[None].astype(np.float64)) ** 2).sum(axis=2)
     mine = d[np.arange(n), own]
     assert (mine <= d.min(axis=1) * (1 + 1e-5) + 1e-6).all()
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_the_import_tasks_compose_to_fit_parts(tmp_path: Any, metric: str) -> None:
+    """The tasks the driver chains (run here in-process, in its order, with
+    G cell groups) give exactly kmeans.fit_parts on the same parts."""
+    from vecstore.pipelines import plan as P
+    from vecstore.pipelines import tasks
+    from vecstore.schemas import IndexSpec
+    from vecstore.storage import Store
+
+    store = Store(str(tmp_path / "store"))
+    spec = IndexSpec(name="idx", dimension=8, metric=metric)
+    ctx = P.Context.make(store, store, spec, "job1", "continue")
+    x = _mixture(24_000, 8, 30, seed=9)
+    parts = np.array_split(x, 5)
+    k, frac, groups = 90, 0.3, 4
+    subsets = [tasks.coarse_subset(ctx, i, frac, s) for i, s in enumerate(parts)]
+    coarse = tasks.train_coarse(ctx, k, *subsets)
+    counts = [tasks.route(ctx, "ns", i, groups, s, coarse) for i, s in enumerate(parts)]
+    rows = [tasks.cell_rows(ctx, "ns", g, *counts) for g in range(groups)]
+    cells = [tasks.train_cells(ctx, g, groups, k, coarse, rows[g], *counts) for g in range(groups)]
+    for _ in range(kmeans.REFINE_ITER):
+        state = tasks.gather_cells(ctx, *cells)
+        cells = [tasks.refine_cells(ctx, g, groups, len(coarse), rows[g], state)
+                 for g in range(groups)]
+    got = tasks.join_cells(ctx, tasks.gather_cells(ctx, *cells))
+    want = kmeans.fit_parts(list(parts), k, seed=ctx.seed, metric=Metric(metric),
+                            coarse_frac=frac)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert len(got) == len(want) <= k

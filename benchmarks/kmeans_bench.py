@@ -122,14 +122,17 @@ def dataset(records: int, files: int = 10) -> Path:
     return root
 
 
-def part_import(records: int) -> int:
+def part_import(records: int, flat_max_k: int | None) -> int:
     from vecstore import VecStore, kmeans
     from vecstore.runners import close_runners, get_runner
 
+    if flat_max_k is not None:  # the driver (this process) chooses the path
+        kmeans.FLAT_MAX_K = flat_max_k
+    path = "flat" if kmeans.choose_k(records) <= kmeans.FLAT_MAX_K else "hierarchical"
     t = time.perf_counter()
     src = dataset(records)
     print(f"dataset {records:,} x {DIM}: {time.perf_counter() - t:.0f} s (cached after); "
-          f"k = {kmeans.choose_k(records)}; load {load()}")
+          f"k = {kmeans.choose_k(records)} ({path} training); load {load()}")
     work = Path(tempfile.mkdtemp(prefix="vecstore-kmbench-"))
     try:
         vs = VecStore(str(work / "store"))
@@ -159,13 +162,15 @@ def main() -> int:
     ap.add_argument("--part", choices=["train", "big", "import"], required=True)
     ap.add_argument("--records", type=int, default=10_000_000)
     ap.add_argument("--no-flat", action="store_true", help="big: skip the flat projection")
+    ap.add_argument("--flat-max-k", type=int, default=None,
+                    help="import: kmeans.FLAT_MAX_K for this run (e.g. 4096: the flat path)")
     args = ap.parse_args()
     if args.part == "train":
         part_train()
     elif args.part == "big":
         part_big(not args.no_flat)
     else:
-        return part_import(args.records)
+        return part_import(args.records, args.flat_max_k)
     return 0
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from vecstore import commit as commits
-from vecstore import jobstate, layout, manifests
+from vecstore import jobstate, kmeans, layout, manifests
 from vecstore.cleanup import cleanup_attempt, cleanup_import, finish_staging
 from vecstore.errors import (
     CancelledError,
@@ -445,28 +445,68 @@ class ImportDriver:
 
     def _train(self, plans: list[P.NamespacePlan]) -> dict[str, Any]:
         """Centroid futures per (big) namespace, dense and hybrid. The samples
-        go from the sampling tasks to the training task as its arguments:
-        the driver waits for the training tasks only and never fetches a
-        sample."""
+        go from the sampling tasks to the training tasks as their arguments,
+        and the centroids stay on the workers: the driver waits on their
+        sizes only and never fetches a sample or a centroid matrix. Above
+        ``kmeans.FLAT_MAX_K`` training is hierarchical (docs/kmeans.md)."""
         if self.spec.record_layout == RecordLayout.SPARSE or not plans:
             return {}
         ctx = self.ctx
-        samples: list[Any] = []
+        inner: list[Any] = []  # samples and intermediates: drained on a stop
         trains: dict[str, Any] = {}
         for p in plans:
             futs = [
                 self.client.submit(tasks.sample_unit, ctx, u, p.sample_fraction, pure=False)
                 for u in P.units(p.chunks)
             ]
-            samples.extend(futs)
-            trains[p.ns] = self.client.submit(tasks.train, ctx, p.k, *futs, pure=False)
-        for f in samples:  # drained on a stop like every task of the job
+            inner.extend(futs)
+            if p.k <= kmeans.FLAT_MAX_K:
+                trains[p.ns] = self.client.submit(tasks.train, ctx, p.k, *futs, pure=False)
+            else:
+                trains[p.ns], steps = self._train_hierarchical(p.ns, p, futs)
+                inner.extend(steps)
+        inner.extend(trains.values())
+        sizes = [self.client.submit(tasks.centroid_count, f, pure=False) for f in trains.values()]
+        for f in inner:
             self._outstanding[f.key] = f
-        self._run_tasks(list(trains.values()), "train", 0.05, 0.15, keep=False)
-        for f in samples:
+        self._run_tasks(sizes, "train", 0.05, 0.15, keep=False)
+        for f in inner:
             self._outstanding.pop(f.key, None)
-        del samples
         return trains
+
+    def _train_hierarchical(
+        self, ns: str, p: P.NamespacePlan, samples: list[Any]
+    ) -> tuple[Any, list[Any]]:
+        """kmeans.fit_parts as tasks (docs/kmeans.md): the centroids' future
+        and the intermediate ones."""
+        ctx, submit = self.ctx, self.client.submit
+        expected = min(p.rows, kmeans.sample_size(p.k))  # the sample's size, about
+        frac = kmeans.coarse_fraction(p.k, expected)
+        groups = kmeans.cell_groups(p.k, expected, int(self.spec.dimension or 0))
+        subsets = [
+            submit(tasks.coarse_subset, ctx, i, frac, s, pure=False) for i, s in enumerate(samples)
+        ]
+        coarse = submit(tasks.train_coarse, ctx, p.k, *subsets, pure=False)
+        counts = [
+            submit(tasks.route, ctx, ns, i, groups, s, coarse, pure=False)
+            for i, s in enumerate(samples)
+        ]
+        rows = [submit(tasks.cell_rows, ctx, ns, g, *counts, pure=False) for g in range(groups)]
+        cells = [
+            submit(tasks.train_cells, ctx, g, groups, p.k, coarse, rows[g], *counts, pure=False)
+            for g in range(groups)
+        ]
+        steps = [*subsets, coarse, *counts, *rows, *cells]
+        kc = kmeans.coarse_k(p.k)
+        for _ in range(kmeans.REFINE_ITER):
+            state = submit(tasks.gather_cells, ctx, *cells, pure=False)
+            cells = [
+                submit(tasks.refine_cells, ctx, g, groups, kc, rows[g], state, pure=False)
+                for g in range(groups)
+            ]
+            steps += [state, *cells]
+        state = submit(tasks.gather_cells, ctx, *cells, pure=False)
+        return submit(tasks.join_cells, ctx, state, pure=False), [*steps, state]
 
     def _scan(
         self,

@@ -4,7 +4,13 @@ small frozen results, and checks the job's cancel event between batches.
 - :func:`inspect` reads a file's footer only (schema check, row groups).
 - :func:`sample` reads the ``values`` column of a chunk and keeps a seeded
   random fraction of valid rows: the k-means training sample.
-- :func:`train` fits centroids on the concatenated sample.
+- :func:`train` fits centroids on the concatenated sample (k <= FLAT_MAX_K).
+- Above that, hierarchical training (docs/kmeans.md), the sample staying on
+  the workers: :func:`coarse_subset` per sample part -> :func:`train_coarse`
+  -> :func:`route` per part (writes the part's rows per cell group to
+  staging, returns per-cell counts) -> :func:`train_cells` per cell group
+  -> (:func:`gather_cells` -> :func:`refine_cells` per group) x
+  kmeans.REFINE_ITER -> :func:`join_cells`.
 - :func:`scan` validates a chunk batch by batch, writes rejects, assigns
   rows to clusters and scatters them into per-bucket shuffle files, and
   writes dedup keys into per-partition key files.
@@ -251,7 +257,118 @@ def train(ctx: P.Context, k: int, *samples: np.ndarray) -> np.ndarray:
     x = np.concatenate([s for s in samples if len(s)]) if any(len(s) for s in samples) else None
     if x is None:
         return np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
-    return kmeans.fit(x, k, seed=ctx.seed, metric=ctx.spec.metric)
+    return kmeans.fit_flat(x, k, seed=ctx.seed, metric=ctx.spec.metric)
+
+
+# ------------------------------------------------- hierarchical training
+def coarse_subset(ctx: P.Context, part: int, fraction: float, s: np.ndarray) -> np.ndarray:
+    return kmeans.coarse_subset(s, fraction, seed=ctx.seed, index=part)
+
+
+def train_coarse(ctx: P.Context, k: int, *subsets: np.ndarray) -> np.ndarray:
+    dim = int(ctx.spec.dimension or 0)
+    x = np.concatenate([np.zeros((0, dim), np.float32), *subsets])
+    return kmeans.fit_coarse(x, k, seed=ctx.seed, metric=ctx.spec.metric)
+
+
+def cells_dir(ctx: P.Context, ns: str, group: int) -> str:
+    return f"{ctx.staging}/kmeans/{P.ns_part(ns)}/{group:06d}"
+
+
+def route(
+    ctx: P.Context, ns: str, part: int, groups: int, s: np.ndarray, coarse: np.ndarray
+) -> np.ndarray:
+    """Find each row's nearest coarse cells (kmeans.near_cells), write the
+    part's rows to every cell group one of those cells is in (one file per
+    group: the row's own cell trains there, the others refine there), and
+    return the per-cell counts of rows by their own cell."""
+    kc = len(coarse)
+    if not len(s):
+        return np.zeros(kc, np.int64)
+    x = ctx.spec.metric.normalize_rows(np.ascontiguousarray(s, dtype=np.float32))
+    near = kmeans.near_cells(x, coarse, metric=ctx.spec.metric)
+    grp = kmeans.group_of(near, kc, groups)
+    for g in np.unique(grp):
+        rows = np.flatnonzero((grp == g).any(axis=1))
+        buf = io.BytesIO()
+        np.savez(buf, near=near[rows], x=x[rows])
+        ctx.store.write_bytes(f"{cells_dir(ctx, ns, int(g))}/{part:06d}.npz", buf.getvalue())
+    return np.bincount(near[:, 0], minlength=kc).astype(np.int64)
+
+
+Rows = tuple[np.ndarray, np.ndarray]  # (x, near): one cell group's sample rows
+
+
+def cell_rows(ctx: P.Context, ns: str, group: int, *routed: np.ndarray) -> Rows:
+    """The rows routed to one cell group (after every ``route`` task), in
+    part order: read once, kept on a worker for the training and refining
+    steps (Dask runs them where the rows are)."""
+    check = CancelCheck(ctx.cancel_event)
+    dim = int(ctx.spec.dimension or 0)
+    xs: list[np.ndarray] = []
+    nears: list[np.ndarray] = []
+    for key in sorted(ctx.store.ls(cells_dir(ctx, ns, group))):
+        check()
+        with np.load(io.BytesIO(ctx.store.read_bytes(key))) as z:
+            xs.append(z["x"])
+            nears.append(z["near"])
+    if not xs:
+        return np.zeros((0, dim), np.float32), np.zeros((0, 1), np.int32)
+    return np.concatenate(xs), np.concatenate(nears)
+
+
+Cells = tuple[np.ndarray, np.ndarray]  # (centroids, coarse cell of each)
+
+
+def train_cells(
+    ctx: P.Context, group: int, groups: int, k: int, coarse: np.ndarray, rows: Rows,
+    *counts: np.ndarray,
+) -> Cells:
+    """The sub-centroids of one group of coarse cells, from the rows whose
+    own cell is in the group."""
+    check = CancelCheck(ctx.cancel_event)
+    kc, dim = len(coarse), int(ctx.spec.dimension or 0)
+    alloc = kmeans.allocate(np.sum(np.stack(counts), axis=0), k)
+    x, near = rows
+    ids = kmeans.cells_of_group(group, kc, groups)
+    out: list[np.ndarray] = []
+    for j in ids:
+        check()
+        out.append(
+            kmeans.fit_cell(
+                x[near[:, 0] == j], int(alloc[j]), seed=ctx.seed, cell=j, metric=ctx.spec.metric
+            )
+        )
+    return kmeans.stack_cells(out, ids, dim)
+
+
+def gather_cells(ctx: P.Context, *groups: Cells) -> Cells:
+    """Every group's centroids as one array (cell order) with their cells."""
+    dim = int(ctx.spec.dimension or 0)
+    return (
+        np.concatenate([np.zeros((0, dim), np.float32), *[c for c, _ in groups]]),
+        np.concatenate([np.zeros(0, np.int32), *[o for _, o in groups]]),
+    )
+
+
+def refine_cells(
+    ctx: P.Context, group: int, groups: int, kc: int, rows: Rows, state: Cells
+) -> Cells:
+    """One kmeans.refine step for the centroids of one group's cells."""
+    centroids, owner = state
+    x, near = rows
+    ids = kmeans.cells_of_group(group, kc, groups)
+    moved = kmeans.refine(x, near, centroids, owner, ids, metric=ctx.spec.metric)
+    return moved, owner[np.isin(owner, np.fromiter(ids, np.int32))]
+
+
+def join_cells(ctx: P.Context, state: Cells) -> np.ndarray:
+    return kmeans.finish([state[0]], int(ctx.spec.dimension or 0), ctx.spec.metric)
+
+
+def centroid_count(centroids: np.ndarray) -> int:
+    """What the driver waits on instead of the centroids themselves."""
+    return len(centroids)
 
 
 # --------------------------------------------------------------------- scan

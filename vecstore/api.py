@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
-from vecstore import layout, manifests
+from vecstore import catalog, layout, manifests
 from vecstore.errors import (
     AlreadyExistsError,
     FormatError,
@@ -37,7 +37,6 @@ from vecstore.schemas import (
     IndexStats,
     Job,
     ListResponse,
-    Manifest,
     NamespaceDescription,
     NamespaceSummary,
     QueryResponse,
@@ -222,6 +221,8 @@ class VecStore:
             )
         except AlreadyExistsError:
             raise AlreadyExistsError(f'Index "{name}" already exists', index=name) from None
+        # from now on every namespace's first write leaves a marker (wal.mark_logged)
+        self.store.write_bytes(layout.logged_tracked_key(name), b"")
         return index
 
     def describe_index(self, name: str) -> IndexSpec:
@@ -520,8 +521,12 @@ class Index:
             raise InvalidArgumentError(
                 "describe_index_stats does not take a filter on a serverless index"
             )
-        nss = manifests.list_namespaces(self.store, self.name)
-        counts = {ns: NamespaceSummary(vector_count=self._count(ns, m)) for ns, m in nss.items()}
+        nss = catalog.namespaces(self.store, self.name)
+        logged = self._logged()
+        counts = {
+            ns: NamespaceSummary(vector_count=self._count(ns, m.record_count, logged))
+            for ns, m in nss.items()
+        }
         return IndexStats(
             namespaces=counts,
             dimension=self.spec.dimension,
@@ -539,9 +544,10 @@ class Index:
 
         pre = args.list_prefix(prefix)
         lim = None if limit is None else args.list_limit(limit)
-        nss = manifests.list_namespaces(self.store, self.name)
+        nss = catalog.namespaces(self.store, self.name)
+        logged = self._logged()
         found = [
-            NamespaceDescription(name=ns, record_count=self._count(ns, m))
+            NamespaceDescription(name=ns, record_count=self._count(ns, m.record_count, logged))
             for ns, m in sorted(nss.items())
             if ns.startswith(pre)
         ]
@@ -549,17 +555,29 @@ class Index:
 
     def describe_namespace(self, namespace: str) -> NamespaceDescription:
         """Name and record count of one namespace (raises NotFoundError)."""
-        m = manifests.load_namespace(self.store, self.name, namespace)
+        m = catalog.namespace(self.store, self.name, namespace)
         if m is None:
             raise NotFoundError(
                 f'Namespace "{namespace}" not found in index "{self.name}"', namespace=namespace
             )
-        return NamespaceDescription(name=namespace, record_count=self._count(namespace, m))
+        logged = self._logged()
+        count = self._count(namespace, m.record_count, logged)
+        return NamespaceDescription(name=namespace, record_count=count)
 
-    def _count(self, namespace: str, manifest: Manifest) -> int:
-        """Live records of a namespace (the tail included)."""
+    def _logged(self) -> set[str] | None:
+        """Namespaces that have (had) a write log (one listing; None: unknown)."""
+        from vecstore import wal  # (pyarrow: not loaded by ``import vecstore``)
+
+        return wal.logged_namespaces(self.store, self.name)
+
+    def _count(self, namespace: str, built: int, logged: set[str] | None) -> int:
+        """Live records of a namespace: ``built`` (the catalog's count of its
+        visible manifest) for a namespace that never had a write log, else
+        the reader's count with the log's tail (docs/catalog.md)."""
+        if logged is not None and namespace not in logged:
+            return built
         count = self.reader.record_count(namespace)
-        return manifest.record_count if count is None else count
+        return built if count is None else count
 
     # ------------------------------------------------------------- writing
     def upsert(

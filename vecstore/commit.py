@@ -34,6 +34,10 @@ The rules (see ``docs/commit.md``):
    ``import_id`` and become visible at once when the marker
    ``imports/<id>/_COMMITTED`` lands (the single commit point of an import);
    other changes are visible when their manifest lands.
+6. **Catalog** (:mod:`vecstore.catalog`, derived data): an intent naming the
+   change's namespaces exists from before its first manifest write until
+   the new state is recorded in the index's namespace catalog, right after
+   the visibility point (an import: one snapshot for all its namespaces).
 
 All namespaces of one change are validated, written and checked concurrently
 (a thread pool), with ``guard`` called once before the first write and once
@@ -53,7 +57,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vecstore import layout, manifests, wal
+from vecstore import catalog, layout, manifests, wal
 from vecstore.errors import CommitConflictError, IngestError, NotFoundError, VecstoreError
 from vecstore.schemas import Manifest
 from vecstore.schemas.models import MANIFEST_FORMAT_WAL
@@ -332,6 +336,9 @@ def apply(
             guard()
         # 2. write every manifest; conflicts are settled one namespace at a time
         written: list[Manifest] = []
+        # the namespace catalog: an import records its namespaces after its
+        # marker (one snapshot); other changes through manifests.commit
+        pending = catalog.begin(store, index, nss) if rules.marker is not None else None
         try:
             marked = rules.marker is not None
             outcomes = run(lambda m: _try_put(store, m, marked=marked), planned)
@@ -351,7 +358,11 @@ def apply(
         except BaseException:
             if rules.marker is not None and _marker_absent(store, index, rules.marker):
                 run(lambda m: _unput(store, m), written)  # invisible: take them back
+            if pending is not None:
+                catalog.abort(store, index, pending, nss)
             raise
+        if pending is not None:
+            catalog.finish(store, index, pending, written)
         by_ns = {m.namespace: m for m in written}
         run(lambda ns: rules.after(store, index, by_ns[ns]), nss)
     return Committed({ns: by_ns[ns] for ns in nss})
@@ -365,7 +376,7 @@ def _try_put(store: Store, m: Manifest, *, marked: bool) -> bool | Exception:
     """True if written, False if the version was taken, the error otherwise
     (so that a failed put among many leaves the others accounted for)."""
     try:
-        manifests.commit(store, m)
+        manifests.commit(store, m, catalog=not marked)
         if marked and _shadowed(store, m):
             _unput(store, m)
             return False

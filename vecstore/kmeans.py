@@ -9,6 +9,17 @@
   on these machines (PERF-NOTES) for no recall gain after Lloyd iterations.
 - :func:`assign` maps points to their nearest centroid with blocked GEMM.
 
+Past :data:`FLAT_MAX_K` clusters, :func:`fit` trains hierarchically
+(:func:`fit_parts`, docs/kmeans.md): ``kc = ceil(sqrt(k))`` coarse centroids
+on a ``256 * kc`` subsample, the sample routed to its coarse cell, then
+``k_j`` sub-centroids per cell (``k_j`` proportional to the cell's share of
+the sample, :func:`allocate`) trained on that cell's points only. A Lloyd
+iteration then costs ``~256 * k**1.5 * d`` multiply-adds instead of
+``256 * k**2 * d``, and the cells train independently (the import runs them
+as parallel tasks, :mod:`vecstore.pipelines.tasks`). The pieces are pure and
+seeded (each cell by ``(seed, cell)``), so the in-memory and the distributed
+composition agree for the same parts.
+
 Cosine indexes cluster L2-normalised vectors and keep normalised centroids
 (:meth:`vecstore.schemas.metrics.Metric.normalize_rows`).
 """
@@ -16,6 +27,7 @@ Cosine indexes cluster L2-normalised vectors and keep normalised centroids
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -26,6 +38,7 @@ PER_CLUSTER_SQRT = 4.0  # records per cluster grow as 4 * sqrt(n) between target
 POINTS_PER_CENTROID = 256
 MAX_K = 65_536
 MAX_ITER = 10  # as FAISS's IVF training; recall is flat beyond
+FLAT_MAX_K = 1024  # up to this k one flat fit (as before); above it, hierarchical
 _BLOCK = 16_384
 
 
@@ -57,11 +70,29 @@ def sample_size(k: int) -> int:
 
 
 def fit(
-    sample: np.ndarray, k: int, *, seed: int = 0, metric: Metric = Metric.EUCLIDEAN
+    sample: np.ndarray,
+    k: int,
+    *,
+    seed: int = 0,
+    metric: Metric = Metric.EUCLIDEAN,
+    flat_max_k: int | None = None,
 ) -> np.ndarray:
     """Train ``k`` centroids on ``sample`` (n, d); returns (k', d) float32, k' <= k.
 
-    ``metric`` decides the space clustered in (cosine: unit vectors)."""
+    ``metric`` decides the space clustered in (cosine: unit vectors). Up to
+    ``flat_max_k`` (default :data:`FLAT_MAX_K`) clusters one flat k-means;
+    above it the hierarchical :func:`fit_parts`."""
+    limit = FLAT_MAX_K if flat_max_k is None else flat_max_k
+    if k <= limit:
+        return fit_flat(sample, k, seed=seed, metric=metric)
+    return fit_parts([sample], k, seed=seed, metric=metric)
+
+
+def fit_flat(
+    sample: np.ndarray, k: int, *, seed: int = 0, metric: Metric = Metric.EUCLIDEAN
+) -> np.ndarray:
+    """One flat k-means (random init, :data:`MAX_ITER` Lloyd iterations) on at
+    most ``256 * k`` points of ``sample``; duplicates dropped, rows sorted."""
     metric = Metric(metric)
     x = metric.normalize_rows(np.ascontiguousarray(sample, dtype=np.float32))
     uniq = min(k, len(x))
@@ -87,6 +118,271 @@ def fit(
     # drop empty clusters (k-means can leave duplicates when data has few distinct points)
     centroids = np.unique(centroids, axis=0)
     return metric.normalize_rows(centroids)
+
+
+# ------------------------------------------------------------ hierarchical
+
+
+def coarse_k(k: int) -> int:
+    """Coarse cells of a hierarchical fit: ``ceil(sqrt(k))``, at least 2."""
+    return max(2, math.isqrt(max(k, 1) - 1) + 1)
+
+
+def coarse_subset(
+    part: np.ndarray, fraction: float, *, seed: int, index: int
+) -> np.ndarray:
+    """A seeded ``fraction`` of one sample part (rows kept in order): the
+    coarse training set is the union of these over the parts."""
+    if fraction >= 1.0:
+        return np.asarray(part, dtype=np.float32)
+    rng = np.random.default_rng([seed, 2, index])
+    return np.asarray(part[rng.random(len(part)) < fraction], dtype=np.float32)
+
+
+def coarse_fraction(k: int, sample_rows: int) -> float:
+    """Share of the sample the coarse fit trains on (``256 * coarse_k(k)`` rows)."""
+    return min(1.0, sample_size(coarse_k(k)) / max(1, sample_rows))
+
+
+def fit_coarse(
+    subset: np.ndarray, k: int, *, seed: int = 0, metric: Metric = Metric.EUCLIDEAN
+) -> np.ndarray:
+    """The coarse centroids of a hierarchical fit of ``k`` (``coarse_k(k)`` of them)."""
+    return fit_flat(subset, coarse_k(k), seed=_mix(seed, 1, 0), metric=metric)
+
+
+def allocate(counts: np.ndarray, k: int) -> np.ndarray:
+    """Sub-centroids per coarse cell: proportional to the cell's sample
+    ``counts`` (largest remainder), summing to ``min(k, counts.sum())``,
+    at least 1 for a non-empty cell, at most its count."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    want = min(int(k), total)
+    out = np.zeros(len(counts), np.int64)
+    if want <= 0:
+        return out
+    nonempty = counts > 0
+    base = np.where(nonempty, 1, 0)
+    rest = want - int(base.sum())
+    if rest < 0:  # more non-empty cells than clusters: the largest cells get one
+        order = np.lexsort((np.arange(len(counts)), -counts))
+        out[order[:want]] = 1
+        return out
+    share = counts * (rest / total)
+    extra = np.minimum(np.floor(share).astype(np.int64), counts - base)
+    left = rest - int(extra.sum())
+    room = counts - base - extra
+    frac = share - np.floor(share)
+    order = np.lexsort((np.arange(len(counts)), -frac))
+    while left > 0:  # hand out the remainder, largest fractions first, where room is left
+        for j in order:
+            if left == 0:
+                break
+            if room[j] > 0:
+                extra[j] += 1
+                room[j] -= 1
+                left -= 1
+    return np.asarray(base + extra, dtype=np.int64)
+
+
+def fit_cell(
+    points: np.ndarray,
+    k_cell: int,
+    *,
+    seed: int = 0,
+    cell: int = 0,
+    metric: Metric = Metric.EUCLIDEAN,
+) -> np.ndarray:
+    """The sub-centroids of one coarse cell (seeded by ``(seed, cell)``)."""
+    if k_cell <= 0 or len(points) == 0:
+        return np.zeros((0, points.shape[1]), np.float32)
+    return fit_flat(points, k_cell, seed=_mix(seed, 3, cell), metric=metric)
+
+
+def finish(cells: list[np.ndarray], dim: int, metric: Metric = Metric.EUCLIDEAN) -> np.ndarray:
+    """Concatenate per-cell centroids (in cell order), drop duplicates."""
+    parts = [c for c in cells if len(c)]
+    if not parts:
+        return np.zeros((1, dim), np.float32)
+    return Metric(metric).normalize_rows(np.unique(np.concatenate(parts), axis=0))
+
+
+NEAR = 3  # coarse cells a sample row is refined against (its nearest ones)
+REFINE_ITER = 4  # Lloyd iterations over cell boundaries after the per-cell fits
+GROUP_BYTES = 64 * 1024 * 1024  # sample bytes per cell-training task (about)
+MIN_GROUPS = 4
+
+
+def cell_groups(k: int, sample_rows: int, dim: int) -> int:
+    """Cell-training tasks of a hierarchical fit: one per ~64 MB of sample,
+    at least 4 (so several workers train), at most one per coarse cell."""
+    by_size = math.ceil(sample_rows * max(dim, 1) * 4 / GROUP_BYTES)
+    return int(min(coarse_k(k), max(MIN_GROUPS, by_size)))
+
+
+def group_of(cells: np.ndarray, kc: int, groups: int) -> np.ndarray:
+    """The cell-training task of each coarse cell: contiguous ranges of cells."""
+    return (np.asarray(cells, dtype=np.int64) * groups // max(kc, 1)).astype(np.int32)
+
+
+def cells_of_group(group: int, kc: int, groups: int) -> range:
+    """The coarse cells one cell-training task trains (inverse of :func:`group_of`)."""
+    cells = np.flatnonzero(group_of(np.arange(kc), kc, groups) == group)
+    return range(int(cells[0]), int(cells[-1]) + 1) if len(cells) else range(0)
+
+
+def fit_parts(
+    parts: list[np.ndarray],
+    k: int,
+    *,
+    seed: int = 0,
+    metric: Metric = Metric.EUCLIDEAN,
+    coarse_frac: float | None = None,
+) -> np.ndarray:
+    """Hierarchical fit of ``k`` centroids on a sample given as ``parts``
+    (the import's per-chunk samples), composed of the pure steps the import
+    runs as tasks: :func:`coarse_subset` per part, :func:`fit_coarse`,
+    :func:`near_cells` (each row's :data:`NEAR` nearest coarse cells, the
+    first its own), :func:`allocate`, :func:`fit_cell` per cell,
+    :data:`REFINE_ITER` rounds of :func:`refine` (Lloyd steps in which a row
+    may move to a centroid of its neighbouring cell: the per-cell fits alone
+    leave cell boundaries where the coarse cut fell), :func:`finish`.
+    ``coarse_frac`` defaults to :func:`coarse_fraction` of the sample's rows
+    (the import passes the fraction of the rows it expects)."""
+    metric = Metric(metric)
+    parts = [metric.normalize_rows(np.ascontiguousarray(p, dtype=np.float32)) for p in parts]
+    dim = parts[0].shape[1] if parts else 0
+    rows = sum(len(p) for p in parts)
+    if rows == 0:
+        return np.zeros((1, dim), np.float32)
+    frac = coarse_fraction(k, rows) if coarse_frac is None else coarse_frac
+    subset = np.concatenate(
+        [coarse_subset(p, frac, seed=seed, index=i) for i, p in enumerate(parts)]
+    )
+    coarse = fit_coarse(subset, k, seed=seed, metric=metric)
+    x = np.concatenate(parts)
+    near = near_cells(x, coarse, metric=metric)
+    counts = np.bincount(near[:, 0], minlength=len(coarse))
+    alloc = allocate(counts, k)
+    cells = [
+        fit_cell(x[near[:, 0] == j], int(alloc[j]), seed=seed, cell=j, metric=metric)
+        for j in range(len(coarse))
+    ]
+    centroids, owner = stack_cells(cells, range(len(coarse)), dim)
+    for _ in range(REFINE_ITER):
+        centroids = refine(x, near, centroids, owner, range(len(coarse)), metric=metric)
+    return finish([centroids], dim, metric)
+
+
+def near_cells(x: np.ndarray, coarse: np.ndarray, *, metric: Metric = Metric.EUCLIDEAN,
+               near: int | None = None) -> np.ndarray:
+    """(n, m) int32: each row's ``m`` (default :data:`NEAR`) nearest coarse
+    cells, nearest first (column 0 is :func:`assign`'s answer)."""
+    metric = Metric(metric)
+    m = min(NEAR if near is None else near, len(coarse))
+    c = np.ascontiguousarray(coarse, dtype=np.float32)
+    half_norms = 0.5 * np.einsum("ij,ij->i", c, c)
+    out = np.empty((len(x), m), dtype=np.int32)
+    for start in range(0, len(x), _BLOCK):
+        block = metric.normalize_rows(np.asarray(x[start : start + _BLOCK], dtype=np.float32))
+        scores = block @ c.T
+        scores -= half_norms
+        first = np.argmax(scores, axis=1)
+        out[start : start + len(block), 0] = first
+        if m > 1:
+            scores[np.arange(len(block)), first] = -np.inf
+            rest = np.argsort(-scores, axis=1, kind="stable")[:, : m - 1]
+            out[start : start + len(block), 1:] = rest
+    return out
+
+
+def stack_cells(
+    cells: list[np.ndarray], ids: Iterable[int], dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell centroids as one array and the coarse cell owning each row."""
+    ids = list(ids)
+    owner = np.concatenate(
+        [np.zeros(0, np.int32), *[np.full(len(c), j, np.int32) for c, j in zip(cells, ids, strict=True)]]
+    )
+    return np.concatenate([np.zeros((0, dim), np.float32), *cells]), owner
+
+
+def refine(
+    x: np.ndarray,
+    near: np.ndarray,
+    centroids: np.ndarray,
+    owner: np.ndarray,
+    cells: Iterable[int],
+    *,
+    metric: Metric = Metric.EUCLIDEAN,
+) -> np.ndarray:
+    """One Lloyd step over cell boundaries: each row of ``x`` goes to its
+    nearest centroid among those owned by its ``near`` cells; the centroids
+    owned by ``cells`` move to the mean of their rows (kept if they have
+    none). Returns those centroids, in ``centroids`` order. Cost
+    ``n * NEAR * k / kc * d``, not ``n * k * d``. ``x`` must hold every row
+    one of ``cells`` is near (the import's cell files do)."""
+    metric = Metric(metric)
+    mine = np.isin(owner, np.fromiter(cells, np.int32))
+    best_d = np.full(len(x), np.inf, np.float32)
+    best_c = np.full(len(x), -1, np.int64)
+    order = np.argsort(owner, kind="stable")
+    top = int(max(owner.max(initial=-1), near.max(initial=-1))) + 2
+    bounds = np.searchsorted(owner[order], np.arange(top))
+    flat = near.ravel()  # (row, cell) pairs grouped by cell; rows ascending within one
+    by_cell = np.argsort(flat, kind="stable")
+    row_bounds = np.searchsorted(flat[by_cell], np.arange(top))
+    m = near.shape[1] if near.ndim == 2 else 1
+    for j in range(top - 1):
+        cand = order[bounds[j] : bounds[j + 1]]
+        if not len(cand) or row_bounds[j] == row_bounds[j + 1]:
+            continue
+        rows = by_cell[row_bounds[j] : row_bounds[j + 1]] // m
+        c = centroids[cand]
+        xs = x[rows]
+        d = np.einsum("ij,ij->i", c, c)[None, :] - 2 * (xs @ c.T)  # + |x|^2, same for all
+        arg = np.argmin(d, axis=1)
+        dmin = d[np.arange(len(rows)), arg]
+        better = dmin < best_d[rows]
+        best_d[rows[better]] = dmin[better]
+        best_c[rows[better]] = cand[arg[better]]
+    out = centroids[mine].copy()
+    idx = np.flatnonzero(mine)
+    pos = np.full(len(centroids), -1, np.int64)
+    pos[idx] = np.arange(len(idx))
+    take = best_c >= 0
+    take[take] = mine[best_c[take]]
+    if take.any():
+        where = pos[best_c[take]]
+        from scipy.sparse import csr_matrix
+
+        rows_of = np.flatnonzero(take)
+        pick = csr_matrix(
+            (np.ones(len(rows_of), np.float32), (where, np.arange(len(rows_of)))),
+            shape=(len(idx), len(rows_of)),
+        )
+        sums = np.asarray(pick @ np.asarray(x[rows_of], dtype=np.float32))
+        n = np.bincount(where, minlength=len(idx))
+        moved = n > 0
+        out[moved] = (sums[moved] / n[moved, None]).astype(np.float32)
+    return metric.normalize_rows(out)
+
+
+def inertia(x: np.ndarray, centroids: np.ndarray, *, metric: Metric = Metric.EUCLIDEAN) -> float:
+    """Sum of squared distances of ``x`` to their nearest centroid (in ``metric``'s space)."""
+    metric = Metric(metric)
+    c = np.ascontiguousarray(centroids, dtype=np.float32)
+    total = 0.0
+    own = assign(x, c, metric=metric)
+    for start in range(0, len(x), _BLOCK):
+        block = metric.normalize_rows(np.asarray(x[start : start + _BLOCK], dtype=np.float32))
+        diff = block - c[own[start : start + _BLOCK]]
+        total += float(np.einsum("ij,ij->", diff, diff, dtype=np.float64))
+    return total
+
+
+def _mix(seed: int, stage: int, index: int) -> int:
+    return int(np.random.default_rng([seed, stage, index]).integers(2**31 - 1))
 
 
 def assign(

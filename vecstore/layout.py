@@ -6,6 +6,8 @@ indexes/<index>/namespaces/<ns>/_manifests/<version:020d>.json
 indexes/<index>/namespaces/<ns>/data/<uuid>.parquet        segment files
 indexes/<index>/namespaces/<ns>/data/<uuid>.centroids      float32 k x d (.npy)
 indexes/<index>/namespaces/<ns>/data/<uuid>.ids.parquet    id -> (cluster, row)
+indexes/<index>/_catalog/<seq:020d>.json                   namespace catalog snapshots
+indexes/<index>/_catalog/intents/<ms:013d>-<uuid>.json     commits in flight (catalog)
 indexes/<index>/imports/<import-id>.json                   job records
 indexes/<index>/imports/<import-id>/_COMMITTED             the import's commit point
 indexes/<index>/imports/<import-id>/rejects/...            reject reports
@@ -71,6 +73,38 @@ def version_of_manifest(key: str) -> int | None:
 
 def data_prefix(index: str, namespace: str) -> str:
     return f"{namespace_prefix(index, namespace)}/data"
+
+
+def catalog_prefix(index: str) -> str:
+    return f"{index_prefix(index)}/_catalog"
+
+
+def catalog_key(index: str, seq: int) -> str:
+    return f"{catalog_prefix(index)}/{seq:020d}.json"
+
+
+def catalog_intents_prefix(index: str) -> str:
+    return f"{catalog_prefix(index)}/intents"
+
+
+def logged_prefix(index: str) -> str:
+    """Markers of the namespaces that have (had) a write log: stats and
+    namespace listings ask the log only of these (docs/catalog.md)."""
+    return f"{index_prefix(index)}/_logged"
+
+
+def logged_key(index: str, namespace: str) -> str:
+    return f"{logged_prefix(index)}/{ns_dir(namespace)}"
+
+
+LOGGED_TRACKED = "%TRACKED"
+"""Under ``_logged/``: the index tracks its logged namespaces (written when
+the index is created; an index from before has none, and its counts ask
+every namespace's log). ``ns_dir`` never yields it (``%`` + non-hex)."""
+
+
+def logged_tracked_key(index: str) -> str:
+    return f"{logged_prefix(index)}/{LOGGED_TRACKED}"
 
 
 def imports_prefix(index: str) -> str:

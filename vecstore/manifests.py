@@ -115,15 +115,24 @@ def next_version(store: Store, index: str, namespace: str) -> int:
     return (versions[-1] + 1) if versions else 1
 
 
-def commit(store: Store, manifest: Manifest) -> Manifest:
+def commit(store: Store, manifest: Manifest, *, catalog: bool = True) -> Manifest:
     """Write ``manifest`` with write-if-absent; CommitConflictError if taken.
 
     The primitive put: changes go through :func:`vecstore.commit.apply`, which
-    chooses the version and settles conflicts."""
+    chooses the version and settles conflicts. With ``catalog`` (the
+    default), the index's namespace catalog follows (:mod:`vecstore.catalog`):
+    an intent before the put, and a manifest visible when it lands is
+    recorded after it (an import's manifest keeps its intent until a later
+    writer folds it; ``commit.apply`` records its imports itself)."""
+    from vecstore import catalog as catalogs  # the catalog reads this module
+
     key = layout.manifest_key(manifest.index, manifest.namespace, manifest.version)
+    pending = catalogs.begin(store, manifest.index, [manifest.namespace]) if catalog else None
     try:
         store.put_if_absent(key, manifest.model_dump_json(indent=1).encode())
     except AlreadyExistsError:
+        if pending is not None:
+            catalogs.abort(store, manifest.index, pending, [manifest.namespace])
         raise CommitConflictError(
             f'Commit conflict: version {manifest.version} of namespace "{manifest.namespace}" '
             f'in index "{manifest.index}" was committed by another writer',
@@ -131,6 +140,12 @@ def commit(store: Store, manifest: Manifest) -> Manifest:
             namespace=manifest.namespace,
             version=manifest.version,
         ) from None
+    except BaseException:
+        if pending is not None:
+            catalogs.abort(store, manifest.index, pending, [manifest.namespace])
+        raise
+    if pending is not None and manifest.import_id is None:
+        catalogs.finish(store, manifest.index, pending, [manifest])
     return manifest
 
 

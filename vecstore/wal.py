@@ -24,6 +24,7 @@ Entries are immutable, so reads are cached by (store, index, namespace, LSN).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -190,6 +191,31 @@ def last_lsn(store: Store, index: str, namespace: str) -> int:
     return lsns[-1] if lsns else 0
 
 
+_marked: set[tuple[str, str, str]] = set()
+
+
+def mark_logged(store: Store, index: str, namespace: str) -> None:
+    """Record (once) that ``namespace`` has a write log, so that stats and
+    namespace listings know which namespaces' counts need the log's tail
+    and which the catalog alone answers (an import-only namespace)."""
+    key = (store.uri, index, namespace)
+    if key in _marked:
+        return
+    with contextlib.suppress(AlreadyExistsError):
+        store.put_if_absent(layout.logged_key(index, namespace), b"")
+    with _lock:
+        _marked.add(key)
+
+
+def logged_namespaces(store: Store, index: str) -> set[str] | None:
+    """The namespaces that have (had) a write log, from one listing; None for
+    an index that does not track them (created before markers existed)."""
+    names = {k.rsplit("/", 1)[1] for k in store.ls(layout.logged_prefix(index))}
+    if layout.LOGGED_TRACKED not in names:
+        return None
+    return {layout.ns_from_dir(n) for n in names if n != layout.LOGGED_TRACKED}
+
+
 def append(
     store: Store,
     index: str,
@@ -210,6 +236,7 @@ def append(
     ``size``: the entry's :attr:`Entry.size`, remembered for :func:`pending`.
     """
     nk = _ns_key(store, index, namespace)
+    mark_logged(store, index, namespace)  # before the entry: readers of stats see it
     if expect_lsn is not None:
         lsn = expect_lsn
     else:

@@ -42,6 +42,7 @@ from vecstore.query.segdata import DenseBlock, SparseBlock, build_sparse_block, 
 from vecstore.query.topk import NEG_INF
 from vecstore.schemas import IndexSpec, Manifest
 from vecstore.schemas.arrow import meta_column, segment_schema
+from vecstore.schemas.metrics import Metric
 from vecstore.segments import dense_matrix
 from vecstore.settings import settings
 from vecstore.storage import Store
@@ -321,7 +322,7 @@ class TailState:
                 else:
                     if dense is None:
                         continue
-                    s = _dense_scores(c.dense(self.spec), dense)
+                    s = _dense_scores(c.dense(self.spec), dense, Metric(self.spec.metric))
                     if sparse is not None and len(sparse[0]):
                         s = s + c.sparse().scores(sparse[0], sparse[1])
                 rows = np.flatnonzero(keep)
@@ -340,15 +341,11 @@ class TailState:
         return [i for _, i in best], np.asarray([s for s, _ in best], dtype=np.float32)
 
 
-def _dense_scores(block: DenseBlock, q: np.ndarray) -> np.ndarray:
-    """The executor's internal score of every row (see executor._score)."""
+def _dense_scores(block: DenseBlock, q: np.ndarray, metric: Metric) -> np.ndarray:
+    """The executor's internal score of every row (the metric's own rule)."""
     s = np.empty(len(block.matrix), dtype=np.float32)
     kernels.matvec_into(block.matrix, np.asarray(q, dtype=np.float32).reshape(-1), s)
-    if block.inv_norm is not None:
-        s = s * block.inv_norm
-    elif block.sq_norm is not None:
-        s = s * np.float32(2.0) - block.sq_norm
-    return s
+    return metric.finish_scores(s, block.inv_norm, block.sq_norm)
 
 
 def merge_hits(

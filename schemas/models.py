@@ -93,11 +93,6 @@ class IndexSpec(Frozen):
             return RecordLayout.SPARSE
         return RecordLayout.HYBRID if self.metric.supports_sparse else RecordLayout.DENSE
 
-    @property
-    def kind(self) -> RecordLayout:
-        """The old name of :attr:`record_layout` (the CLI still shows it as "kind")."""
-        return self.record_layout
-
 
 # ---------------------------------------------------------------------- jobs
 

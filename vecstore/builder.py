@@ -274,7 +274,7 @@ def fold(
     n_new = 0 if new_rows is None else new_rows.num_rows
     tag = f"b{state.last_lsn}-{tag or uuid.uuid4().hex[:8]}"
     hooks = _Hooks(check, progress)
-    retrained = spec.kind != "sparse" and (base.centroids is None or n_new > base.record_count)
+    retrained = spec.record_layout != "sparse" and (base.centroids is None or n_new > base.record_count)
     try:
         hooks.check()
         if retrained:
@@ -522,7 +522,7 @@ def _incremental(
     # where the new records go
     incoming: dict[int, pa.Table] = {}
     if new_rows is not None and new_rows.num_rows:
-        if spec.kind == "sparse":
+        if spec.record_layout == "sparse":
             per = kmeans.TARGET_PER_CLUSTER
             first = max(by_id, default=-1) + 1
             assignment = first + np.arange(new_rows.num_rows, dtype=np.int64) // per

@@ -132,7 +132,7 @@ def _cluster(
     n = table.num_rows
     seed = _seed(owner)
     cents_rel: str | None = None
-    if spec.kind == "sparse":
+    if spec.record_layout == "sparse":
         assignment = np.arange(n, dtype=np.int64) // kmeans.TARGET_PER_CLUSTER
     else:
         x = dense_matrix(table.column("values"), int(spec.dimension or 0))

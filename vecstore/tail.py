@@ -62,7 +62,7 @@ def tail_cap() -> int:
 
 def conform_table(table: pa.Table, spec: IndexSpec) -> pa.Table:
     """``table`` with exactly the segment columns of ``spec`` (missing ones null)."""
-    schema = segment_schema(spec.kind, spec.dimension, meta_fields_of(table.schema))
+    schema = segment_schema(spec.record_layout, spec.dimension, meta_fields_of(table.schema))
     cols = [
         table.column(f.name).cast(f.type)
         if f.name in table.column_names
@@ -271,7 +271,7 @@ class TailState:
 
     def _record(self, chunk: Chunk, row: int) -> Record:
         t = chunk.table.slice(row, 1)
-        kind = self.spec.kind
+        kind = self.spec.record_layout
         values = t.column("values")[0].as_py() if kind != "sparse" else None
         sparse = t.column("sparse_values")[0].as_py() if kind != "dense" else None
         meta = t.column("metadata")[0].as_py()
@@ -306,7 +306,7 @@ class TailState:
         or None for a sparse index; ``sparse``: (sorted int64 indices,
         float32 values) or None."""
         found: list[tuple[np.ndarray, Chunk, np.ndarray]] = []
-        sparse_only = self.spec.kind == "sparse"
+        sparse_only = self.spec.record_layout == "sparse"
         with self.lock:
             for c in self.chunks:
                 keep = c.alive

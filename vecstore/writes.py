@@ -219,10 +219,10 @@ def _fast_columns(records: Sequence[Any], spec: IndexSpec) -> _Columns | None:
     values = [r.get("values") for r in records]
     raw_sparse = [r.get("sparse_values") for r in records]
     has_sparse = any(s is not None for s in raw_sparse)
-    if spec.kind == "dense" and has_sparse:
+    if spec.record_layout == "dense" and has_sparse:
         return None
     try:
-        if spec.kind == "sparse" and any(v is not None and len(v) for v in values):
+        if spec.record_layout == "sparse" and any(v is not None and len(v) for v in values):
             return None
     except TypeError:
         return None
@@ -248,9 +248,9 @@ def _columns(records: Sequence[Any], spec: IndexSpec) -> _Columns:
         if not isinstance(raw.id, str):
             raise _bad(i, None, f"id must be a string, got {type(raw.id).__name__}")
         sparse = None if raw.sparse is None else _sparse_dict(i, raw.id, raw.sparse)
-        if spec.kind == "sparse" and raw.values is not None and len(raw.values):
+        if spec.record_layout == "sparse" and raw.values is not None and len(raw.values):
             raise _bad(i, raw.id, "Upserting dense vectors is not supported for sparse indexes")
-        if spec.kind == "dense" and sparse is not None:
+        if spec.record_layout == "dense" and sparse is not None:
             raise _bad(
                 i,
                 raw.id,
@@ -281,7 +281,7 @@ def normalize(
             "pass batch_size to split it",
             limit=MAX_RECORDS,
         )
-    if spec.kind != "sparse" and int(spec.dimension or 0) > MAX_DENSE_DIMENSION:
+    if spec.record_layout != "sparse" and int(spec.dimension or 0) > MAX_DENSE_DIMENSION:
         raise InvalidArgumentError(f"Dense dimension above {MAX_DENSE_DIMENSION:,}")
     c = _columns(records, spec)
     metas = _metadata_texts(c.ids, c.metadata)
@@ -294,16 +294,16 @@ def normalize(
                 limit=MAX_REQUEST_BYTES,
             )
     cols: dict[str, pa.Array] = {"id": pa.array(c.ids, pa.string())}
-    if spec.kind != "sparse":
+    if spec.record_layout != "sparse":
         cols["values"] = _values_column(c.values, c.ids, spec)
-    if spec.kind != "dense":
+    if spec.record_layout != "dense":
         cols["sparse_values"] = pa.array(
             c.sparse,
             pa.struct([("indices", pa.list_(pa.int64())), ("values", pa.list_(pa.float64()))]),
         )
     cols["metadata"] = pa.array(metas, pa.string())
     batch = pa.RecordBatch.from_pydict(cols)
-    checked = validate_batch(batch, spec.kind, spec.dimension, f"{what} request", 0)
+    checked = validate_batch(batch, spec.record_layout, spec.dimension, f"{what} request", 0)
     if checked.rejects:
         rej = checked.rejects[0]
         more = len(checked.rejects) - 1
@@ -315,7 +315,7 @@ def normalize(
             code=rej.code,
         )
     table: pa.Table = checked.table
-    if spec.kind != "dense" and "sparse_values" in table.column_names:
+    if spec.record_layout != "dense" and "sparse_values" in table.column_names:
         table = table.set_column(
             table.schema.get_field_index("sparse_values"),
             "sparse_values",

@@ -79,7 +79,7 @@ def create(args: argparse.Namespace) -> int:
     else:
         dim = f"dimension {spec.dimension}, " if spec.dimension is not None else ""
         print(
-            f'Created index "{spec.name}": {spec.kind}, {dim}metric {spec.metric}, '
+            f'Created index "{spec.name}": {spec.record_layout}, {dim}metric {spec.metric}, '
             f"cloud {spec.cloud}"
         )
     return EXIT_OK
@@ -96,7 +96,7 @@ def list_(args: argparse.Namespace) -> int:
         print_table(
             ["NAME", "KIND", "DIMENSION", "METRIC", "CLOUD", "CREATED"],
             [
-                [s.name, s.kind, field_text(s.dimension), s.metric, s.cloud, ts(s.created_at)]
+                [s.name, s.record_layout, field_text(s.dimension), s.metric, s.cloud, ts(s.created_at)]
                 for s in specs
             ],
             right=["DIMENSION"],
@@ -110,7 +110,7 @@ def describe(args: argparse.Namespace) -> int:
         print_json(dump(spec))
     else:
         rows = [(name, field_text(getattr(spec, name))) for name in type(spec).model_fields]
-        rows.insert(1, ("kind", spec.kind))
+        rows.insert(1, ("kind", spec.record_layout))
         print_fields(rows)
     return EXIT_OK
 

@@ -34,7 +34,7 @@ def stats(args: argparse.Namespace) -> int:
     print_fields(
         [
             ("index", index.name),
-            ("kind", index.spec.kind),
+            ("kind", index.spec.record_layout),
             ("dimension", field_text(result.dimension)),
             ("metric", result.metric),
             ("records", f"{result.total_vector_count:,}"),

@@ -444,10 +444,17 @@ def ensure_namespace(store: Store, spec: IndexSpec, namespace: str) -> Manifest:
             applied_lsn=commit.start_lsn(store, spec.name, namespace, current),
             parent_version=current.version if current is not None else None,
         )
+        change = commit.ApplyLog(
+            namespace=namespace,
+            base_version=current.version if current is not None else None,
+            applied_lsn=fresh.applied_lsn or 0,
+            manifest=fresh,
+        )
         try:
-            return manifests.commit(store, fresh)
+            done = commit.apply(store, spec.name, change, retry=commit.RetryPolicy(attempts=1))
         except CommitConflictError:
             continue
+        return done.manifests[namespace]
     raise CommitConflictError(f'Could not create namespace "{namespace}"', namespace=namespace)
 
 

@@ -134,6 +134,7 @@ def test_source_failing_during_the_scan_fails_the_job_cleanly(
     scratch file was written): the job fails naming the source object; the
     scratch files are deleted, no namespace shows. The store is local."""
     monkeypatch.setenv("VECSTORE_CHUNK_BYTES", "1")  # one scan task per row group
+    monkeypatch.setenv("VECSTORE_PACK_ROWS", "0")  # the scan path with scratch files
     place = new_place(kind, request, tmp_path)
     assert place.server is not None
     uri, tables, _ = seed_import(place, tmp_path, {"a": 1500}, files=2, row_group_size=100)

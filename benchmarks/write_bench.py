@@ -218,6 +218,23 @@ def child_build(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def child_query(args: argparse.Namespace) -> dict[str, Any]:
+    """A reader process: 20 queries of the namespace (its whole tail loaded)."""
+    from vecstore.reader import Reader
+    from vecstore.schemas import IndexSpec
+    from vecstore.storage import Store
+
+    store = Store(args.store, json.loads(os.environ.get("WRITE_BENCH_OPTIONS", "{}")))
+    spec = IndexSpec(name=args.index, dimension=DIM, metric=args.metric)
+    reader = Reader(store, spec)
+    lat = []
+    for q in queries(20):
+        t0 = time.perf_counter()
+        reader.query(vector=q.tolist(), top_k=10, namespace=args.namespace)
+        lat.append(time.perf_counter() - t0)
+    return {"p50_ms": pct(lat, 50), "first_ms": lat[0] * 1e3, "peak_rss_mb": peak_rss_mb()}
+
+
 def run_child(phase: str, store: str, options: dict[str, Any] | None = None, **kw: Any) -> Any:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
@@ -352,6 +369,26 @@ def bench_build(work: Path, base: int, tail: int, profile: str | None = None) ->
     )
 
 
+def bench_tail_memory(work: Path, records: int) -> None:
+    """Peak RSS of a writer, a reader and the builder, separate processes,
+    with a namespace whose whole content (``records``) is an unbuilt tail."""
+    uri = str(work / "tailmem")
+    w = run_child("upsert", uri, records=records)
+    r = run_child("query", uri)
+    b = run_child("build", uri)
+    print(f"\n{records:,}-record tail (a namespace created by upserts, nothing built):")
+    print(f"{'process':34}{'peak RSS (MB)':>14}")
+    print(f"{'writer (all the upserts)':34}{w['peak_rss_mb']:14.0f}")
+    print(
+        f"{'reader (20 queries)':34}{r['peak_rss_mb']:14.0f}   "
+        f"p50 {r['p50_ms']:.1f} ms, first {r['first_ms']:.0f} ms (loads the tail)"
+    )
+    print(
+        f"{'builder (folds it: k-means afresh)':34}{b['peak_rss_mb']:14.0f}   "
+        f"{b['seconds']:.1f} s, {b['clusters']} clusters"
+    )
+
+
 # ------------------------------------------------- query p50 and recall
 
 
@@ -439,10 +476,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--skip-local", action="store_true")
     ap.add_argument("--skip-s3", action="store_true")
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument(
+        "--tail-memory",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also: peak memory of writer, reader and builder with an N-record tail (2000000)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the stores (prints the path)")
     ap.add_argument("--profile", metavar="FILE", help="cProfile the build into FILE (pstats)")
     # child processes
-    ap.add_argument("--child", choices=["upsert", "build"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["upsert", "build", "query"], help=argparse.SUPPRESS)
     ap.add_argument("--store", help=argparse.SUPPRESS)
     ap.add_argument("--index", default="bench", help=argparse.SUPPRESS)
     ap.add_argument("--namespace", default="bench", help=argparse.SUPPRESS)
@@ -457,7 +501,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> int:
     args = parse()
     if args.child:
-        phase = child_upsert if args.child == "upsert" else child_build
+        phase = {"upsert": child_upsert, "build": child_build, "query": child_query}[args.child]
         print(json.dumps(phase(args)))
         return 0
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -469,6 +513,8 @@ def main() -> int:
             bench_s3(args.s3_records)
         if not args.skip_build:
             bench_build(work, args.base, args.tail, args.profile)
+        if args.tail_memory:
+            bench_tail_memory(work, args.tail_memory)
         if args.keep:
             print(f"stores kept at {work}")
         return 0

@@ -236,10 +236,6 @@ class TailState:
         """Whether the cluster row of ``id_`` (if any) is hidden by the tail."""
         return self.hide_clusters or id_ in self.where
 
-    def shadowed_ids(self) -> set[str]:
-        """Ids whose cluster rows the tail hides (all of them if ``hide_clusters``)."""
-        return set(self.where)
-
     def live_ids(self, prefix: str = "") -> list[str]:
         """Sorted ids of the live tail records starting with ``prefix``."""
         return sorted(i for i, w in self.where.items() if w is not None and i.startswith(prefix))
@@ -422,13 +418,6 @@ def merged_fetch(
     if rest and not state.hide_clusters:
         out.update(cluster_fetch(rest))
     return {i: out[i] for i in ids if i in out}
-
-
-def merged_ids(state: TailState, cluster_ids: Iterable[str], prefix: str = "") -> list[str]:
-    """Sorted live ids: the clusters' (minus shadowed) and the tail's."""
-    live = set() if state.hide_clusters else {i for i in cluster_ids if i not in state.where}
-    live.update(state.live_ids(prefix))
-    return sorted(i for i in live if i.startswith(prefix))
 
 
 # ----------------------------------------------------------------- reader

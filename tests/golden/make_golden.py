@@ -33,6 +33,9 @@ import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))  # the repository root, when run as a script
+sys.path.insert(0, str(HERE.parent))  # tests/ (segwriter)
+
+import segwriter  # noqa: E402
 
 from vecstore import kmeans, layout, manifests, writer  # noqa: E402
 from vecstore.jobs import JobStore  # noqa: E402
@@ -132,7 +135,7 @@ def build(store: Store) -> None:
     )
 
     # ---- namespace "docs": v1 written by the import, v2 by a rebuild (same files)
-    table = writer.records_to_table(RECORDS, spec)
+    table = segwriter.records_to_table(RECORDS, spec)
     x = np.asarray([r["values"] for r in RECORDS], dtype=np.float32)
     assignment = kmeans.assign(x, CENTROIDS).astype(np.int64)
     order = np.argsort(assignment, kind="stable")
@@ -169,8 +172,8 @@ def build(store: Store) -> None:
     manifests.commit(store, v2)
 
     # ---- namespace "old": written, then deleted (only its tombstone remains)
-    old = writer.write_namespace(
-        store, spec, DELETED_NAMESPACE, writer.records_to_table(RECORDS[:2], spec)
+    old = segwriter.write_namespace(
+        store, spec, DELETED_NAMESPACE, segwriter.records_to_table(RECORDS[:2], spec)
     )
     assert old.version == 1
     tomb = manifests.delete_namespace(store, INDEX, DELETED_NAMESPACE)

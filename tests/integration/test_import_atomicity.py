@@ -22,11 +22,11 @@ from datagen import (
     wait_until,
     write,
 )
+from segwriter import records_to_table, write_namespace
 
 from vecstore import manifests
 from vecstore.api import Index
 from vecstore.storage import Store
-from vecstore.writer import records_to_table, write_namespace
 
 pytestmark = pytest.mark.dask
 

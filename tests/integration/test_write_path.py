@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import segwriter
 
 from vecstore import builder, manifests, tail, wal, writes
 from vecstore.reader import Reader
@@ -48,7 +49,7 @@ def _view(store: Store) -> set[str]:
     wal.clear_caches()
     state = tail.TailReader(store, SPEC, ttl=0).get("ns")
     cluster = [i for page in Reader(store, SPEC).list(namespace="ns") for i in page]
-    return set(tail.merged_ids(state, cluster))
+    return set(segwriter.merged_ids(state, cluster))
 
 
 def _acked(lines: list[str], name: str) -> tuple[set[str], set[str], int]:

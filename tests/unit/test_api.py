@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from segwriter import records_to_table, write_namespace
 
 from vecstore import VecStore, layout, manifests
 from vecstore.errors import (
@@ -28,7 +29,6 @@ from vecstore.errors import (
 from vecstore.jobs import JobStore, decode_token, encode_token
 from vecstore.schemas import ImportJob, IndexSpec, StartImportResponse
 from vecstore.storage import Store
-from vecstore.writer import records_to_table, write_namespace
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "SUPERSECRET-abc123"

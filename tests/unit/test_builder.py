@@ -8,15 +8,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+import segwriter
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from segwriter import records_to_table, write_namespace
 
 from vecstore import builder, manifests, tail, wal, writes
 from vecstore.reader import Reader
 from vecstore.schemas import IndexSpec, Manifest
 from vecstore.storage import Store
-from vecstore.writer import records_to_table, write_namespace
 
 SPEC = IndexSpec(name="ix", dimension=8, metric="cosine")
 
@@ -50,7 +51,7 @@ def view_fetch(store: Store, spec: IndexSpec, ns: str, ids: list[str]) -> dict[s
 def view_ids(store: Store, spec: IndexSpec, ns: str) -> list[str]:
     state = tail.TailReader(store, spec, ttl=0).get(ns)
     cluster = [i for page in Reader(store, spec).list(namespace=ns) for i in page]
-    return tail.merged_ids(state, cluster)
+    return segwriter.merged_ids(state, cluster)
 
 
 def view_query(store: Store, spec: IndexSpec, ns: str, q: list[float], k: int) -> list[str]:

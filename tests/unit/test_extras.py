@@ -16,12 +16,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from segwriter import records_to_table, write_namespace
 
 from vecstore import extras
 from vecstore.api import VecStore
 from vecstore.errors import MissingExtraError
 from vecstore.storage import Store
-from vecstore.writer import records_to_table, write_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 HINTS = {

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from segwriter import records_to_table
 
 from vecstore import VecStore, layout, manifests
 from vecstore.jobs import JobStore
@@ -38,7 +39,7 @@ from vecstore.schemas import (
 from vecstore.schemas.arrow import ID_INDEX_SCHEMA, REJECT_SCHEMA, SPARSE_TYPE, segment_schema
 from vecstore.segments import dense_matrix, read_centroids, read_table
 from vecstore.storage import Store
-from vecstore.writer import assemble_manifest, conform, records_to_table
+from vecstore.writer import assemble_manifest, conform
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "v1" / "store"
 

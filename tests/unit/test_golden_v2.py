@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import segwriter
 
 from vecstore import builder, layout, manifests, tail, wal, writes
 from vecstore.metadata import column_stats
@@ -563,7 +564,7 @@ def _live(store: Store, spec: IndexSpec, namespace: str) -> dict[str, tuple[Any,
     assert manifest is not None
     state = tail.TailReader(store, spec).get(namespace, manifest)
     ids = id_locations(store, manifest).column("id").to_pylist()
-    live = tail.merged_ids(state, ids)
+    live = segwriter.merged_ids(state, ids)
 
     def from_clusters(wanted: list[str]) -> dict[str, dict[str, Any]]:
         rows = cluster_rows_by_id(store, spec, manifest, wanted)
@@ -580,7 +581,7 @@ def _live(store: Store, spec: IndexSpec, namespace: str) -> dict[str, tuple[Any,
                 rec.get("sparse_values"),
                 None if meta is None else json.loads(meta),
             )
-    count = tail.live_count(state, manifest.record_count, len(set(ids) & state.shadowed_ids()))
+    count = tail.live_count(state, manifest.record_count, len(set(ids) & set(state.where)))
     assert count == len(out)
     return out
 

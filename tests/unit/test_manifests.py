@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from segwriter import records_to_table, write_namespace
 
 from vecstore import layout, manifests, storage
 from vecstore.errors import CommitConflictError, FormatError, NotFoundError
 from vecstore.schemas import ClusterEntry, FieldStats, IndexSpec, Manifest, MetadataField
 from vecstore.storage import Store
-from vecstore.writer import records_to_table, write_namespace
 
 INDEX = "idx"
 

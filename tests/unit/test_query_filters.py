@@ -9,13 +9,13 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from segwriter import records_to_table
 from test_query_support import ref_match
 
 from vecstore.errors import FilterError, InvalidArgumentError
 from vecstore.metadata import column_stats
 from vecstore.query.filters import evaluate, may_match, parse_filter
 from vecstore.schemas import IndexSpec
-from vecstore.writer import records_to_table
 
 METAS: list[dict[str, Any] | None] = [
     {"genre": "drama", "year": 2019, "rating": 7.5, "tags": ["a", "b"], "flag": True},

@@ -325,8 +325,9 @@ def test_local_listing_is_skipped_while_the_directory_is_unchanged(
 def test_nin_on_booleans_does_not_mix_kinds() -> None:
     """{"y": {"$nin": [0]}} matches y=false (false is not the number 0), so
     pruning must keep a cluster whose y values are all false."""
+    from segwriter import records_to_table
+
     from vecstore.metadata import column_stats
-    from vecstore.writer import records_to_table
 
     t = records_to_table(
         [{"id": "0", "values": [0.0, 0.0], "metadata": {"y": False}}], spec_for("cosine", 2)

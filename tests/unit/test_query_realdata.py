@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from segwriter import write_namespace
 from test_query_support import memory_store, spec_for
 
 from vecstore.reader import Reader
-from vecstore.writer import write_namespace
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "pypi-minilm-25k"
 

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 import numpy as np
+from segwriter import records_to_table, write_namespace
 
 from vecstore.schemas import IndexSpec, Manifest
 from vecstore.storage import Store
-from vecstore.writer import records_to_table, write_namespace
 
 
 class CountingStore(Store):

@@ -128,7 +128,7 @@ def test_uncommitted_import_stays_invisible_until_its_marker_lands() -> None:
     reader = Reader(store, spec)
     q = x[0].tolist()
     assert reader.query(namespace="ns", vector=q, top_k=1).matches[0].id.startswith("v1-")
-    from vecstore.writer import records_to_table, write_namespace
+    from segwriter import records_to_table, write_namespace
 
     write_namespace(store, spec, "ns", records_to_table(records("v2-", x), spec), import_id="imp-1")
     assert reader.query(namespace="ns", vector=q, top_k=1).matches[0].id.startswith("v1-")

@@ -11,7 +11,7 @@ import builtins
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
@@ -28,7 +28,6 @@ from vecstore.integrations import Integrations, anonymous_options, from_environm
 from vecstore.jobs import JobStore, lifecycle, new_job_id
 from vecstore.runners import get_runner
 from vecstore.schemas import (
-    FINAL_STATUSES,
     Cloud,
     FetchResponse,
     ImportJob,
@@ -279,6 +278,28 @@ class VecStore:
         return Store(uri, opts)
 
 
+def _wait_final(
+    describe: Callable[[str], Job],
+    id: str,
+    what: str,
+    timeout: float | None,
+    poll: float,  # noqa: A002
+) -> Job:
+    """Poll ``describe(id)`` until the job is final (describing takes over a
+    job whose runner died); WaitTimeoutError after ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        job = describe(id)
+        if job.done:
+            return job
+        if deadline is not None and time.monotonic() >= deadline:
+            raise WaitTimeoutError(
+                f"{what} {id} still {job.status} ({job.percent_complete:.1f}%) after {timeout} s",
+                id=id,
+            )
+        time.sleep(poll)
+
+
 def _items(integrations: Integrations) -> Iterator[tuple[str, dict[str, Any]]]:
     for i in integrations.ids():
         yield i, integrations.options(i)
@@ -379,17 +400,7 @@ class Index:
         poll_interval: float = 0.2,
     ) -> Job:
         """Block until a job of any kind is final (taking it over if its runner died)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self.describe_job(id)
-            if job.done:
-                return job
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeoutError(
-                    f"Job {id} still {job.status} ({job.percent_complete:.1f}%) after {timeout} s",
-                    id=id,
-                )
-            time.sleep(poll_interval)
+        return _wait_final(self.describe_job, id, "Job", timeout, poll_interval)
 
     def recover_jobs(self) -> builtins.list[str]:
         """Take over jobs of every kind whose runner died (rerun or finished); their ids."""
@@ -409,17 +420,7 @@ class Index:
     ) -> ImportJob:
         """Block until the import reaches a final status; return its record.
         A job whose runner died is taken over while waiting (see describe_import)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self.describe_import(id)
-            if job.status in FINAL_STATUSES:
-                return job
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeoutError(
-                    f"Import {id} still {job.status} ({job.percent_complete:.1f}%) after {timeout} s",
-                    id=id,
-                )
-            time.sleep(poll_interval)
+        return _wait_final(self.describe_import, id, "Import", timeout, poll_interval)
 
     def _recover_quietly(self) -> None:
         """Take over imports of this index whose runner died (on every start)."""

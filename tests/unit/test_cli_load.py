@@ -281,3 +281,36 @@ def test_summary_rows_show_load_counts() -> None:
 def test_help_lists_load(run: Run) -> None:
     code, out, _ = run("load", "--help")
     assert code == 0 and "--force" in out and "--integration" in out and "deletes/" in out
+
+
+def _hourly_load() -> Any:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "hourly_load.py"
+    spec = importlib.util.spec_from_file_location("hourly_load", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["hourly_load"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("outcome", "code"), [("complete", EXIT_OK), ("fail", EXIT_FAILED)])
+def test_example_run_load_returns_the_cli_exit_status(
+    tmp_path: Path, index: str, load_api: Any, outcome: str, code: int
+) -> None:
+    calls = load_api(outcome)
+    mod = _hourly_load()
+    store = str(tmp_path / "store")  # the store the `index` fixture created the index in
+    assert mod.run_load("s3://b/d", index, store=store, force=True, timeout=60) == code
+    assert calls == [
+        {
+            "uri": "s3://b/d",
+            "integration_id": None,
+            "error_mode": "continue",
+            "mode": "upsert",
+            "force": True,
+        }
+    ]
+    assert mod.main(["s3://b/d", "--index", index, "--store", store]) == code

@@ -188,11 +188,12 @@ def new_index(work: Path, name: str) -> Any:
     return vs.Index(name)
 
 
-def base_data(n: int) -> tuple[Path, list[str], np.ndarray]:
+def base_data(n: int, uniform: bool = False) -> tuple[Path, list[str], np.ndarray]:
+    """``n`` records around import_bench's centres (or plain N(0, 1): no structure)."""
     rng = np.random.default_rng(7)
-    x = draw(rng, centers(7), n)
+    x = rng.normal(size=(n, DIM)).astype(np.float32) if uniform else draw(rng, centers(7), n)
     ids = [f"doc-{i}" for i in range(n)]
-    root = CACHE / f"load-base-{n}"
+    root = CACHE / f"load-{'uniform' if uniform else 'base'}-{n}"
     if not (root / "_READY").exists():
         write_dir(root, ids, x)
         (root / "_READY").touch()
@@ -201,14 +202,24 @@ def base_data(n: int) -> tuple[Path, list[str], np.ndarray]:
 
 def case_quality(work: Path, records: int, namespaces: int, ns_records: int) -> None:
     print(f"\nquality figures of an import ({records:,} x {DIM}; {namespaces:,} namespaces)")
-    src, ids, x = base_data(records)
-    index = new_index(work, "quality")
+    for uniform in (False, True):
+        quality_one(work, records, uniform)
+    quality_many(work, namespaces, ns_records)
+
+
+def quality_one(work: Path, records: int, uniform: bool) -> None:
+    src, ids, x = base_data(records, uniform)
+    print(f" {'N(0, 1) vectors' if uniform else 'clustered vectors (1,000 centres)'}")
+    index = new_index(work, "uniform" if uniform else "quality")
     wall, job, _ = timed_import(index, src)
     q = (job.report or {}).get("quality", {})
     f = q.get("by_namespace", {}).get(NS, {})
     truth = Truth()
     truth.upsert(ids, x)
-    queries = draw(np.random.default_rng(99), centers(7), 200)
+    rng = np.random.default_rng(99)
+    queries = (
+        rng.normal(size=(200, DIM)).astype(np.float32) if uniform else draw(rng, centers(7), 200)
+    )
     p50, recall = measure(index, queries, truth.neighbours(queries))
     line("import wall", f"{wall:.1f} s")
     line(
@@ -223,13 +234,17 @@ def case_quality(work: Path, records: int, namespaces: int, ns_records: int) -> 
         f"nprobe {f.get('nprobe')} of {f.get('clusters')}",
     )
     line("largest / mean cluster", f"{f.get('ratio')}", f"rows sampled {f.get('sampled')}")
+    shutil.rmtree(work / f"store-{'uniform' if uniform else 'quality'}", ignore_errors=True)
+
+
+def quality_many(work: Path, namespaces: int, ns_records: int) -> None:
 
     root = CACHE / f"load-many-{namespaces}x{ns_records}"
     if not (root / "_READY").exists():
         shutil.rmtree(root, ignore_errors=True)
         rng = np.random.default_rng(3)
         for i in range(namespaces):
-            n = ns_records * (1 + (i % 10 == 0) * 9)  # every 10th namespace 10x larger
+            n = ns_records * (50 if i % 100 == 0 else 1)  # every 100th: 50x larger
             d = root / f"ns-{i:05d}"
             d.mkdir(parents=True)
             pq.write_table(

@@ -6,14 +6,19 @@
   the namespace's own vectors (docs/rebuild.md "Recall estimate"). A sample
   of at most ``SAMPLE`` records is drawn; ``QUERIES`` of them are the
   queries and are *held out* of the searched set (a query never finds
-  itself). The exact top 10 of each query is computed over the rest of the
-  sample; the approximate top 10 is what the cluster search finds among the
-  same rows: the rows of the ``nprobe`` clusters whose centroids score best
-  for the query (the query path's default ``nprobe`` for the namespace's
-  k), plus rows that are in no cluster (the log tail, searched exactly by
-  the query path). Restricting both to the sample estimates, per true
-  neighbour, the probability that its cluster is probed -- which is what
-  the default ``nprobe`` loses -- at a cost of O(queries x sample x d).
+  itself). The exact nearest sample rows of each query are computed over
+  the rest of the sample (the top ``10 x sample / rows``, within 1..10:
+  :func:`depth`); the approximate ones are what the cluster search finds
+  among the same rows: the rows of the ``nprobe`` clusters whose centroids
+  score best for the query (the query path's default ``nprobe`` for the
+  namespace's k), plus rows that are in no cluster (the log tail, searched
+  exactly by the query path). Restricting both to the sample estimates, per
+  true neighbour, the probability that its cluster is probed -- which is
+  what the default ``nprobe`` loses -- at a cost of O(queries x sample x d).
+- :func:`import_report`: the same figures (after only) for the namespaces of
+  an import or load, from the committed manifests and a bounded sample of
+  row groups of the largest namespaces (docs/quality.md); run as one Dask
+  task by the import driver, kept in the job record's ``report["quality"]``.
 """
 
 from __future__ import annotations

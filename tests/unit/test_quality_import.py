@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from segwriter import write_namespace
+from segwriter import records_to_table, write_namespace
 
 from vecstore import VecStore, layout, manifests, quality
 from vecstore.schemas import IndexSpec
@@ -39,8 +39,11 @@ def _write(store: Store, spec: IndexSpec, ns: str, x: np.ndarray, per: int = 256
     return write_namespace(store, spec, ns, t, target_per_cluster=per)
 
 
-def test_clustered_namespace_has_high_recall_and_manifest_balance(tmp_path: Path) -> None:
-    store, spec = _spec(tmp_path)
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "dotproduct"])
+def test_clustered_namespace_has_high_recall_and_manifest_balance(
+    tmp_path: Path, metric: str
+) -> None:
+    store, spec = _spec(tmp_path, metric)
     m = _write(store, spec, "big", _blobs(20_000, 40, 0))
     rep = quality.import_report(store, spec, ["big"])
     assert rep["namespaces"] == 1 and rep["recall_namespaces"] == 1
@@ -136,3 +139,21 @@ def test_deleted_rows_are_not_sampled(tmp_path: Path) -> None:
     d_dead = (got**2).sum(1)[:, None] + (dead**2).sum(1)[None, :] - 2 * got @ dead.T
     assert len(got) > 1000 and float(d_dead.min()) > 1e-3
     assert all(((live - g) ** 2).sum(1).min() < 1e-6 for g in got[:50])
+
+
+def test_sparse_namespace_has_balance_and_no_recall(tmp_path: Path) -> None:
+    vs = VecStore(str(tmp_path / "store"))
+    vs.create_index(name="s", vector_type="sparse", metric="dotproduct")
+    idx = vs.Index("s")
+    rows = [
+        {"id": f"r{i}", "sparse_values": {"indices": [i % 50, 100 + i % 7], "values": [1.0, 0.5]}}
+        for i in range(3000)
+    ]
+    write_namespace(
+        idx.store, idx.spec, "sp", records_to_table(rows, idx.spec), target_per_cluster=1000
+    )
+    rep = quality.import_report(idx.store, idx.spec, ["sp"])
+    f = rep["by_namespace"]["sp"]
+    assert f["records"] == 3000 and f["clusters"] == 3 and f["recall_at_10"] is None
+    assert rep["recall_at_10"] is None and rep["recall_namespaces"] == 0
+    assert rep["balance_ratio"] == {"min": 1.0, "median": 1.0, "max": 1.0}

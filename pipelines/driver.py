@@ -673,6 +673,7 @@ class ImportDriver:
         finish_staging(self.store, self.spec.name, self.job.id)
         self._stats.final(counts)
         self._detail = True  # the final record has every namespace
+        self._quality_report(list(plans))
         self._apply(
             jobstate.Committed(
                 records_imported=sum(counts.values()),
@@ -681,6 +682,33 @@ class ImportDriver:
                 now=_now(),
             )
         )
+
+    def _quality_report(self, namespaces: list[str]) -> None:
+        """Quality figures of the committed namespaces into the record's
+        ``report["quality"]`` (docs/quality.md): one bounded task on a worker;
+        a failure or timeout is logged and leaves ``{"error": ...}``, never
+        fails the job."""
+        from vecstore import quality
+
+        fut = None
+        try:
+            fut = self.client.submit(
+                quality.import_report,
+                self.store,
+                self.spec,
+                namespaces,
+                seed=self.ctx.seed,
+                pure=False,
+            )
+            figures = fut.result(timeout=quality.TIMEOUT_SECONDS)
+        except Exception as exc:
+            log.warning("import %s: no quality figures: %s", self.job.id, exc, exc_info=True)
+            figures = {"error": f"not computed: {type(exc).__name__}: {str(exc)[:200]}"}
+            if fut is not None:
+                with contextlib.suppress(Exception):
+                    fut.cancel()
+        report = {**(self.job.report or {}), "quality": figures}
+        self.job = self.job.model_copy(update={"report": report})
 
 
 # --------------------------------------------------------------- helpers

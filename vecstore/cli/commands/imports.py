@@ -13,6 +13,7 @@ import argparse
 import signal
 import sys
 from itertools import islice
+from typing import Any
 
 from vecstore.cli import waiting
 from vecstore.cli.exitcodes import EXIT_OK, EXIT_TIMEOUT, exit_code_for
@@ -268,7 +269,76 @@ def _summary_rows(job: ImportJob) -> list[tuple[str, str]]:
         rows.append(("rejects", job.rejects_uri))
     if job.error:
         rows.append(("error", job.error))
+    quality = _quality_text(job)
+    if quality is not None:
+        rows.append(("quality", quality))
     return rows
+
+
+def _quality(job: ImportJob) -> dict[str, Any] | None:
+    q = (job.report or {}).get("quality")
+    return q if isinstance(q, dict) else None
+
+
+def _spread(s: Any) -> str:
+    if not isinstance(s, dict):
+        return "-"
+    if s["min"] == s["max"]:
+        return f"{s['min']:.3f}"
+    return f"{s['min']:.3f} / {s['median']:.3f} / {s['max']:.3f} (min / median / max)"
+
+
+def _quality_text(job: ImportJob) -> str | None:
+    """One line of the figures in ``report["quality"]`` (docs/quality.md)."""
+    q = _quality(job)
+    if q is None:
+        return None
+    if q.get("error"):
+        return str(q["error"])
+    parts = []
+    if q.get("recall_at_10"):
+        n = q.get("recall_namespaces", 0)
+        parts.append(
+            f"recall@10 {_spread(q['recall_at_10'])}, estimated in {n:,} namespace"
+            + ("s" if n != 1 else "")
+        )
+    if q.get("balance_ratio"):
+        parts.append(f"largest / mean cluster {_spread(q['balance_ratio'])}")
+    return "; ".join(parts) or "-"
+
+
+def _print_quality(q: dict[str, Any]) -> None:
+    shown = q.get("by_namespace") or {}
+    if not shown:
+        return
+    print()
+    more = int(q.get("namespaces", 0)) - len(shown)
+    print_table(
+        ["NAMESPACE", "RECORDS", "CLUSTERS", "LARGEST", "MEAN", "SMALLEST", "RATIO", "RECALL@10"],
+        [
+            [
+                ns_name(ns),
+                f"{f.get('records', 0):,}",
+                f"{f.get('clusters', 0):,}",
+                f"{f.get('largest', 0):,}",
+                f"{f.get('mean', 0):,.1f}",
+                f"{f.get('smallest', 0):,}",
+                f"{f.get('ratio', 0):.3f}",
+                _recall_cell(f),
+            ]
+            for ns, f in shown.items()
+        ],
+        right=["RECORDS", "CLUSTERS", "LARGEST", "MEAN", "SMALLEST", "RATIO", "RECALL@10"],
+        caption=f"the {len(shown)} largest namespaces; {more:,} more" if more > 0 else None,
+    )
+
+
+def _recall_cell(f: dict[str, Any]) -> str:
+    r = f.get("recall_at_10")
+    if r is None:
+        return "-"
+    how = "exact scan" if f.get("exact") else f"nprobe {f.get('nprobe')}"
+    return f"{r:.3f} ({how})"
 
 
 def _print_job(job: ImportJob) -> None:
@@ -284,6 +354,11 @@ def _print_job(job: ImportJob) -> None:
             rows.append((name, f"{value:,} ({format_bytes(value)})"))
         elif name == "percent_complete":
             rows.append((name, f"{value:.1f}%"))
+        elif name == "report" and _quality(job) is not None:
+            rest = {k: v for k, v in (value or {}).items() if k != "quality"}
+            if rest:
+                rows.append((name, field_text(rest)))
+            rows.append(("quality", _quality_text(job) or "-"))
         else:
             rows.append((name, field_text(value)))
         if name == "finished_at":
@@ -307,3 +382,6 @@ def _print_job(job: ImportJob) -> None:
             ],
             right=["FILES", "BYTES", "READ", "IMPORTED", "SKIPPED"],
         )
+    q = _quality(job)
+    if q is not None:
+        _print_quality(q)

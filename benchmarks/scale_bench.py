@@ -228,6 +228,7 @@ def external(work: Path, records: int) -> None:
                 p.terminate()
             for p in [*workers, sched]:
                 p.wait(timeout=30)
+    local = run_import(work, "ext-local", src, dim=128)  # reference: the embedded LocalCluster
     one, two = runs[1], runs[2]
     print(f"\n== external scheduler, {records:,} x 128: 1 then 2 single-threaded workers")
     print(f"{'':34}{'2 workers':>10}{'1 worker':>10}{'ratio':>8}  target")
@@ -238,6 +239,8 @@ def external(work: Path, records: int) -> None:
     print(f"{'workers CPU (s)':34}{two.worker_cpu:10.1f}{one.worker_cpu:10.1f}")
     print(f"{'driver process CPU (s)':34}{two.driver_cpu:10.1f}{one.driver_cpu:10.1f}")
     print(f"{'scheduler process CPU (s)':34}{sched_cpu[2]:10.1f}{sched_cpu[1]:10.1f}")
+    print(f"reference, embedded LocalCluster (2 workers, same run): {local.wall:.1f} s, "
+          f"{local.records / local.wall:,.0f} records/s")
     for label, r, sc in (("2 workers", two, sched_cpu[2]), ("1 worker", one, sched_cpu[1])):
         total = r.driver_cpu + r.worker_cpu + sc
         print(f"driver share of all CPU, {label}: {r.driver_cpu / total:.1%} "

@@ -58,6 +58,11 @@ ImportStatus = Literal["Pending", "InProgress", "Completed", "Failed", "Cancelle
 ErrorMode = Literal["continue", "abort"]
 # What a job does; its lifecycle is the same for every kind (vecstore/jobs/).
 JobKind = Literal["import", "load", "build", "rebuild", "vacuum"]
+# an import creates its namespaces (Pinecone's rule); a batch load upserts into
+# namespaces that may exist (issue 12, docs/loads-pipeline.md)
+ImportMode = Literal["create", "upsert"]
+# fields of a load's record, left out of an import's JSON (``mode == "create"``)
+LOAD_FIELDS = ("mode", "force", "history", "records_upserted", "ids_deleted", "files_skipped")
 NamespaceStatus = Literal["Pending", "InProgress", "Committed", "Failed", "Cancelled"]
 FINAL_STATUSES: frozenset[str] = frozenset({"Completed", "Failed", "Cancelled"})
 
@@ -143,12 +148,23 @@ class Job(Frozen):
     # what a job that is not an import reports (a rebuild's balance and recall);
     # left out of the JSON when None
     report: dict[str, Any] | None = None
+    # a batch load (start_import(mode="upsert")); every field below is left
+    # out of the JSON of an import (mode "create"), which stays byte-identical
+    mode: ImportMode = "create"
+    force: bool = False  # load files the load history says were loaded already
+    history: bool = True  # consult and record the load history (mode "upsert")
+    records_upserted: int = 0
+    ids_deleted: int = 0  # ids (and id prefixes) the load's delete files named
+    files_skipped: int = 0  # files skipped by the load history
 
     @model_serializer(mode="wrap")
     def _omit_default_kind(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
         if data.get("kind") == "import":
             del data["kind"]
+        if data.get("mode", "create") == "create":
+            for name in LOAD_FIELDS:
+                data.pop(name, None)
         if "report" in data and data["report"] is None:
             del data["report"]
         return data

@@ -1,0 +1,183 @@
+"""A load's runner killed with SIGKILL at several points, then recovery
+(docs/loads-pipeline.md "Recovery"): each record is loaded exactly once,
+the namespace gets exactly one log entry for the load, nothing is
+half-visible and no file of the killed attempt is left.
+
+Kill points:
+
+- ``scan``: mid-scan, killed from outside (the harness of
+  ``test_import_crash.py``): no marker, the load is resumed (attempt 2);
+- ``after_marker``: the runner dies right after its commit marker, before
+  any staged load is applied (the child replaces the roll-forward with a
+  SIGKILL of its own process group): recovery rolls forward;
+- ``mid_roll_forward``: it dies after applying the first of two staged
+  loads: recovery applies the second and finds the first already applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datagen import dense_table, files_under, split_write, vectors, wait_until
+from test_import_crash import session_members
+from test_load import Model, apply_to_model, assert_matches, job_files, run
+
+from vecstore import layout, wal
+from vecstore.api import Index
+from vecstore.storage import Store
+
+pytestmark = [pytest.mark.dask, pytest.mark.slow]
+
+DIM = 16
+
+CHILD = '''
+import os, signal, sys
+
+from vecstore import VecStore
+from vecstore.runners import close_runners
+
+
+def die(*args, **kwargs):
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def main() -> None:
+    store, index, uri, kill_at = sys.argv[1:5]
+    if kill_at == "after_marker":
+        import vecstore.pipelines.driver as driver
+        driver.roll_forward = die
+    elif kill_at == "mid_roll_forward":
+        import vecstore.loads as loads
+        real = loads.apply
+        calls = []
+
+        def apply(*args, **kwargs):
+            if calls:
+                die()
+            calls.append(1)
+            return real(*args, **kwargs)
+
+        loads.apply = apply
+    idx = VecStore(store).Index(index)
+    op = idx.start_import(uri=uri, error_mode="continue", mode="upsert")
+    print(op.id, flush=True)
+    try:
+        idx.wait_for_import(op.id)
+    finally:
+        close_runners()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@contextlib.contextmanager
+def child_load(
+    store_root: Path, index: Index, uri: Path, kill_at: str, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    script = tmp_path / "run_load.py"
+    script.write_text(CHILD)
+    log = (tmp_path / "child.log").open("wb")
+    env = {**os.environ, "VECSTORE_WORKERS": "2", "PYTHONWARNINGS": "ignore",
+           "VECSTORE_BUILD_IN_BACKGROUND": "0", "VECSTORE_CHUNK_BYTES": str(512 * 1024)}
+    env.pop("VECSTORE_SCHEDULER", None)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(store_root), index.name, str(uri), kill_at],
+        stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
+    )
+    try:
+        assert child.stdout is not None
+        job_id = child.stdout.readline().decode().strip()
+        assert job_id, (tmp_path / "child.log").read_text()
+        yield child, job_id
+    finally:
+        if child.poll() is None or session_members(child.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait(10)
+        log.close()
+
+
+@pytest.mark.parametrize("kill_at", ["scan", "after_marker", "mid_roll_forward"])
+def test_killed_load_is_recovered_and_loads_each_record_once(
+    kill_at: str, make_index: Callable[..., Index], store_root: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    index = make_index(dimension=DIM, metric="euclidean")
+    model: Model = {}
+    for ns, n, seed in (("a", 4000, 1), ("b", 3000, 2)):
+        ids = [f"{ns}-{i}" for i in range(n)]
+        vals = vectors(n, DIM, seed=seed)
+        split_write(tmp_path / "base" / ns, dense_table(ids, vals, None), 2)
+        apply_to_model(model, ns, ids, vals, "base")
+    base = run(index, tmp_path / "base", mode="create")
+    assert base.status == "Completed", base
+    model = {ns: {i: (v, None) for i, (v, _) in recs.items()} for ns, recs in model.items()}
+    store = Store(str(store_root))
+    lsns_before = {ns: wal.list_lsns(store, index.name, ns) for ns in ("a", "b")}
+
+    # the load: overwrites and new ids in both existing namespaces, a new one "c"
+    load = tmp_path / "load"
+    loaded: dict[str, tuple[list[str], np.ndarray]] = {}
+    big = kill_at == "scan"
+    for ns, n_old, n_new, seed in (("a", 2000, 150_000 if big else 2000, 3), ("b", 500, 700, 4),
+                                  ("c", 0, 1500, 5)):
+        ids = [f"{ns}-{i}" for i in range(n_old)] + [f"{ns}-n{i}" for i in range(n_new)]
+        vals = vectors(len(ids), DIM, seed=seed)
+        split_write(load / ns, dense_table(ids, vals, None), 3, row_group_size=2000)
+        loaded[ns] = (ids, vals)
+    with child_load(store_root, index, load, kill_at, tmp_path) as (child, job_id):
+        if kill_at == "scan":
+            staging = store_root / layout.staging_prefix(index.name, job_id)
+            wait_until(
+                lambda: index.jobs.get(job_id).done
+                or (index.jobs.get(job_id).phase == "scan" and bool(files_under(staging))),
+                timeout=180, what="the child's load to scan",
+            )
+            assert index.jobs.get(job_id).phase == "scan", index.jobs.get(job_id)
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait(180)
+        wait_until(lambda: not session_members(child.pid), timeout=20,
+                   what="the killed runner's processes to go away")
+    killed = index.jobs.get(job_id)
+    assert killed.status == "InProgress", killed
+    committed = kill_at != "scan"
+    assert store.exists(layout.commit_marker_key(index.name, job_id)) == committed
+    # before recovery: the new namespace is visible only once the marker is
+    assert ("c" in {n.name for n in index.list_namespaces()}) == committed
+
+    monkeypatch.setenv("VECSTORE_STALE_SECONDS", "1")
+    wait_until(
+        lambda: time.time() - index.jobs.get(job_id).heartbeat_at.timestamp() > 1.2,  # type: ignore[union-attr]
+        timeout=10, what="a stale heartbeat",
+    )
+    assert index.recover_imports() == [job_id]
+    job = index.wait_for_import(job_id, timeout=240)
+    assert job.status == "Completed", job
+    assert job.attempt == 2  # the claim of the take-over
+    total = sum(len(ids) for ids, _ in loaded.values())
+    assert job.records_imported == total and job.records_upserted == total, job
+    for ns, (ids, vals) in loaded.items():
+        recs = model.setdefault(ns, {})
+        for id_, v in zip(ids, vals, strict=True):
+            recs[id_] = (v, None)
+    assert_matches(index, model)
+    # exactly one log entry per existing namespace for the load
+    for ns in ("a", "b"):
+        new = [x for x in wal.list_lsns(store, index.name, ns) if x not in lsns_before[ns]]
+        assert len(new) == 1, (ns, new)
+    left = job_files(store_root, index.name, job_id)
+    assert [f for f in left if "/staging/" in f] == []
+    if kill_at == "scan":  # the killed attempt's files were removed before attempt 2
+        assert [f for f in left if f"{job_id}-a1-" in f] == []
+    assert index.recover_imports() == []

@@ -12,6 +12,11 @@ defaults are the issue's full sizes):
   10 files (target <= 5x, driver peak RSS <= 1.5 GB). ``--files 100000``.
 - ``mid``: M namespaces x 500 records, against M*500 records in one namespace
   (target <= 2x). ``--mid-namespaces 2000``.
+- ``external``: an external ``dask scheduler`` with 1, then 2 single-threaded
+  ``dask worker`` processes, importing the 1M x 128 set of
+  benchmarks/import_bench.py (``--external-records``): the throughput ratio
+  (ideal 2x; >= 1.6x on 2 cores) and the driver's share of the CPU (the
+  driver is this process; the scheduler is a separate process here).
 
 For each import: wall time, the driver process's CPU seconds (the import
 driver thread; the LocalCluster's scheduler runs in the same process, so it
@@ -110,9 +115,14 @@ def _cpu(p: psutil.Process) -> float:
     return float(t.user + t.system)
 
 
-def _workers_cpu() -> dict[int, float]:
+def _workers_cpu(pids: list[int] | None = None) -> dict[int, float]:
     out = {}
-    for c in psutil.Process().children(recursive=True):
+    procs = (
+        psutil.Process().children(recursive=True)
+        if pids is None
+        else [psutil.Process(p) for p in pids]
+    )
+    for c in procs:
         try:
             out[c.pid] = _cpu(c)
         except psutil.Error:
@@ -120,16 +130,19 @@ def _workers_cpu() -> dict[int, float]:
     return out
 
 
-def run_import(work: Path, name: str, src: Path) -> Run:
+def run_import(
+    work: Path, name: str, src: Path, *, scheduler: str | None = None, dim: int = DIM,
+    pids: list[int] | None = None,
+) -> Run:
     from vecstore import VecStore
     from vecstore.runners import get_runner
 
-    vs = VecStore(str(work / f"store-{name}"))
-    vs.create_index("bench", dimension=DIM, metric="euclidean")
+    vs = VecStore(str(work / f"store-{name}"), scheduler_address=scheduler)
+    vs.create_index("bench", dimension=dim, metric="euclidean")
     index = vs.Index("bench")
-    get_runner().client  # noqa: B018 - the LocalCluster starts outside the timing
+    get_runner(scheduler).client  # noqa: B018 - the cluster connects outside the timing
     me = psutil.Process()
-    w0 = _workers_cpu()
+    w0 = _workers_cpu(pids)
     d0 = _cpu(me)
     with _Peak() as peak:
         t0 = time.perf_counter()
@@ -137,7 +150,7 @@ def run_import(work: Path, name: str, src: Path) -> Run:
         job = index.wait_for_import(op.id, poll_interval=0.1)
         wall = time.perf_counter() - t0
     d1 = _cpu(me)
-    w1 = _workers_cpu()
+    w1 = _workers_cpu(pids)
     if job.status != "Completed":
         raise SystemExit(f"{name}: import {job.status}: {job.error}")
     worker = sum(v - w0.get(pid, 0.0) for pid, v in w1.items())
@@ -164,6 +177,73 @@ def report(title: str, case: Run, base: Run, wall_target: float, rss_target: flo
           f"{base.driver_peak / 1e9:10.2f}{'':8}{t}")
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def external(work: Path, records: int) -> None:
+    """The import on an external scheduler with 1, then 2 single-threaded workers."""
+    import subprocess
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import import_bench
+    from distributed import Client
+
+    from vecstore.runners import close_runners
+
+    src = import_bench.dataset(records)
+    dask = str(Path(sys.executable).with_name("dask"))
+    runs: dict[int, Run] = {}
+    sched_cpu: dict[int, float] = {}
+    for n in (1, 2):
+        port = _free_port()
+        addr = f"tcp://127.0.0.1:{port}"
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        sched = subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+             "--no-dashboard"], **quiet,
+        )
+        workers = [
+            subprocess.Popen(
+                [dask, "worker", addr, "--nthreads", "1", "--nworkers", "1",
+                 "--no-dashboard", "--memory-limit", "6GB", "--host", "127.0.0.1"], **quiet,
+            )
+            for _ in range(n)
+        ]
+        try:
+            with Client(addr, timeout=60) as c:
+                c.wait_for_workers(n, timeout=120)
+                pids = [int(p) for p in c.run(os.getpid).values()]
+            sp = psutil.Process(sched.pid)
+            s0 = _cpu(sp)
+            runs[n] = run_import(work, f"ext{n}", src, scheduler=addr, dim=128, pids=pids)
+            sched_cpu[n] = _cpu(sp) - s0
+        finally:
+            close_runners()
+            for p in [*workers, sched]:
+                p.terminate()
+            for p in [*workers, sched]:
+                p.wait(timeout=30)
+    one, two = runs[1], runs[2]
+    print(f"\n== external scheduler, {records:,} x 128: 1 then 2 single-threaded workers")
+    print(f"{'':34}{'2 workers':>10}{'1 worker':>10}{'ratio':>8}  target")
+    tput1, tput2 = one.records / one.wall, two.records / two.wall
+    print(f"{'wall time (s)':34}{two.wall:10.1f}{one.wall:10.1f}")
+    print(f"{'throughput (records/s)':34}{tput2:10,.0f}{tput1:10,.0f}{tput2 / tput1:7.2f}x"
+          "  >= 1.6x (ideal 2x)")
+    print(f"{'workers CPU (s)':34}{two.worker_cpu:10.1f}{one.worker_cpu:10.1f}")
+    print(f"{'driver process CPU (s)':34}{two.driver_cpu:10.1f}{one.driver_cpu:10.1f}")
+    print(f"{'scheduler process CPU (s)':34}{sched_cpu[2]:10.1f}{sched_cpu[1]:10.1f}")
+    for label, r, sc in (("2 workers", two, sched_cpu[2]), ("1 worker", one, sched_cpu[1])):
+        total = r.driver_cpu + r.worker_cpu + sc
+        print(f"driver share of all CPU, {label}: {r.driver_cpu / total:.1%} "
+              f"(driver + scheduler: {(r.driver_cpu + sc) / total:.1%})")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -173,6 +253,7 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--mid-namespaces", type=int, default=2_000)
     ap.add_argument("--mid-records", type=int, default=500)
+    ap.add_argument("--external-records", type=int, default=1_000_000)
     args = ap.parse_args()
     cases = set(args.cases.split(","))
 
@@ -182,7 +263,8 @@ def main() -> int:
     print(f"load average before: {os.getloadavg()}  cores: {os.cpu_count()}")
     try:
         # warm-up: worker imports and first-task costs stay out of the figures
-        run_import(work, "warmup", dataset("warmup", [("w", 100), ("v", 100)]))
+        if cases - {"external"}:
+            run_import(work, "warmup", dataset("warmup", [("w", 100), ("v", 100)]))
         if "namespaces" in cases:
             n, r = args.namespaces, args.ns_records
             src = dataset(f"ns-{n}x{r}", [(f"t{i:05d}", r) for i in range(n)])
@@ -208,6 +290,8 @@ def main() -> int:
             case = run_import(work, "case", src)
             report(f"{m:,} namespaces x {r} records vs {m * r:,} records in one namespace",
                    case, base, 2, None, None)
+        if "external" in cases:
+            external(work, args.external_records)
     finally:
         close_runners()
         shutil.rmtree(work, ignore_errors=True)

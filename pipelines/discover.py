@@ -30,6 +30,12 @@ Listing rules (decisions recorded here):
   A sub-directory without data files is not a namespace (it is not reported).
 - Namespaces are sorted by name, the files of a namespace by key: this is the
   "file path order" that makes duplicate detection deterministic.
+- Delete files (loads, docs/loads.md): data files whose second path
+  component is ``deletes`` (``<ns>/deletes/**.parquet``) hold ids and id
+  prefixes to delete from namespace ``<ns>``. ``mode="upsert"`` returns them
+  apart (:attr:`Discovery.deletes`); ``mode="create"`` refuses them.
+- Every file carries the listing's ``version`` (etag, else modification
+  time) for the load history (:mod:`vecstore.loadhistory`).
 
 Whole-import failures, checked in this order:
 
@@ -48,12 +54,16 @@ Whole-import failures, checked in this order:
    Both name the first such file (in key order).
 4. A namespace name decoded to more than 512 characters, or two directories
    that decode to the same namespace -> :class:`~vecstore.errors.IngestError`.
-5. A namespace that already exists in the index (``existing_namespaces``;
-   pass ``""`` when the default namespace holds records) -> the "already
-   exists" message; the default namespace is shown as ``__default__``.
-6. Limits (:class:`~vecstore.errors.LimitExceededError`, message starting
+5. Delete files with ``mode="create"`` -> ``"<path>": Delete files ... are
+   only allowed in a load ...``, naming the first.
+6. ``mode="create"`` only: a namespace that already exists in the index
+   (``existing_namespaces``; pass ``""`` when the default namespace holds
+   records) -> the "already exists" message; the default namespace is shown
+   as ``__default__``.
+7. Limits (:class:`~vecstore.errors.LimitExceededError`, message starting
    ``Exceeds system limit: ``): namespaces per import, files per import,
-   bytes per file, bytes per namespace. Sizes are decimal: 1 GB = 10**9 bytes.
+   bytes per file, bytes per namespace (delete files count as files). Sizes
+   are decimal: 1 GB = 10**9 bytes.
 
 Files are named in messages by their path as Pinecone shows it: the object's
 key inside its bucket or container (``test-import/0.parquet`` for
@@ -66,7 +76,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -84,12 +96,15 @@ __all__ = [
     "MAX_NAMESPACES",
     "MAX_NAMESPACE_BYTES",
     "MAX_NAMESPACE_CHARS",
+    "DELETES_DIR",
     "Discovery",
     "FileInfo",
     "SourceFile",
     "discover",
     "display_path",
     "inspect_file",
+    "is_delete_key",
+    "listed_version",
     "type_name",
 ]
 
@@ -100,24 +115,46 @@ MAX_NAMESPACE_BYTES = 500 * 10**9
 MAX_NAMESPACE_CHARS = 512
 
 DATA_SUFFIX = ".parquet"
+DELETES_DIR = "deletes"
+MODES = ("create", "upsert")
 DOCS_URL = "https://docs.pinecone.io/guides/data/understanding-imports#directory-structure"
 
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """One data file of an import: ``key`` is relative to the import URI."""
+    """One file of an import: ``key`` is relative to the import URI.
+
+    ``version`` is what the listing says about the object's content besides
+    its size: ``etag:<ETag>`` where the store lists one (S3, GCS, Azure),
+    else ``mtime:<modification time>`` (local disks, ``memory://``), else
+    ``""``. The load history keys files by (URI, key, size, version).
+    """
 
     key: str
     size: int
     namespace: str
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Discovery:
-    """What an import will read: namespace -> its files, both sorted."""
+    """What an import will read: namespace -> its data files, both sorted.
+
+    ``deletes`` (loads only, ``mode="upsert"``): namespace -> its delete
+    files (``<ns>/deletes/**.parquet``, docs/loads.md), sorted by key. A
+    namespace may have delete files and no data files; it is then in
+    ``deletes`` only. ``files``, ``num_files`` and ``total_bytes`` count data
+    files only; ``delete_files`` lists the others.
+    """
 
     namespaces: dict[str, list[SourceFile]]
     total_bytes: int
+    deletes: dict[str, list[SourceFile]] = field(default_factory=dict)
+
+    @property
+    def delete_files(self) -> list[SourceFile]:
+        """Every delete file, namespace by namespace, in key order."""
+        return [f for files in self.deletes.values() for f in files]
 
     @property
     def files(self) -> list[SourceFile]:
@@ -148,26 +185,48 @@ def discover(
     uri: str,
     existing_namespaces: set[str],
     *,
+    mode: str = "create",
     max_namespaces: int = MAX_NAMESPACES,
     max_files: int = MAX_FILES,
     max_file_bytes: int = MAX_FILE_BYTES,
     max_namespace_bytes: int = MAX_NAMESPACE_BYTES,
 ) -> Discovery:
-    """List the import directory ``source`` (rooted at ``uri``); see the module doc."""
-    listing = source.walk_files()
+    """List the import directory ``source`` (rooted at ``uri``); see the module doc.
+
+    ``mode="create"`` (an import): every namespace must be new, and delete
+    files are refused. ``mode="upsert"`` (a load): namespaces may exist, and
+    the delete files of each namespace are returned in ``Discovery.deletes``.
+    """
+    if mode not in MODES:
+        raise InvalidArgumentError(
+            f'Invalid mode "{mode}": expected one of {", ".join(MODES)}', mode=mode
+        )
+    listing = source.walk_file_infos()
     if [key for key, _ in listing] == [""]:  # the URI names a single object
         if _is_data(source.uri.rstrip("/").rsplit("/", 1)[-1]):
             raise IngestError(_complete_path_message(display_path(source, "")), uri=uri)
         raise IngestError(_no_files_message(uri), uri=uri)
-    data = [(k, size) for k, size in listing if k and _is_data(k) and not _is_hidden(k)]
-    if not data:
+    found = [
+        (k, int(info.get("size") or 0), listed_version(info))
+        for k, info in listing
+        if k and _is_data(k) and not _is_hidden(k)
+    ]
+    if not found:
         raise IngestError(_no_files_message(uri), uri=uri)
-    _check_structure(source, uri, [key for key, _ in data])
-    namespaces = _group(data)
-    _check_existing(namespaces, existing_namespaces, uri)
+    _check_structure(source, uri, [key for key, _, _ in found])
+    dirs: dict[str, str] = {}
+    namespaces = _group([f for f in found if not is_delete_key(f[0])], dirs)
+    deletes = _group([f for f in found if is_delete_key(f[0])], dirs)
+    if deletes and mode != "upsert":
+        first = min(f.key for files in deletes.values() for f in files)
+        raise IngestError(
+            _deletes_in_create_message(display_path(source, first)), uri=uri, file=first
+        )
+    if mode == "create":
+        _check_existing(namespaces, existing_namespaces, uri)
     _check_limits(
         source,
-        namespaces,
+        _merged(namespaces, deletes),
         max_namespaces=max_namespaces,
         max_files=max_files,
         max_file_bytes=max_file_bytes,
@@ -176,6 +235,46 @@ def discover(
     return Discovery(
         namespaces=namespaces,
         total_bytes=sum(f.size for files in namespaces.values() for f in files),
+        deletes=deletes,
+    )
+
+
+def is_delete_key(key: str) -> bool:
+    """``key`` (relative to the URI) is in the ``deletes`` directory of a
+    namespace directory: ``<ns>/deletes/...``."""
+    parts = key.split("/")
+    return len(parts) >= 3 and parts[1] == DELETES_DIR
+
+
+def listed_version(info: Mapping[str, Any]) -> str:
+    """:attr:`SourceFile.version` from a listing's info dict."""
+    for name in ("ETag", "etag", "e_tag"):
+        tag = info.get(name)
+        if tag:
+            return f"etag:{str(tag).strip(chr(34))}"
+    for name in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        when = info.get(name)
+        if isinstance(when, datetime):
+            return f"mtime:{when.isoformat()}"
+        if when is not None and when != "":
+            return f"mtime:{when}"
+    return ""
+
+
+def _merged(
+    a: Mapping[str, list[SourceFile]], b: Mapping[str, list[SourceFile]]
+) -> dict[str, list[SourceFile]]:
+    out = {ns: list(files) for ns, files in a.items()}
+    for ns, files in b.items():
+        out.setdefault(ns, []).extend(files)
+    return out
+
+
+def _deletes_in_create_message(path: str) -> str:
+    return (
+        f'"{path}": Delete files (a "{DELETES_DIR}" directory in a namespace directory) are only '
+        'allowed in a load (mode="upsert", `vecstore load`): an import only creates new '
+        "namespaces and has nothing to delete"
     )
 
 
@@ -227,10 +326,13 @@ def _check_structure(source: Store, uri: str, keys: list[str]) -> None:
     raise IngestError(message, uri=uri, file=top[0])
 
 
-def _group(data: Iterable[tuple[str, int]]) -> dict[str, list[SourceFile]]:
-    dirs: dict[str, str] = {}  # namespace -> the directory naming it
+def _group(
+    data: Iterable[tuple[str, int, str]], dirs: dict[str, str]
+) -> dict[str, list[SourceFile]]:
+    """Files by namespace; ``dirs`` (namespace -> the directory naming it) is
+    shared by the data and the delete files of one listing."""
     grouped: dict[str, list[SourceFile]] = {}
-    for key, size in sorted(data):
+    for key, size, version in sorted(data):
         directory = key.split("/", 1)[0]
         namespace = _namespace_of(directory)
         seen = dirs.setdefault(namespace, directory)
@@ -246,7 +348,7 @@ def _group(data: Iterable[tuple[str, int]]) -> dict[str, list[SourceFile]]:
                 f"1-{MAX_NAMESPACE_CHARS} characters, got {len(namespace)}",
                 namespace=namespace,
             )
-        grouped.setdefault(namespace, []).append(SourceFile(key, size, namespace))
+        grouped.setdefault(namespace, []).append(SourceFile(key, size, namespace, version))
     return {ns: grouped[ns] for ns in sorted(grouped)}
 
 

@@ -270,11 +270,13 @@ def fold(
     state = TailState(spec, applied, base.version)
     for e in entries:
         state.apply(e)
-    new_rows = state.matching(None)
+    new_rows, preassigned = state.live_with_clusters()
     n_new = 0 if new_rows is None else new_rows.num_rows
     tag = f"b{state.last_lsn}-{tag or uuid.uuid4().hex[:8]}"
     hooks = _Hooks(check, progress)
-    retrained = spec.record_layout != "sparse" and (base.centroids is None or n_new > base.record_count)
+    retrained = spec.record_layout != "sparse" and (
+        base.centroids is None or n_new > base.record_count
+    )
     try:
         hooks.check()
         if retrained:
@@ -282,7 +284,7 @@ def fold(
             hooks.done(1, 1)
         else:
             manifest, rewritten = _incremental(
-                store, spec, namespace, base, state, new_rows, tag, hooks
+                store, spec, namespace, base, state, new_rows, tag, hooks, preassigned
             )
     except BaseException:
         _remove_quietly(store, spec.name, namespace, tag)
@@ -501,6 +503,36 @@ def _write_ids(
     )
 
 
+def _assignment(
+    store: Store,
+    spec: IndexSpec,
+    namespace: str,
+    base: Manifest,
+    state: TailState,
+    new_rows: pa.Table,
+    preassigned: np.ndarray | None,
+) -> np.ndarray:
+    """The nearest centroid of each new row: a batch load's assignment where
+    its workers used this version's centroids (no second pass over its rows),
+    computed here for the others (online writes, or centroids replaced by a
+    rebuild since the load was staged)."""
+    known = np.full(new_rows.num_rows, -1, np.int64)
+    if (
+        preassigned is not None
+        and state.assigned_with == {base.centroids}
+        and len(preassigned) == new_rows.num_rows
+    ):
+        known = preassigned.astype(np.int64)
+        known[known >= max((c.id for c in base.clusters), default=-1) + 1] = -1
+    todo = np.flatnonzero(known < 0)
+    if len(todo):
+        cents = read_centroids(store, _ns_key(spec, namespace, str(base.centroids)))
+        part = new_rows if len(todo) == len(known) else new_rows.take(pa.array(todo))
+        x = dense_matrix(part.column("values"), int(spec.dimension or 0))
+        known[todo] = kmeans.assign(x, cents, metric=spec.metric)
+    return known
+
+
 def _incremental(
     store: Store,
     spec: IndexSpec,
@@ -510,8 +542,12 @@ def _incremental(
     new_rows: pa.Table | None,
     tag: str,
     hooks: _Hooks,
+    preassigned: np.ndarray | None = None,
 ) -> tuple[Manifest, int]:
-    """Rewrite only the clusters the tail touches (see the module doc)."""
+    """Rewrite only the clusters the tail touches (see the module doc).
+
+    ``preassigned``: the cluster a batch load's workers assigned each new row
+    to (-1: none), reused when they used this version's centroids."""
     loc = id_locations(store, base)
     by_id = {c.id: c for c in base.clusters}
     if state.hide_clusters:
@@ -527,9 +563,7 @@ def _incremental(
             first = max(by_id, default=-1) + 1
             assignment = first + np.arange(new_rows.num_rows, dtype=np.int64) // per
         else:
-            cents = read_centroids(store, _ns_key(spec, namespace, str(base.centroids)))
-            x = dense_matrix(new_rows.column("values"), int(spec.dimension or 0))
-            assignment = kmeans.assign(x, cents, metric=spec.metric).astype(np.int64)
+            assignment = _assignment(store, spec, namespace, base, state, new_rows, preassigned)
         for cid in np.unique(assignment).tolist():
             incoming[int(cid)] = new_rows.filter(pa.array(assignment == cid))
         touched |= set(incoming)

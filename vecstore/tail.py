@@ -81,6 +81,7 @@ class Chunk:
     table: pa.Table
     gids: np.ndarray
     alive: np.ndarray
+    clusters: np.ndarray | None = None  # a load's cluster per row (-1: none)
     _dense: DenseBlock | None = None
     _sparse: SparseBlock | None = None
     _masks: dict[str, np.ndarray] = field(default_factory=dict)
@@ -152,6 +153,8 @@ class TailState:
         self.entries = 0
         self.oldest_at: float | None = None
         self.memo: dict[Any, np.ndarray] = {}
+        # centroids files that batch loads assigned their rows against
+        self.assigned_with: set[str | None] = set()
         self.lock = threading.RLock()
 
     # ---------------------------------------------------------------- fold
@@ -184,7 +187,14 @@ class TailState:
                 table = conform_table(entry.upserts, self.spec)
                 first = self.next_gid
                 self.next_gid += n
-                chunk = Chunk(table, np.arange(first, first + n, dtype=np.int64), np.ones(n, bool))
+                chunk = Chunk(
+                    table,
+                    np.arange(first, first + n, dtype=np.int64),
+                    np.ones(n, bool),
+                    None if entry.clusters is None else entry.clusters.astype(np.int32),
+                )
+                if entry.clusters is not None:
+                    self.assigned_with.add(entry.centroids)
                 self.chunks.append(chunk)
                 self._firsts.append(first)
                 for gid, id_ in enumerate(table.column("id").to_pylist(), first):
@@ -225,7 +235,15 @@ class TailState:
         merged = pa.concat_tables(tables, promote_options="permissive")
         merged = conform_table(merged, self.spec).combine_chunks()
         gids = np.concatenate([c.gids[c.alive] for c in parts])
-        return Chunk(merged, gids, np.ones(len(gids), bool))
+        clusters = None
+        if any(c.clusters is not None for c in parts):
+            clusters = np.concatenate(
+                [
+                    (c.clusters if c.clusters is not None else np.full(c.n, -1, np.int32))[c.alive]
+                    for c in parts
+                ]
+            )
+        return Chunk(merged, gids, np.ones(len(gids), bool), clusters)
 
     # --------------------------------------------------------------- reads
     @property
@@ -287,6 +305,24 @@ class TailState:
         if not parts:
             return None
         return pa.concat_tables(parts, promote_options="permissive")
+
+    def live_with_clusters(self) -> tuple[pa.Table | None, np.ndarray | None]:
+        """Every live tail row and the cluster a batch load assigned it to
+        (-1: none), or None for the clusters when no load is in the tail."""
+        parts: list[pa.Table] = []
+        cl: list[np.ndarray] = []
+        with self.lock:
+            for c in self.chunks:
+                if not c.alive.any():
+                    continue
+                parts.append(c.table.filter(pa.array(c.alive)))
+                full = c.clusters if c.clusters is not None else np.full(c.n, -1, np.int32)
+                cl.append(full[c.alive])
+            assigned = any(c.clusters is not None for c in self.chunks)
+        if not parts:
+            return None, None
+        table = pa.concat_tables(parts, promote_options="permissive")
+        return table, (np.concatenate(cl) if assigned else None)
 
     def search(
         self,

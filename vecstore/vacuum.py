@@ -15,7 +15,8 @@ seconds, default ``VECSTORE_RETENTION_SECONDS``). Protected:
   (``data/<job-id>-...``);
 - the log entries after the lowest ``applied_lsn`` of the protected
   manifests (a reader on an old version replays them), and every entry
-  younger than the retention period.
+  younger than the retention period; and the staged segment files a batch
+  load's entry among those names (docs/loads.md).
 
 What goes: data files no protected manifest references (superseded
 segments, id files, centroids, a losing builder's orphans), manifests below
@@ -104,6 +105,25 @@ def _running_jobs(
     return _Running(frozenset(owners), bases)
 
 
+def _load_segments(
+    store: Store, index: str, ns: str, log: list[dict[str, Any]], floor: int
+) -> set[str]:
+    """Staged segment files named by the load entries a vacuum keeps: every
+    entry past ``floor`` (an entry at or below it may go, and its files with
+    it, once both are older than the retention period)."""
+    keep: set[str] = set()
+    for info in log:
+        lsn = wal.lsn_of(str(info["key"]))
+        if lsn is None or lsn <= floor:
+            continue
+        try:
+            entry = wal.read_header(store, index, ns, lsn)
+        except NotFoundError:
+            continue
+        keep.update(rel for _, rel in entry.segments)
+    return keep
+
+
 def _namespaces(store: Store, index: str) -> list[str]:
     return [
         layout.ns_from_dir(k.rsplit("/", 1)[-1]) for k in store.ls(layout.namespaces_prefix(index))
@@ -171,6 +191,11 @@ def _vacuum_namespace(
             doomed.append(v)
     report.kept_versions[ns] = [m.version for m in protected]
     keep = {f for m in protected for f in m.files()}
+    live = [m for m in protected if not m.deleted]
+    floor = min((m.applied_lsn or 0) for m in live) if live else 0
+    log = store.ls(wal.wal_prefix(index, ns), detail=True)
+    # a batch load's staged segments live as long as its log entry
+    keep |= _load_segments(store, index, ns, log, floor)
     # data files
     data_prefix = layout.data_prefix(index, ns)
     ns_prefix = layout.namespace_prefix(index, ns)
@@ -190,8 +215,7 @@ def _vacuum_namespace(
             store.delete(key)
     # log entries folded into every protected manifest
     if not visible.deleted:
-        floor = min((m.applied_lsn or 0) for m in protected if not m.deleted)
-        for info in store.ls(wal.wal_prefix(index, ns), detail=True):
+        for info in log:
             lsn = wal.lsn_of(str(info["key"]))
             if lsn is None or lsn > floor or now - _mtime(info) < older_than:
                 continue

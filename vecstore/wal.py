@@ -19,12 +19,22 @@ metadata (key ``vecstore.wal``) with the deleted ids and ``delete_all``.
 Within an entry, ``delete_all`` applies first, then the deleted ids, then
 the upserts.
 
+A batch load's entry (op ``load``, entry format 2, so that an older vecstore
+refuses it rather than misreading it) holds no rows itself: its header names
+the load (``load_id``), the staged segment files the load's workers wrote
+(``segments``: cluster id and path relative to the namespace folder), the
+centroids file they were assigned against, and the ids it deletes. Reading
+it resolves the segments into ``Entry.upserts`` with each row's cluster in
+``Entry.clusters``; to every reader and to the builder it is one upsert of
+those rows (docs/loads.md).
+
 Entries are immutable, so reads are cached by (store, index, namespace, LSN).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -32,6 +42,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 from vecstore import layout
@@ -40,7 +51,9 @@ from vecstore.storage import Store
 
 WAL_DIR = "_wal"
 HEADER_KEY = b"vecstore.wal"
-ENTRY_FORMAT = 1
+ENTRY_FORMAT = 1  # what ordinary entries are written with
+LOAD_ENTRY_FORMAT = 2  # a batch load's entry (staged segments by reference)
+READ_FORMAT = LOAD_ENTRY_FORMAT  # the newest entry format this vecstore reads
 CACHE_BYTES = 512 * 1024 * 1024  # decoded entries kept per process
 MAX_APPEND_ATTEMPTS = 10_000
 
@@ -71,11 +84,23 @@ class Entry:
     delete_all: bool = False
     op: str = "upsert"
     created_at: float = field(default_factory=time.time)
+    # a batch load's entry (op "load"): see the module doc
+    load_id: str | None = None
+    segments: tuple[tuple[int, str], ...] = ()
+    centroids: str | None = None
+    records: int = -1  # rows of the staged segments (known before they are read)
+    clusters: np.ndarray | None = None  # cluster of each upserted row (a resolved load)
 
     @property
     def size(self) -> int:
         """Records this entry adds to the tail (upserts plus deleted ids)."""
-        return int(self.upserts.num_rows) + len(self.deletes)
+        rows = self.records if self.records >= 0 else int(self.upserts.num_rows)
+        return rows + len(self.deletes)
+
+    @property
+    def unresolved(self) -> bool:
+        """A load entry whose staged segments have not been read into it."""
+        return bool(self.segments) and self.upserts.num_rows == 0 and self.records > 0
 
     @property
     def nbytes(self) -> int:
@@ -107,6 +132,36 @@ def encode(
     return bytes(sink.getvalue().to_pybytes())
 
 
+def encode_load(
+    load_id: str,
+    segments: Sequence[tuple[int, str]],
+    *,
+    centroids: str | None,
+    records: int,
+    deletes: Sequence[str] = (),
+) -> bytes:
+    """The bytes of a batch load's entry (see the module doc)."""
+    table = pa.table({"id": pa.array([], pa.string())})
+    header = {
+        "format": LOAD_ENTRY_FORMAT,
+        "op": "load",
+        "load_id": load_id,
+        "segments": [[int(c), str(rel)] for c, rel in segments],
+        "centroids": centroids,
+        "records": int(records),
+        "deletes": list(deletes),
+        "delete_all": False,
+        "created_at": time.time(),
+    }
+    table = table.replace_schema_metadata(
+        {HEADER_KEY: json.dumps(header, separators=(",", ":")).encode()}
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
 def decode(lsn: int, data: bytes, *, where: str = "") -> Entry:
     try:
         with pa.ipc.open_stream(pa.py_buffer(data)) as r:
@@ -117,10 +172,10 @@ def decode(lsn: int, data: bytes, *, where: str = "") -> Entry:
         header = json.loads(raw)
     except (pa.ArrowInvalid, ValueError) as exc:
         raise FormatError(f'Log entry "{where or lsn}" is not valid: {exc}', lsn=lsn) from exc
-    if int(header.get("format", 0)) > ENTRY_FORMAT:
+    if int(header.get("format", 0)) > READ_FORMAT:
         raise FormatError(
             f'Log entry "{where or lsn}" has format {header["format"]}; this vecstore reads up to '
-            f"{ENTRY_FORMAT}: upgrade vecstore",
+            f"{READ_FORMAT}: upgrade vecstore",
             lsn=lsn,
         )
     table = table.replace_schema_metadata(None)
@@ -131,6 +186,32 @@ def decode(lsn: int, data: bytes, *, where: str = "") -> Entry:
         delete_all=bool(header.get("delete_all", False)),
         op=str(header.get("op", "upsert")),
         created_at=float(header.get("created_at", 0.0)),
+        load_id=header.get("load_id"),
+        segments=tuple((int(c), str(rel)) for c, rel in header.get("segments", ())),
+        centroids=header.get("centroids"),
+        records=int(header.get("records", -1)),
+    )
+
+
+def _resolve(store: Store, index: str, namespace: str, entry: Entry) -> Entry:
+    """A load entry with its staged segments read (rows in the listed order)."""
+    if not entry.segments:
+        return entry
+    from vecstore.segments import read_table  # (pyarrow.parquet: only when a load is read)
+
+    prefix = layout.namespace_prefix(index, namespace)
+    parts: list[pa.Table] = []
+    clusters: list[np.ndarray] = []
+    for cid, rel in entry.segments:
+        t = read_table(store, f"{prefix}/{rel}")
+        parts.append(t)
+        clusters.append(np.full(t.num_rows, cid, dtype=np.int32))
+    table = pa.concat_tables(parts, promote_options="permissive") if parts else entry.upserts
+    return dataclasses.replace(
+        entry,
+        upserts=table,
+        clusters=np.concatenate(clusters) if clusters else None,
+        records=table.num_rows,
     )
 
 
@@ -280,8 +361,20 @@ def read_entry(store: Store, index: str, namespace: str, lsn: int) -> Entry:
         return hit
     key = entry_key(index, namespace, lsn)
     entry = decode(lsn, store.read_bytes(key), where=store.url(key))
-    _remember(ck, entry)
     _sizes[ck] = entry.size
+    entry = _resolve(store, index, namespace, entry)
+    _remember(ck, entry)
+    return entry
+
+
+def read_header(store: Store, index: str, namespace: str, lsn: int) -> Entry:
+    """The entry without a load's staged rows (its header and inline rows)."""
+    hit = _entries.get((store.uri, index, namespace, lsn))
+    if hit is not None:
+        return hit
+    key = entry_key(index, namespace, lsn)
+    entry = decode(lsn, store.read_bytes(key), where=store.url(key))
+    _sizes[(store.uri, index, namespace, lsn)] = entry.size
     return entry
 
 
@@ -311,7 +404,7 @@ def pending(store: Store, index: str, namespace: str, after: int, *, max_age: fl
         size = _sizes.get((store.uri, index, namespace, lsn))
         if size is None:
             try:
-                size = read_entry(store, index, namespace, lsn).size
+                size = read_header(store, index, namespace, lsn).size
             except NotFoundError:
                 continue
         total += size

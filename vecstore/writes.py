@@ -581,10 +581,10 @@ def delete(
         _check_cap(state.size, rows.num_rows, namespace, cap)
         return wal.encode(None, rows.column("id").to_pylist(), op="delete_by_filter")
 
-    return _resolved_append(store, spec, namespace, entry)
+    return resolved_append(store, spec, namespace, entry)
 
 
-def _resolved_append(
+def resolved_append(
     store: Store,
     spec: IndexSpec,
     namespace: str,
@@ -703,7 +703,7 @@ def update(
             _check_cap(state.size, 1, namespace, cap)
             return wal.encode(normalize([cur], spec, what="update"), op="update")
 
-        _resolved_append(store, spec, namespace, one)
+        resolved_append(store, spec, namespace, one)
         return count
     if values is not None or sparse_values is not None:
         raise InvalidArgumentError("update by filter changes metadata only (set_metadata)")
@@ -725,7 +725,7 @@ def update(
         _check_cap(state.size, len(recs), namespace, cap)
         return wal.encode(normalize(recs, spec, what="update", limits=False), op="update")
 
-    _resolved_append(store, spec, namespace, many)
+    resolved_append(store, spec, namespace, many)
     return matched
 
 

@@ -105,11 +105,15 @@ def test_groups_namespaces_and_sorts_files(mem: Store) -> None:
     }
     d = discover(mem, mem.uri, set())
     assert list(d.namespaces) == ["", "ns-a", "ns-b"]
-    assert d.namespaces["ns-b"] == [
-        SourceFile("ns-b/0.parquet", sizes["ns-b/0.parquet"], "ns-b"),
-        SourceFile("ns-b/1.parquet", sizes["ns-b/1.parquet"], "ns-b"),
+    assert [(f.key, f.size, f.namespace) for f in d.namespaces["ns-b"]] == [
+        ("ns-b/0.parquet", sizes["ns-b/0.parquet"], "ns-b"),
+        ("ns-b/1.parquet", sizes["ns-b/1.parquet"], "ns-b"),
     ]
-    assert d.namespaces[""] == [SourceFile("__default__/d.parquet", 4, "")]
+    assert [(f.key, f.size, f.namespace) for f in d.namespaces[""]] == [
+        ("__default__/d.parquet", 4, "")
+    ]
+    assert all(f.version.startswith("mtime:") for f in d.files)  # memory:// lists a time
+    assert d.deletes == {} and d.delete_files == []
     assert d.total_bytes == sum(sizes.values()) == 10
     assert d.num_files == 4
     assert [f.key for f in d.files] == [

@@ -486,7 +486,7 @@ def test_a_newer_entry_format_is_refused(golden: Store) -> None:
     with pa.ipc.open_stream(pa.py_buffer(raw)) as r:
         t = r.read_all()
     header = json.loads(t.schema.metadata[wal.HEADER_KEY])
-    header["format"] = 2
+    header["format"] = wal.READ_FORMAT + 1
     t = t.replace_schema_metadata({wal.HEADER_KEY: json.dumps(header).encode()})
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, t.schema) as w:

@@ -40,25 +40,26 @@ class ExitCode:
 TABLE: tuple[ExitCode, ...] = (
     ExitCode(
         EXIT_OK,
-        "success; import --wait: the import Completed",
-        "success; `import --wait`: the import Completed; `import` without `--wait`: it "
+        "success; import/load --wait: the job Completed",
+        "success; `import --wait`, `load --wait`: the job Completed; without `--wait`: it "
         "reached a final status",
     ),
     ExitCode(
         EXIT_FAILED,
-        "error; import --wait: the import Failed",
-        "an error (storage unreachable, stored data invalid…); `import --wait`: the import "
-        "Failed; a declined confirmation",
+        "error; import/load --wait: the job Failed",
+        "an error (storage unreachable, stored data invalid…); `import --wait`, `load --wait`: "
+        "the job Failed; a declined confirmation",
     ),
     ExitCode(
         EXIT_CANCELLED,
-        "import --wait: the import was Cancelled",
-        "`import --wait`: the import was Cancelled (by someone else, e.g. `imports cancel`)",
+        "import/load --wait: the job was Cancelled",
+        "`import --wait`, `load --wait`: the job was Cancelled (by someone else, e.g. "
+        "`imports cancel`)",
     ),
     ExitCode(
         EXIT_TIMEOUT,
-        "import --timeout: the deadline passed (the import was cancelled)",
-        "`import --timeout`: the deadline passed; the CLI cancelled the import",
+        "import/load --timeout: the deadline passed (the job was cancelled)",
+        "`import --timeout`, `load --timeout`: the deadline passed; the CLI cancelled the job",
     ),
     ExitCode(
         EXIT_USAGE,
@@ -69,33 +70,34 @@ TABLE: tuple[ExitCode, ...] = (
     ),
     ExitCode(
         EXIT_UNAVAILABLE,
-        "not available yet ({planned})",
-        "not available yet (`EX_UNAVAILABLE`): {planned}, or an engine that is not installed",
+        "not available{planned}",
+        "not available (`EX_UNAVAILABLE`): {planned}an engine that is not installed",
     ),
     ExitCode(
         EXIT_INTERRUPTED,
-        "interrupted by Ctrl-C (a running import is cancelled first)",
-        "interrupted by Ctrl-C; a running import was cancelled first",
+        "interrupted by Ctrl-C (a running import or load is cancelled first)",
+        "interrupted by Ctrl-C; a running import or load was cancelled first",
     ),
     ExitCode(
         EXIT_TERMINATED,
-        "import: terminated by SIGTERM (the import is cancelled first)",
-        "`import`: terminated by SIGTERM; the import was cancelled first",
+        "import/load: terminated by SIGTERM (the job is cancelled first)",
+        "`import`, `load`: terminated by SIGTERM; the job was cancelled first",
     ),
 )
 
 
 def help_text(planned: Sequence[str]) -> str:
     """The ``exit codes:`` section of ``vecstore --help``."""
-    lines = [
-        f"  {e.code:<4} {e.help.format(planned=', '.join(planned))}" for e in TABLE
-    ]
+    names = f" yet ({', '.join(planned)})" if planned else " (an engine that is not installed)"
+    lines = [f"  {e.code:<4} {e.help.format(planned=names)}" for e in TABLE]
     return "exit codes:\n" + "\n".join(lines) + "\n"
 
 
 def markdown(planned: Sequence[str]) -> str:
     """The exit-code table of ``docs/cli.md``."""
-    names = ", ".join(f"`{name}`" for name in planned)
+    names = "".join(f"`{name}`, " for name in planned)
+    if names:
+        names = f"not yet: {names}or "
     rows = [f"| {e.code} | {e.doc.format(planned=names)} |" for e in TABLE]
     return "\n".join(["| code | meaning |", "| --- | --- |", *rows]) + "\n"
 

@@ -344,6 +344,28 @@ class Store:
 
         return self._call("list", prefix, go)
 
+    def walk_file_infos(self, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
+        """Every file below ``prefix``: (relative key, the backend's info dict:
+        ``size`` and what else it lists, e.g. ``ETag``/``etag``, ``mtime``,
+        ``LastModified``), sorted by key. One listing, as :meth:`walk_files`."""
+
+        def go() -> list[tuple[str, dict[str, Any]]]:
+            try:
+                with self._listing_lock():
+                    found = self.fs.find(self.path(prefix), detail=True)
+            except FileNotFoundError:
+                return []
+            return sorted(
+                (
+                    (self.relative(name), dict(info))
+                    for name, info in found.items()
+                    if info.get("type", "file") != "directory"
+                ),
+                key=lambda item: item[0],
+            )
+
+        return self._call("list", prefix, go)
+
     def open_input(self, key: str, *, readahead: bool = True) -> IO[bytes]:
         """A seekable binary file for ``key`` whose reads are retried.
 

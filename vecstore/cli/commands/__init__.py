@@ -6,4 +6,4 @@ Adding a command: a module here with ``register(commands: Commands) -> None``
 
 from __future__ import annotations
 
-MODULES = ("indexes", "imports", "query", "namespaces", "stats", "build", "retention", "serve", "planned")
+MODULES = ("indexes", "imports", "load", "query", "namespaces", "stats", "build", "retention", "serve", "planned")

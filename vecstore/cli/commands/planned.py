@@ -1,6 +1,7 @@
 """Commands announced in ``--help`` that are not available yet: they exit 69.
 
 Making one available: a module of its own registering it, in place of its line here.
+(None at the moment: ``load`` became :mod:`vecstore.cli.commands.load`.)
 """
 
 from __future__ import annotations
@@ -9,4 +10,4 @@ from vecstore.cli.registry import Commands
 
 
 def register(commands: Commands) -> None:
-    commands.planned("load", "upsert Parquet files into an index (not available yet)")
+    """Register each planned command with ``commands.planned(NAME, HELP)``."""

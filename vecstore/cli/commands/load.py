@@ -1,0 +1,168 @@
+"""``vecstore load``: upsert (and delete) from a directory of Parquet files
+into an index's namespaces, new or existing, skipping files already loaded.
+
+A load is an import job with ``mode="upsert"`` (``Index.start_import``); it
+runs in this process as ``vecstore import`` does, with the same ``--wait``,
+progress, ``--timeout``, Ctrl-C / SIGTERM handling and exit statuses. See
+``docs/cli.md`` ("Load") and ``docs/loads.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import signal
+import sys
+from typing import Any
+
+from vecstore.api import Index
+from vecstore.cli import waiting
+from vecstore.cli.commands.imports import _display_for, _summary_rows
+from vecstore.cli.exitcodes import EXIT_OK, EXIT_TIMEOUT, exit_code_for
+from vecstore.cli.options import index_option, open_index, positive_float
+from vecstore.cli.output import dump, print_fields, print_json
+from vecstore.cli.registry import Commands
+from vecstore.errors import NotImplementedYet
+from vecstore.progress import format_duration
+from vecstore.schemas import ImportJob
+
+LOAD_KEYWORDS = ("mode", "force")
+# counts a load may report beyond an import's (job attributes or ``report`` keys)
+LOAD_COUNTS = (
+    ("files_loaded", "files loaded"),
+    ("files_skipped", "files skipped (loaded before)"),
+    ("records_upserted", "records upserted"),
+    ("ids_deleted", "ids deleted"),
+    ("records_deleted", "records deleted"),
+    ("prefixes_deleted", "prefixes deleted"),
+)
+
+
+def register(commands: Commands) -> None:
+    p = commands.command(
+        "load",
+        start,
+        "load (upsert and delete) Parquet files into an index, each file once",
+        "Load URI (a directory with one sub-directory per namespace, __default__ for the "
+        "default namespace, each holding .parquet files, and optionally a deletes/ "
+        "folder of ids or id prefixes to delete) into an index. Namespaces may exist "
+        "(a record replaces the record with the same id) or not; the whole load is "
+        "all-or-nothing. Files the index already loaded (same path, size and etag or "
+        "modification time) are skipped, so the same command can run every hour; "
+        "--force loads them again. Like import it blocks until the load reaches a final "
+        "status; with --wait it shows progress and a summary and exits 0 Completed, "
+        "1 Failed, 2 Cancelled. See docs/loads.md.",
+    )
+    p.add_argument(
+        "uri",
+        metavar="URI",
+        help="s3://, gs://, az://, https://ACCOUNT.blob.core."
+        "windows.net/CONTAINER/DIR, memory:// or a local directory",
+    )
+    index_option(p)
+    p.add_argument(
+        "--error-mode",
+        choices=["continue", "abort"],
+        default="continue",
+        help="continue: skip invalid records and report them; abort: fail at the first "
+        "(default: continue)",
+    )
+    p.add_argument(
+        "--integration",
+        "--integration-id",
+        dest="integration_id",
+        metavar="ID",
+        help="credentials for the source, from the integrations config (default: anonymous)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="load every file, also those the index loaded before (the load history "
+        "still records them)",
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="show progress and a summary; exit 0 only if the load Completed",
+    )
+    p.add_argument("--no-progress", action="store_true", help="with --wait: no progress display")
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        metavar="S",
+        help="cancel the load and exit 3 if it has not finished after S seconds",
+    )
+
+
+def start(args: argparse.Namespace) -> int:
+    index = open_index(args)
+    _require_load_api(index)
+    try:
+        op = index.start_import(
+            uri=args.uri,
+            mode="upsert",
+            error_mode=args.error_mode,
+            integration_id=args.integration_id,
+            force=args.force,
+        )
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith(("vecstore.pipelines", "dask", "distributed")):
+            raise
+        raise NotImplementedYet(
+            f"The import engine is not available (module {exc.name} is missing)"
+        ) from None
+    waiting.close_runners_at_exit()
+    if not args.json:
+        print(f"Load started: {op.id}", flush=True)
+
+    outcome = waiting.wait_for_final(
+        index, op.id, timeout=args.timeout, display=_display_for(args, op.id)
+    )
+    job = outcome.job
+    if args.json:
+        print_json(dump(job))
+    elif args.wait:
+        print()
+        print(f"Load {job.id}")
+        print_fields(summary_rows(job), indent="  ")
+    else:
+        detail = f": {job.error}" if job.error else ""
+        print(f"Load {job.id} {job.status}{detail}")
+
+    if outcome.signal is not None:
+        what = "Terminated" if outcome.signal == signal.SIGTERM else "Interrupted"
+        print(f"{what}: load {job.id} is {job.status}", file=sys.stderr)
+        return 128 + outcome.signal
+    if outcome.timed_out:
+        print(
+            f"Timed out after {format_duration(args.timeout)}: load {job.id} is {job.status}",
+            file=sys.stderr,
+        )
+        return EXIT_TIMEOUT
+    return exit_code_for(job) if args.wait else EXIT_OK
+
+
+def _require_load_api(index: Index) -> None:
+    """Exit 69 (not 1 with a TypeError) where ``start_import`` cannot load yet."""
+    params = inspect.signature(index.start_import).parameters
+    missing = [k for k in LOAD_KEYWORDS if k not in params]
+    if missing:
+        raise NotImplementedYet(
+            "`vecstore load` needs Index.start_import(mode=\"upsert\", force=...), "
+            "which this vecstore does not have"
+        )
+
+
+def summary_rows(job: ImportJob) -> list[tuple[str, str]]:
+    """The import summary, then the counts a load reports beyond it."""
+    rows = _summary_rows(job)
+    report: dict[str, Any] = job.report or {}
+    extra: list[tuple[str, str]] = []
+    for name, label in LOAD_COUNTS:
+        value = getattr(job, name, None)
+        if value is None:
+            value = report.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            extra.append((label, f"{value:,}"))
+    at = next((i for i, (k, _) in enumerate(rows) if k == "records skipped"), len(rows) - 1)
+    return rows[: at + 1] + extra + rows[at + 1 :]

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from vecstore import commit as commits
-from vecstore import jobstate, kmeans, layout, manifests
+from vecstore import jobstate, kmeans, layout, loadhistory, manifests
 from vecstore.cleanup import cleanup_attempt, cleanup_import, finish_staging
 from vecstore.errors import (
     CancelledError,
@@ -54,7 +54,13 @@ from vecstore.jobs.import_kind import loads_prefix, roll_forward
 from vecstore.jobs.policy import runner_name
 from vecstore.pipelines import plan as P
 from vecstore.pipelines import tasks
-from vecstore.pipelines.discover import Discovery, FileInfo, discover, display_path
+from vecstore.pipelines.discover import (
+    Discovery,
+    FileInfo,
+    SourceFile,
+    discover,
+    display_path,
+)
 from vecstore.schemas import (
     ClusterEntry,
     ImportJob,
@@ -116,6 +122,9 @@ class ImportDriver:
         self._superseded = threading.Event()
         self._abandoned = threading.Event()
         self._heartbeat = _HeartbeatThread(self)
+        # a load's files (read, and staged in the load history) and delete files
+        self._loaded_files: list[SourceFile] = []
+        self._delete_files: dict[str, list[SourceFile]] = {}
 
     def abandon(self) -> None:
         """The process is shutting down (``vecstore serve`` on SIGTERM): stop
@@ -420,7 +429,7 @@ class ImportDriver:
         visible = manifests.list_namespaces(self.store, self.spec.name)
         # a load's namespaces may exist: discovery does not refuse them
         disc: Discovery = discover(
-            self.source, self.job.uri, set() if load else set(visible), **P.limits()
+            self.source, self.job.uri, set(visible), mode=self.job.mode, **P.limits()
         )
         if load:
             disc = self._load_discovery(disc)
@@ -456,6 +465,7 @@ class ImportDriver:
         )
         del files, batches
         existing = visible if load else {}
+        deletes = self._read_deletes(existing) if load else {}
         plans = {
             ns: P.plan_namespace(ns, sorted(fs), self.spec, existing=existing.get(ns))
             for ns, fs in sorted(by_ns.items())
@@ -471,33 +481,35 @@ class ImportDriver:
         self._check_nonempty(plans)
         drops = self._dedup(plans, big, packed)
         buckets = self._gather(big, drops)
-        deletes = self._read_deletes(existing) if load else {}
         self._commit(plans, centroids, buckets, packed, deletes, existing)
 
     # ---------------------------------------------------------- batch loads
     def _load_discovery(self, disc: Discovery) -> Discovery:
         """A load's files: those the load history has not seen (unless
-        ``force`` or ``history=False``); the skipped ones are counted."""
-        self._delete_files = _delete_files(disc)
-        self._loaded_files: list[Any] = list(disc.files) + [
-            f for fs in self._delete_files.values() for f in fs
-        ]
+        ``force`` or ``history=False``); the skipped ones are counted. Every
+        file read (data and delete files) is staged in the history."""
+        self._delete_files = {ns: list(fs) for ns, fs in disc.deletes.items()}
+        self._loaded_files = list(disc.files) + disc.delete_files
         if not self.job.history or self.job.force:
+            self.job = self.job.model_copy(update={"files_loaded": len(self._loaded_files)})
             return disc
-        to_load, skipped = _history_filter(self.store, self.spec.name, self._loaded_files)
-        self._loaded_files = list(to_load)
+        to_load, skipped = _history_filter(
+            self.store, self.spec.name, self._loaded_files, self.job.uri
+        )
+        self._loaded_files = to_load
         keep = {f.key for f in to_load}
-        nss = {
-            ns: [f for f in fs if f.key in keep]
-            for ns, fs in disc.namespaces.items()
-        }
-        nss = {ns: fs for ns, fs in nss.items() if fs}
-        self._delete_files = {
-            ns: [f for f in fs if f.key in keep] for ns, fs in self._delete_files.items()
-        }
-        self.job = self.job.model_copy(update={"files_skipped": len(skipped)})
+        data = {ns: [f for f in fs if f.key in keep] for ns, fs in disc.namespaces.items()}
+        dels = {ns: [f for f in fs if f.key in keep] for ns, fs in disc.deletes.items()}
+        self._delete_files = {ns: fs for ns, fs in dels.items() if fs}
+        self.job = self.job.model_copy(
+            update={"files_skipped": len(skipped), "files_loaded": len(to_load)}
+        )
+        nss = {ns: fs for ns, fs in data.items() if fs}
         return dataclasses.replace(
-            disc, namespaces=nss, total_bytes=sum(f.size for fs in nss.values() for f in fs)
+            disc,
+            namespaces=nss,
+            deletes=self._delete_files,
+            total_bytes=sum(f.size for fs in nss.values() for f in fs),
         )
 
     def _existing_centroids(self, plans: list[P.NamespacePlan]) -> dict[str, Any]:
@@ -516,17 +528,20 @@ class ImportDriver:
         self, existing: dict[str, Manifest]
     ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
         """Ids and id prefixes of the delete files of each existing namespace,
-        read and validated on the workers (deletes into a namespace the load
-        creates delete nothing)."""
-        files = [
-            (ns, f) for ns, fs in sorted(self._delete_files.items()) if ns in existing for f in fs
-        ]
+        read and validated on the workers. Every delete file is checked (a bad
+        one fails the load); those of a namespace that does not exist delete
+        nothing (docs/loads.md)."""
+        files = [(ns, f) for ns, fs in sorted(self._delete_files.items()) for f in fs]
         if not files:
             return {}
         futs = [self.client.submit(_read_delete_file, self.ctx, f, pure=False) for _, f in files]
-        got: list[tuple[list[str], list[str]]] = self._run_tasks(futs, "deletes", 0.97, 0.97)
+        got: list[tuple[list[str], list[str]]] = self._run_tasks(
+            futs, "inspect", 0.05, 0.05, [float(f.size) for _, f in files]
+        )
         out: dict[str, tuple[set[str], set[str]]] = {}
         for (ns, _), (ids, prefixes) in zip(files, got, strict=True):
+            if ns not in existing:
+                continue
             mine = out.setdefault(ns, (set(), set()))
             mine[0].update(ids)
             mine[1].update(prefixes)
@@ -800,7 +815,8 @@ class ImportDriver:
             self.job = self.job.model_copy(
                 update={
                     "records_upserted": sum(counts.values()),
-                    "ids_deleted": sum(len(s.deletes) + len(s.delete_prefixes) for s in staged),
+                    "ids_deleted": sum(len(s.deletes) for s in staged),
+                    "prefixes_deleted": sum(len(s.delete_prefixes) for s in staged),
                 }
             )
         self._apply(
@@ -821,8 +837,10 @@ class ImportDriver:
 
             for s in staged:
                 loads.write_staged(self.store, self.spec.name, s)
-        if self.job.history and self._loaded_files:
-            _history_stage(self.store, self.spec.name, self.job.id, self._loaded_files)
+        if self.job.history:
+            _history_stage(
+                self.store, self.spec.name, self.job.id, self._loaded_files, self.job.uri
+            )
 
     def _roll_forward(self) -> None:
         """After the marker: append each existing namespace's log entry and fold
@@ -868,39 +886,26 @@ def _staged_load(
     )
 
 
-# ---- the load history and delete files (helper "history": vecstore/loadhistory.py,
-# pipelines/deletes.py, delete files in Discovery). Adapters, so the pipeline
-# runs whether or not those parts are present yet.
-def _delete_files(disc: Discovery) -> dict[str, list[Any]]:
-    """The delete files discovery found, per namespace ({} without any)."""
-    found = getattr(disc, "deletes", None)
-    return {ns: list(fs) for ns, fs in (found or {}).items()}
+# ---- the load history (vecstore.loadhistory) and delete files (pipelines.deletes):
+# docs/loads.md
+def _history_filter(
+    store: Store, index: str, files: list[SourceFile], uri: str
+) -> tuple[list[SourceFile], list[SourceFile]]:
+    return loadhistory.filter_new(store, index, files, source_uri=uri)
 
 
-def _history_filter(store: Store, index: str, files: list[Any]) -> tuple[list[Any], list[Any]]:
-    try:
-        from vecstore import loadhistory
-    except ImportError:  # not merged yet: every file is new
-        return files, []
-    to_load, skipped = loadhistory.filter_new(store, index, files)
-    return list(to_load), list(skipped)
+def _history_stage(
+    store: Store, index: str, load_id: str, files: list[SourceFile], uri: str
+) -> None:
+    loadhistory.stage(store, index, load_id, files, source_uri=uri)
 
 
-def _history_stage(store: Store, index: str, load_id: str, files: list[Any]) -> None:
-    try:
-        from vecstore import loadhistory
-    except ImportError:
-        return
-    loadhistory.stage(store, index, load_id, files)
-
-
-def _read_delete_file(ctx: P.Context, f: Any) -> tuple[list[str], list[str]]:
+def _read_delete_file(ctx: P.Context, f: SourceFile) -> tuple[list[str], list[str]]:
     """Task: the ids and id prefixes of one delete file (validated on the worker)."""
-    from vecstore.pipelines import deletes  # type: ignore[attr-defined, unused-ignore]
+    from vecstore.pipelines.deletes import read_delete_file
 
     tasks.CancelCheck(ctx.cancel_event)()
-    ids, prefixes = deletes.read_delete_file(ctx.source, f)
-    return list(ids), list(prefixes)
+    return read_delete_file(ctx.source, f)
 
 
 class _HeartbeatThread(threading.Thread):

@@ -61,7 +61,8 @@ class LoadOutcome:
     """What a committed load changed, per existing namespace."""
 
     records: dict[str, int]  # rows upserted
-    deleted: dict[str, int]  # ids and id prefixes deleted
+    deleted: dict[str, int]  # ids deleted (named by the delete files)
+    prefixes: dict[str, int]  # id prefixes deleted
     lsns: dict[str, int]  # the log entry of each
 
 
@@ -88,11 +89,13 @@ def roll_forward(
 
     records: dict[str, int] = {}
     deleted: dict[str, int] = {}
+    prefixes: dict[str, int] = {}
     lsns: dict[str, int] = {}
     for staged in loads.read_staged(store, spec.name, job_id):
         lsns[staged.namespace] = loads.apply(store, spec, staged)
         records[staged.namespace] = staged.records
-        deleted[staged.namespace] = len(staged.deletes) + len(staged.delete_prefixes)
+        deleted[staged.namespace] = len(staged.deletes)
+        prefixes[staged.namespace] = len(staged.delete_prefixes)
     if fold and lsns:
         from vecstore import background
 
@@ -101,7 +104,7 @@ def roll_forward(
         except Exception:  # the load is committed: a fold that fails is redone later
             log.warning("load %s: folding its namespaces failed; left to the builder", job_id,
                         exc_info=True)
-    return LoadOutcome(records, deleted, lsns)
+    return LoadOutcome(records, deleted, prefixes, lsns)
 
 
 KIND = JobKindSpec(

@@ -225,7 +225,11 @@ def _roll_forward(store: Store, index: str, job: Job) -> Job:
     )
     counts = import_kind.committed_counts(store, index, job.id)
     return job.model_copy(
-        update={"records_upserted": sum(counts.values()), "ids_deleted": sum(out.deleted.values())}
+        update={
+            "records_upserted": sum(counts.values()),
+            "ids_deleted": sum(out.deleted.values()),
+            "prefixes_deleted": sum(out.prefixes.values()),
+        }
     )
 
 

@@ -255,3 +255,112 @@ def test_cancelled_load_leaves_nothing(
     assert_matches(index, model)
     assert data_files(store_root, index.name, "a") == before_a
     assert job_files(store_root, index.name, job.id) == []
+
+
+def write_deletes(root: Path, ns_dir: str, column: str, values: list[str], name: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = root / ns_dir / "deletes" / f"{name}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({column: pa.array(values, pa.string())}), path)
+
+
+def delete_from_model(model: Model, ns: str, ids: list[str], prefixes: list[str]) -> None:
+    recs = model.get(ns, {})
+    for id_ in [*ids, *[i for i in recs if any(i.startswith(p) for p in prefixes)]]:
+        recs.pop(id_, None)
+
+
+def test_load_with_deletes_then_history_skips_then_force(
+    base: tuple[Index, Model], store_root: Path, tmp_path: Path
+) -> None:
+    """Upserts, id deletes and prefix deletes in one load (deletes first, then
+    the load's records); the same directory loaded again skips every file;
+    a new file alone is loaded next; ``force`` loads everything again."""
+    index, model = base
+    root = tmp_path / "daily"
+    ids = [f"a-1{i}" for i in range(5)] + [f"a-{i}" for i in range(2000, 2100)] + ["a-new-0"]
+    vals = vectors(len(ids), DIM, seed=20)
+    write_records(root, "a", ids, vals, tag="d1")
+    del_ids = ["a-2", "a-3", "a-2050", "a-missing"]
+    prefixes = ["a-1", "a-29"]
+    write_deletes(root, "a", "id", del_ids, "ids")
+    write_deletes(root, "a", "prefix", prefixes, "prefixes")
+    write_deletes(root, "zz", "id", ["zz-0"], "ids")  # a namespace that does not exist
+    job = run(index, root)
+    assert job.status == "Completed", job
+    assert (job.records_upserted, job.ids_deleted, job.prefixes_deleted) == (len(ids), 4, 2)
+    assert (job.files_loaded, job.files_skipped) == (4, 0)
+    delete_from_model(model, "a", del_ids, prefixes)
+    apply_to_model(model, "a", ids, vals, "d1")  # the load's records come after its deletes
+    assert "a-10" in model["a"] and "a-100" not in model["a"] and "a-2050" in model["a"]
+    assert_matches(index, model)
+    assert "zz" not in {n.name for n in index.list_namespaces()}
+
+    again = run(index, root)
+    assert again.status == "Completed", again
+    assert (again.files_skipped, again.files_loaded, again.records_imported) == (4, 0, 0)
+    assert_matches(index, model)
+
+    more = [f"a-more-{i}" for i in range(20)]
+    more_vals = vectors(20, DIM, seed=21)
+    write_records(root, "a", more, more_vals, tag="d2")
+    third = run(index, root)
+    assert third.status == "Completed", third
+    assert (third.files_skipped, third.files_loaded, third.records_upserted) == (4, 1, 20)
+    apply_to_model(model, "a", more, more_vals, "d2")
+    assert_matches(index, model)
+
+    forced = run(index, root, force=True)
+    assert forced.status == "Completed", forced
+    assert (forced.files_skipped, forced.files_loaded) == (0, 5)
+    delete_from_model(model, "a", del_ids, prefixes)
+    apply_to_model(model, "a", ids, vals, "d1")
+    apply_to_model(model, "a", more, more_vals, "d2")
+    assert_matches(index, model)
+
+
+def test_bad_delete_file_fails_the_load_before_anything_is_visible(
+    base: tuple[Index, Model], store_root: Path, tmp_path: Path
+) -> None:
+    index, model = base
+    root = tmp_path / "baddel"
+    write_records(root, "a", ["a-0"], vectors(1, DIM, seed=22), tag="x")
+    write_deletes(root, "a", "prefix", ["a-5", ""], "prefixes")
+    job = run(index, root)
+    assert job.status == "Failed", job
+    assert 'row 1: empty "prefix"' in (job.error or ""), job.error
+    assert_matches(index, model)
+    assert job_files(store_root, index.name, job.id) == []
+    # the files were not marked loaded: fixed, the same directory loads
+    write_deletes(root, "a", "prefix", ["a-5"], "prefixes")
+    ok = run(index, root)
+    assert ok.status == "Completed" and ok.files_skipped == 0, ok
+
+
+def test_cancelled_load_then_rerun_loads_each_file_once(
+    base: tuple[Index, Model], store_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index, model = base
+    root = tmp_path / "big2"
+    n = 60_000
+    monkeypatch.setenv("VECSTORE_CHUNK_BYTES", str(256 * 1024))
+    ids = [f"a-c{i}" for i in range(n)]
+    vals = vectors(n, DIM, seed=23)
+    write_records(root, "a", ids, vals, files=6, tag="c", meta=False)
+    op = index.start_import(uri=str(root), mode="upsert")
+    wait_until(lambda: index.describe_import(op.id).phase in ("scan", "dedup", "write"),
+               timeout=TIMEOUT, what="the load to scan")
+    index.cancel_import(op.id)
+    cancelled = index.wait_for_import(op.id, timeout=TIMEOUT)
+    rerun = run(index, root)
+    assert rerun.status == "Completed", rerun
+    if cancelled.status == "Cancelled":
+        assert (rerun.files_skipped, rerun.files_loaded) == (0, 6)
+    else:  # the cancel came after the marker: the rerun skips every file
+        assert (rerun.files_skipped, rerun.files_loaded) == (6, 0)
+    recs = model["a"]
+    for id_, v in zip(ids, vals, strict=True):
+        recs[id_] = (v, None)
+    assert_matches(index, model)

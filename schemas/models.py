@@ -62,16 +62,14 @@ JobKind = Literal["import", "load", "build", "rebuild", "vacuum"]
 # namespaces that may exist (issue 12, docs/loads-pipeline.md)
 ImportMode = Literal["create", "upsert"]
 # fields of a load's record, left out of an import's JSON (``mode == "create"``)
-LOAD_FIELDS = (
-    "mode",
-    "force",
-    "history",
+LOAD_COUNTS = (
     "records_upserted",
     "ids_deleted",
     "prefixes_deleted",
     "files_loaded",
     "files_skipped",
 )
+LOAD_FIELDS = ("mode", "force", "history", *LOAD_COUNTS)
 NamespaceStatus = Literal["Pending", "InProgress", "Committed", "Failed", "Cancelled"]
 FINAL_STATUSES: frozenset[str] = frozenset({"Completed", "Failed", "Cancelled"})
 
@@ -162,11 +160,12 @@ class Job(Frozen):
     mode: ImportMode = "create"
     force: bool = False  # load files the load history says were loaded already
     history: bool = True  # consult and record the load history (mode "upsert")
-    records_upserted: int = 0
-    ids_deleted: int = 0  # ids the load's delete files named (existing namespaces)
-    prefixes_deleted: int = 0  # id prefixes they named
-    files_loaded: int = 0  # files read: data and delete files
-    files_skipped: int = 0  # files skipped by the load history (loaded before)
+    # a load's counts (None: not a load)
+    records_upserted: int | None = None
+    ids_deleted: int | None = None  # ids the load's delete files named (existing namespaces)
+    prefixes_deleted: int | None = None  # id prefixes they named
+    files_loaded: int | None = None  # files read: data and delete files
+    files_skipped: int | None = None  # files skipped by the load history (loaded before)
 
     @model_serializer(mode="wrap")
     def _omit_default_kind(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

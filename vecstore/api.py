@@ -46,7 +46,7 @@ from vecstore.schemas import (
     VectorType,
 )
 from vecstore.schemas.metrics import Metric
-from vecstore.schemas.models import ImportMode
+from vecstore.schemas.models import LOAD_COUNTS, ImportMode
 from vecstore.storage import Store, backend_for, scheme_of, translate_uri
 
 if TYPE_CHECKING:
@@ -376,6 +376,7 @@ class Index:
                 mode=load_mode,
                 force=bool(force),
                 history=bool(history),
+                **(dict.fromkeys(LOAD_COUNTS, 0) if load_mode == "upsert" else {}),
             )
         )
         runner.submit(self.store, self.spec, job, source)

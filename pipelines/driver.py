@@ -803,6 +803,18 @@ class ImportDriver:
             commits.apply(self.store, self.spec.name, change, guard=guard)
         except commits.MissingFileError as exc:
             raise IngestError(exc.message, namespace=exc.namespace) from None
+        except IngestError as exc:
+            if not load:
+                raise
+            # a namespace new at discovery was created meanwhile (a write, an
+            # import): its rows were clustered as a new namespace
+            ns = str(exc.context.get("namespace", ""))
+            raise IngestError(
+                f'The namespace "{ns or "__default__"}" was created by another writer while '
+                "this load ran; nothing was committed. Run the load again: it loads into "
+                f"the namespace as it is now. ({exc.message})",
+                namespace=ns,
+            ) from None
         # scratch goes before the record says Completed: a runner dying in between
         # leaves an InProgress job that recovery completes (and cleans) from the
         # marker, whereas a Completed job is never looked at again

@@ -131,7 +131,9 @@ def test_load_into_existing_namespace_overwrites_and_adds(
     first = next(j for j in index.list_imports() if j.mode == "create")
     raw0 = json.loads(store.read_bytes(layout.job_key(index.name, first.id)))
     assert "mode" not in raw0 and "records_upserted" not in raw0
-    # no scratch or staged load left behind
+    # no namespace to create: the commit marker is still the load's decision
+    assert store.exists(layout.commit_marker_key(index.name, job.id))
+    # no scratch left behind
     assert files_under(store_root / layout.staging_prefix(index.name, job.id)) == []
 
 
@@ -363,4 +365,40 @@ def test_cancelled_load_then_rerun_loads_each_file_once(
     recs = model["a"]
     for id_, v in zip(ids, vals, strict=True):
         recs[id_] = (v, None)
+    assert_matches(index, model)
+
+
+def test_new_namespace_created_meanwhile_fails_the_load_clearly(
+    base: tuple[Index, Model], store_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A namespace new at discovery that a write creates before the load's
+    commit: nothing of the load is committed (the existing namespace's part
+    neither), the message says why, and the rerun loads into it."""
+    from vecstore.pipelines.driver import ImportDriver
+
+    index, model = base
+    root = tmp_path / "race"
+    write_records(root, "a", ["a-0"], vectors(1, DIM, seed=30), tag="r")
+    n_ids = [f"n-{i}" for i in range(50)]
+    n_vals = vectors(50, DIM, seed=31)
+    write_records(root, "n", n_ids, n_vals, tag="r")
+    real = ImportDriver._stage_load
+    other = vectors(1, DIM, seed=32)[0].tolist()
+
+    def racing(self: ImportDriver, *args: Any) -> None:
+        index.upsert([("n-other", other)], namespace="n")
+        real(self, *args)
+
+    monkeypatch.setattr(ImportDriver, "_stage_load", racing)
+    job = run(index, root)
+    assert job.status == "Failed", job
+    assert job.error is not None and 'The namespace "n" was created by another writer' in job.error
+    model["n"] = {"n-other": (np.asarray(other, np.float32), None)}
+    assert_matches(index, model)
+    assert job_files(store_root, index.name, job.id) == []
+    monkeypatch.setattr(ImportDriver, "_stage_load", real)
+    again = run(index, root)
+    assert again.status == "Completed" and again.files_skipped == 0, again
+    apply_to_model(model, "a", ["a-0"], vectors(1, DIM, seed=30), "r")
+    apply_to_model(model, "n", n_ids, n_vals, "r")
     assert_matches(index, model)

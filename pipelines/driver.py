@@ -124,6 +124,7 @@ class ImportDriver:
         self._heartbeat = _HeartbeatThread(self)
         # a load's files (read, and staged in the load history) and delete files
         self._loaded_files: list[SourceFile] = []
+        self._marked = False  # this attempt wrote its commit marker
         self._delete_files: dict[str, list[SourceFile]] = {}
 
     def abandon(self) -> None:
@@ -165,8 +166,9 @@ class ImportDriver:
             )
             with contextlib.suppress(Exception):
                 self._stop_work()
-            if not manifests.import_committed(self.store, self.spec.name, self.job.id):
-                # (after the marker this attempt's files are live data)
+            if self._marked:  # this attempt's commit landed: its data files are live
+                self.store.delete_prefix(self.ctx.staging)
+            else:
                 cleanup_attempt(self.store, self.spec.name, self.ctx.staging, self.ctx.owner)
             with contextlib.suppress(NotFoundError):
                 return self.jobs.get(self.job.id)
@@ -801,6 +803,7 @@ class ImportDriver:
         change = commits.CreateNamespaces(import_id=self.job.id, manifests=tuple(built))
         try:
             commits.apply(self.store, self.spec.name, change, guard=guard)
+            self._marked = True
         except commits.MissingFileError as exc:
             raise IngestError(exc.message, namespace=exc.namespace) from None
         except IngestError as exc:

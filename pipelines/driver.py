@@ -41,6 +41,7 @@ from vecstore import commit as commits
 from vecstore import jobstate, kmeans, layout, loadhistory, manifests
 from vecstore.cleanup import cleanup_attempt, cleanup_import, finish_staging
 from vecstore.errors import (
+    AlreadyExistsError,
     CancelledError,
     CommitConflictError,
     IngestError,
@@ -851,7 +852,16 @@ class ImportDriver:
             from vecstore import loads
 
             for s in staged:
-                loads.write_staged(self.store, self.spec.name, s)
+                # write-if-absent (what loads.write_staged writes): a runner presumed
+                # dead that wakes after recovery cleaned up and resumed the job can
+                # never replace the new attempt's staged loads with its own
+                try:
+                    self.store.put_if_absent(
+                        loads.staged_key(self.spec.name, s.load_id, s.namespace),
+                        s.model_dump_json().encode(),
+                    )
+                except AlreadyExistsError:
+                    raise _Superseded() from None
         if self.job.history:
             _history_stage(
                 self.store, self.spec.name, self.job.id, self._loaded_files, self.job.uri

@@ -11,7 +11,12 @@ Kill points:
   any staged load is applied (the child replaces the roll-forward with a
   SIGKILL of its own process group): recovery rolls forward;
 - ``mid_roll_forward``: it dies after applying the first of two staged
-  loads: recovery applies the second and finds the first already applied.
+  loads: recovery applies the second and finds the first already applied;
+- ``random-N``: killed from outside after a seeded random delay, anywhere
+  from discovery to completion (a load that completed first is not
+  recovered).
+
+Then the same directory is loaded again: the load history skips every file.
 """
 
 from __future__ import annotations
@@ -108,7 +113,9 @@ def child_load(
         log.close()
 
 
-@pytest.mark.parametrize("kill_at", ["scan", "after_marker", "mid_roll_forward"])
+@pytest.mark.parametrize(
+    "kill_at", ["scan", "after_marker", "mid_roll_forward", "random-1", "random-2", "random-3"]
+)
 def test_killed_load_is_recovered_and_loads_each_record_once(
     kill_at: str, make_index: Callable[..., Index], store_root: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -129,7 +136,7 @@ def test_killed_load_is_recovered_and_loads_each_record_once(
     # the load: overwrites and new ids in both existing namespaces, a new one "c"
     load = tmp_path / "load"
     loaded: dict[str, tuple[list[str], np.ndarray]] = {}
-    big = kill_at == "scan"
+    big = kill_at == "scan" or kill_at.startswith("random")
     for ns, n_old, n_new, seed in (("a", 2000, 150_000 if big else 2000, 3), ("b", 500, 700, 4),
                                   ("c", 0, 1500, 5)):
         ids = [f"{ns}-{i}" for i in range(n_old)] + [f"{ns}-n{i}" for i in range(n_new)]
@@ -146,26 +153,35 @@ def test_killed_load_is_recovered_and_loads_each_record_once(
             )
             assert index.jobs.get(job_id).phase == "scan", index.jobs.get(job_id)
             os.killpg(child.pid, signal.SIGKILL)
+        elif kill_at.startswith("random"):  # anywhere from discovery to the end
+            import random
+
+            time.sleep(random.Random(kill_at).uniform(0.3, 3.0))
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
         child.wait(180)
         wait_until(lambda: not session_members(child.pid), timeout=20,
                    what="the killed runner's processes to go away")
     killed = index.jobs.get(job_id)
-    assert killed.status == "InProgress", killed
-    committed = kill_at != "scan"
-    assert store.exists(layout.commit_marker_key(index.name, job_id)) == committed
+    committed = store.exists(layout.commit_marker_key(index.name, job_id))
+    if not kill_at.startswith("random"):
+        assert killed.status == "InProgress", killed
+        assert committed == (kill_at != "scan")
     # before recovery: the new namespace is visible only once the marker is
     assert ("c" in {n.name for n in index.list_namespaces()}) == committed
 
-    monkeypatch.setenv("VECSTORE_STALE_SECONDS", "1")
-    wait_until(
-        lambda: time.time() - index.jobs.get(job_id).heartbeat_at.timestamp() > 1.2,  # type: ignore[union-attr]
-        timeout=10, what="a stale heartbeat",
-    )
-    assert index.recover_imports() == [job_id]
+    if not killed.done:
+        monkeypatch.setenv("VECSTORE_STALE_SECONDS", "1")
+        wait_until(
+            lambda: time.time() - index.jobs.get(job_id).heartbeat_at.timestamp() > 1.2,  # type: ignore[union-attr]
+            timeout=10, what="a stale heartbeat",
+        )
+        assert index.recover_imports() == [job_id]
     job = index.wait_for_import(job_id, timeout=240)
     assert job.status == "Completed", job
-    # resumed (a new attempt) without a marker; completed by recovery with one
-    assert job.attempt == (1 if committed else 2)
+    if not killed.done:
+        # resumed (a new attempt) without a marker; completed by recovery with one
+        assert job.attempt == (1 if committed else 2)
     total = sum(len(ids) for ids, _ in loaded.values())
     assert job.records_imported == total and job.records_upserted == total, job
     for ns, (ids, vals) in loaded.items():
@@ -182,3 +198,8 @@ def test_killed_load_is_recovered_and_loads_each_record_once(
     if kill_at == "scan":  # the killed attempt's files were removed before attempt 2
         assert [f for f in left if f"{job_id}-a1-" in f] == []
     assert index.recover_imports() == []
+    # the same directory again: every file was loaded, exactly once
+    monkeypatch.setenv("VECSTORE_STALE_SECONDS", "30")
+    again = run(index, load)
+    assert (again.status, again.files_skipped, again.records_imported) == ("Completed", 9, 0)
+    assert_matches(index, model)

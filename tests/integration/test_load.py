@@ -402,3 +402,49 @@ def test_new_namespace_created_meanwhile_fails_the_load_clearly(
     apply_to_model(model, "a", ["a-0"], vectors(1, DIM, seed=30), "r")
     apply_to_model(model, "n", n_ids, n_vals, "r")
     assert_matches(index, model)
+
+
+def test_load_into_sparse_namespace_and_unbuilt_namespace(
+    make_index: Callable[..., Index], tmp_path: Path
+) -> None:
+    """Existing namespaces without centroids: a sparse index's (rows bucketed
+    by chunk, no assignment), and a dense namespace created by upserts and
+    never built (rows left for the builder)."""
+    import pyarrow as pa
+    from datagen import random_sparse, sparse_array, write
+
+    sp = make_index(name="sp", vector_type="sparse")
+    rows = random_sparse(600, seed=40)
+    write(tmp_path / "s0" / "ns" / "0.parquet",
+          pa.table({"id": [f"s{i}" for i in range(600)], "sparse_values": sparse_array(rows)}))
+    assert run(sp, tmp_path / "s0", mode="create").status == "Completed"
+    rows2 = random_sparse(300, seed=41)
+    ids2 = [f"s{i}" for i in range(0, 600, 3)] + [f"t{i}" for i in range(100)]
+    write(tmp_path / "s1" / "ns" / "0.parquet",
+          pa.table({"id": ids2, "sparse_values": sparse_array(rows2)}))
+    job = run(sp, tmp_path / "s1")
+    assert job.status == "Completed" and job.records_upserted == 300, job
+    want = {f"s{i}": r for i, r in enumerate(rows)} | dict(zip(ids2, rows2, strict=True))
+    assert sp.describe_index_stats().namespaces["ns"].vector_count == len(want)
+    ids = sorted(want)
+    got = {}
+    for s in range(0, len(ids), 500):
+        got.update(sp.fetch(ids[s : s + 500], namespace="ns").vectors)
+    assert sorted(got) == ids
+    for id_, (idx, vals) in want.items():
+        sv = got[id_].sparse_values
+        assert sv is not None and list(sv.indices) == idx, id_
+        np.testing.assert_allclose(sv.values, vals, rtol=1e-6)
+
+    dense = make_index(name="up", dimension=DIM, metric="euclidean")
+    model: Model = {}
+    first = vectors(20, DIM, seed=42)
+    dense.upsert([(f"u{i}", first[i].tolist()) for i in range(20)], namespace="u")
+    model["u"] = {f"u{i}": (first[i], None) for i in range(20)}
+    ids3 = [f"u{i}" for i in range(10)] + [f"v{i}" for i in range(990)]
+    vals3 = vectors(1000, DIM, seed=43)
+    write_records(tmp_path / "u1", "u", ids3, vals3, tag="u1")
+    job = run(dense, tmp_path / "u1")
+    assert job.status == "Completed" and job.records_upserted == 1000, job
+    apply_to_model(model, "u", ids3, vals3, "u1")
+    assert_matches(dense, model)

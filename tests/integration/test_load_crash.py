@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 from datagen import dense_table, files_under, split_write, vectors, wait_until
 from test_import_crash import session_members
@@ -203,3 +204,126 @@ def test_killed_load_is_recovered_and_loads_each_record_once(
     again = run(index, load)
     assert (again.status, again.files_skipped, again.records_imported) == ("Completed", 9, 0)
     assert_matches(index, model)
+
+
+PAUSING_CHILD = '''
+import os, signal, sys
+
+from vecstore import VecStore
+from vecstore.runners import close_runners
+
+
+def pause() -> None:
+    os.kill(os.getpid(), signal.SIGSTOP)  # the driver's process only (workers run on)
+
+
+def main() -> None:
+    store, index, uri, pause_at = sys.argv[1:5]
+    if pause_at == "writing_staged":
+        import vecstore.loads as loads
+        real_key = loads.staged_key
+        calls = []
+
+        def staged_key(*args, **kwargs):
+            if not calls:
+                calls.append(1)
+                pause()
+            return real_key(*args, **kwargs)
+
+        loads.staged_key = staged_key
+    else:
+        from vecstore.pipelines.driver import ImportDriver
+        real = ImportDriver._stage_load
+
+        def stage(self, *args):
+            real(self, *args)
+            pause()
+
+        ImportDriver._stage_load = stage
+    idx = VecStore(store).Index(index)
+    op = idx.start_import(uri=uri, error_mode="continue", mode="upsert")
+    print(op.id, flush=True)
+    try:
+        idx.wait_for_import(op.id)
+    finally:
+        close_runners()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.mark.parametrize("pause_at", ["writing_staged", "after_staged"])
+def test_paused_load_runner_does_not_interfere_after_being_superseded(
+    pause_at: str, make_index: Callable[..., Index], store_root: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The load's driver process frozen (SIGSTOP) while writing its staged
+    loads, or right after (before its marker): recovery resumes the load here
+    and completes it; the woken runner changes nothing (its staged loads are
+    write-if-absent, its fence stops it before a marker) and leaves no file."""
+    index = make_index(dimension=DIM, metric="euclidean")
+    model: Model = {}
+    ids = [f"a-{i}" for i in range(3000)]
+    vals = vectors(3000, DIM, seed=1)
+    split_write(tmp_path / "base" / "a", dense_table(ids, vals, None), 2)
+    assert run(index, tmp_path / "base", mode="create").status == "Completed"
+    model["a"] = {i: (v, None) for i, v in zip(ids, vals, strict=True)}
+    store = Store(str(store_root))
+    lsns_before = wal.list_lsns(store, index.name, "a")
+    load = tmp_path / "load"
+    up = [f"a-{i}" for i in range(0, 3000, 4)] + [f"a-n{i}" for i in range(1000)]
+    up_vals = vectors(len(up), DIM, seed=2)
+    split_write(load / "a", dense_table(up, up_vals, None), 2)
+
+    script = tmp_path / "run_load.py"
+    script.write_text(PAUSING_CHILD)
+    log = (tmp_path / "child.log").open("wb")
+    env = {**os.environ, "VECSTORE_WORKERS": "2", "PYTHONWARNINGS": "ignore",
+           "VECSTORE_BUILD_IN_BACKGROUND": "0"}
+    env.pop("VECSTORE_SCHEDULER", None)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(store_root), index.name, str(load), pause_at],
+        stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
+    )
+    try:
+        assert child.stdout is not None
+        job_id = child.stdout.readline().decode().strip()
+        assert job_id, (tmp_path / "child.log").read_text()
+        wait_until(lambda: psutil.Process(child.pid).status() == psutil.STATUS_STOPPED,
+                   timeout=180, interval=0.05, what="the child's driver to pause")
+        assert index.jobs.get(job_id).phase == "commit"
+        monkeypatch.setenv("VECSTORE_STALE_SECONDS", "1")
+        wait_until(
+            lambda: time.time() - index.jobs.get(job_id).heartbeat_at.timestamp() > 1.2,  # type: ignore[union-attr]
+            timeout=10, what="a stale heartbeat",
+        )
+        assert index.recover_imports() == [job_id]
+        job = index.wait_for_import(job_id, timeout=180)
+        assert (job.status, job.attempt, job.records_upserted) == ("Completed", 2, len(up)), job
+        staged = sorted(files_under(store_root / layout.job_dir(index.name, job_id) / "loads"))
+        before = {f: (store_root / layout.job_dir(index.name, job_id) / "loads" / f).read_bytes()
+                  for f in staged}
+        os.killpg(child.pid, signal.SIGCONT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(60)
+        time.sleep(1)
+        after = index.describe_import(job_id)
+        assert (after.status, after.attempt) == ("Completed", 2), after
+        # the woken runner wrote nothing over the resumed attempt's staged loads
+        assert {f: (store_root / layout.job_dir(index.name, job_id) / "loads" / f).read_bytes()
+                for f in staged} == before
+        for id_, v in zip(up, up_vals, strict=True):
+            model["a"][id_] = (v, None)
+        assert_matches(index, model)
+        new = [x for x in wal.list_lsns(store, index.name, "a") if x not in lsns_before]
+        assert len(new) == 1, new
+        left = job_files(store_root, index.name, job_id)
+        assert [f for f in left if f"{job_id}-a1-" in f or "/staging/" in f] == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGCONT)
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait(10)
+        log.close()

@@ -27,6 +27,7 @@ at which all its namespaces become visible together.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -37,9 +38,10 @@ from typing import Any
 import numpy as np
 
 from vecstore import commit as commits
-from vecstore import jobstate, kmeans, layout, manifests
+from vecstore import jobstate, kmeans, layout, loadhistory, manifests
 from vecstore.cleanup import cleanup_attempt, cleanup_import, finish_staging
 from vecstore.errors import (
+    AlreadyExistsError,
     CancelledError,
     CommitConflictError,
     IngestError,
@@ -49,11 +51,25 @@ from vecstore.errors import (
     VecstoreError,
 )
 from vecstore.jobs import JobStore, lifecycle, policy
+from vecstore.jobs.import_kind import loads_prefix, roll_forward
 from vecstore.jobs.policy import runner_name
 from vecstore.pipelines import plan as P
 from vecstore.pipelines import tasks
-from vecstore.pipelines.discover import Discovery, FileInfo, discover, display_path
-from vecstore.schemas import ImportJob, IndexSpec, Manifest, NamespaceProgress, RecordLayout
+from vecstore.pipelines.discover import (
+    Discovery,
+    FileInfo,
+    SourceFile,
+    discover,
+    display_path,
+)
+from vecstore.schemas import (
+    ClusterEntry,
+    ImportJob,
+    IndexSpec,
+    Manifest,
+    NamespaceProgress,
+    RecordLayout,
+)
 from vecstore.storage import Store
 from vecstore.writer import assemble_manifest, write_centroids_file
 
@@ -69,6 +85,11 @@ NS_DETAIL_MAX = 100
 
 class _Stop(Exception):
     """Internal: unwind the phases (cancel observed)."""
+
+
+class _LeftToRecovery(Exception):
+    """Internal: a load passed its marker but could not roll forward; the driver
+    stops writing (its heartbeat ends) and recovery finishes the load."""
 
 
 class _Superseded(Exception):
@@ -102,6 +123,10 @@ class ImportDriver:
         self._superseded = threading.Event()
         self._abandoned = threading.Event()
         self._heartbeat = _HeartbeatThread(self)
+        # a load's files (read, and staged in the load history) and delete files
+        self._loaded_files: list[SourceFile] = []
+        self._marked = False  # this attempt wrote its commit marker
+        self._delete_files: dict[str, list[SourceFile]] = {}
 
     def abandon(self) -> None:
         """The process is shutting down (``vecstore serve`` on SIGTERM): stop
@@ -126,6 +151,8 @@ class ImportDriver:
                 exc.message,
             )
             return self.job
+        except _LeftToRecovery:
+            return self.job
         except _Superseded:
             if self._abandoned.is_set():
                 log.warning("import %s: abandoned at shutdown; left to recovery", self.job.id)
@@ -140,7 +167,10 @@ class ImportDriver:
             )
             with contextlib.suppress(Exception):
                 self._stop_work()
-            cleanup_attempt(self.store, self.spec.name, self.ctx.staging, self.ctx.owner)
+            if self._marked:  # this attempt's commit landed: its data files are live
+                self.store.delete_prefix(self.ctx.staging)
+            else:
+                cleanup_attempt(self.store, self.spec.name, self.ctx.staging, self.ctx.owner)
             with contextlib.suppress(NotFoundError):
                 return self.jobs.get(self.job.id)
             return self.job
@@ -157,7 +187,7 @@ class ImportDriver:
         self._heartbeat.start()
         try:
             self._phases()
-        except _Superseded:
+        except (_Superseded, _LeftToRecovery):
             raise
         except (_Stop, CancelledError):
             self._stop_work()
@@ -204,9 +234,15 @@ class ImportDriver:
         self._drain()
         lifecycle.retrying(
             f"cleaning up import {job.id}",
-            lambda: cleanup_import(self.store, self.spec.name, job.id, keep_rejects=keep_rejects),
+            lambda: self._cleanup(job.id, keep_rejects),
             seconds=policy.record_retry_seconds(),
         )
+
+    def _cleanup(self, job_id: str, keep_rejects: bool) -> None:
+        committed = manifests.import_committed(self.store, self.spec.name, job_id)
+        cleanup_import(self.store, self.spec.name, job_id, keep_rejects=keep_rejects)
+        if not committed:  # a load's staged loads (none for an import)
+            self.store.delete_prefix(loads_prefix(self.spec.name, job_id))
 
     def finish(self, job: ImportJob) -> None:
         finish_staging(self.store, self.spec.name, job.id)
@@ -392,8 +428,14 @@ class ImportDriver:
     # ------------------------------------------------------------- phases
     def _phases(self) -> None:
         ctx = self.ctx
-        existing = set(manifests.list_namespaces(self.store, self.spec.name))
-        disc: Discovery = discover(self.source, self.job.uri, existing, **P.limits())
+        load = self.job.mode == "upsert"
+        visible = manifests.list_namespaces(self.store, self.spec.name)
+        # a load's namespaces may exist: discovery does not refuse them
+        disc: Discovery = discover(
+            self.source, self.job.uri, set(visible), mode=self.job.mode, **P.limits()
+        )
+        if load:
+            disc = self._load_discovery(disc)
         self._stats.init(disc)
         self._detail = len(disc.namespaces) <= NS_DETAIL_MAX
         self._apply(
@@ -425,20 +467,88 @@ class ImportDriver:
             keep=False,
         )
         del files, batches
+        existing = visible if load else {}
+        deletes = self._read_deletes(existing) if load else {}
         plans = {
-            ns: P.plan_namespace(ns, sorted(fs), self.spec) for ns, fs in sorted(by_ns.items())
+            ns: P.plan_namespace(ns, sorted(fs), self.spec, existing=existing.get(ns))
+            for ns, fs in sorted(by_ns.items())
         }
         for ns, p in plans.items():
             self._stats.rows_total[ns] = p.rows
         items = P.pack_groups(list(plans.values()))
         big = [it for it in items if isinstance(it, P.NamespacePlan)]
 
-        centroids = self._train(big)
-        packed = self._scan(items, centroids)
+        centroids = self._train([p for p in big if not p.existing])
+        assigned = self._existing_centroids([p for p in big if p.existing])
+        packed = self._scan(items, {**centroids, **assigned})
         self._check_nonempty(plans)
         drops = self._dedup(plans, big, packed)
         buckets = self._gather(big, drops)
-        self._commit(plans, centroids, buckets, packed)
+        self._commit(plans, centroids, buckets, packed, deletes, existing)
+
+    # ---------------------------------------------------------- batch loads
+    def _load_discovery(self, disc: Discovery) -> Discovery:
+        """A load's files: those the load history has not seen (unless
+        ``force`` or ``history=False``); the skipped ones are counted. Every
+        file read (data and delete files) is staged in the history."""
+        self._delete_files = {ns: list(fs) for ns, fs in disc.deletes.items()}
+        self._loaded_files = list(disc.files) + disc.delete_files
+        if not self.job.history or self.job.force:
+            self.job = self.job.model_copy(update={"files_loaded": len(self._loaded_files)})
+            return disc
+        to_load, skipped = _history_filter(
+            self.store, self.spec.name, self._loaded_files, self.job.uri
+        )
+        self._loaded_files = to_load
+        keep = {f.key for f in to_load}
+        data = {ns: [f for f in fs if f.key in keep] for ns, fs in disc.namespaces.items()}
+        dels = {ns: [f for f in fs if f.key in keep] for ns, fs in disc.deletes.items()}
+        self._delete_files = {ns: fs for ns, fs in dels.items() if fs}
+        self.job = self.job.model_copy(
+            update={"files_skipped": len(skipped), "files_loaded": len(to_load)}
+        )
+        nss = {ns: fs for ns, fs in data.items() if fs}
+        return dataclasses.replace(
+            disc,
+            namespaces=nss,
+            deletes=self._delete_files,
+            total_bytes=sum(f.size for fs in nss.values() for f in fs),
+        )
+
+    def _existing_centroids(self, plans: list[P.NamespacePlan]) -> dict[str, Any]:
+        """Futures of the centroids of the existing namespaces a load assigns
+        to: each read by a task on a worker, never fetched by the driver."""
+        out: dict[str, Any] = {}
+        for p in plans:
+            if p.centroids is not None:
+                out[p.ns] = self.client.submit(
+                    tasks.existing_centroids, self.ctx, p.ns, p.centroids, pure=False
+                )
+                self._outstanding[out[p.ns].key] = out[p.ns]
+        return out
+
+    def _read_deletes(
+        self, existing: dict[str, Manifest]
+    ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        """Ids and id prefixes of the delete files of each existing namespace,
+        read and validated on the workers. Every delete file is checked (a bad
+        one fails the load); those of a namespace that does not exist delete
+        nothing (docs/loads.md)."""
+        files = [(ns, f) for ns, fs in sorted(self._delete_files.items()) for f in fs]
+        if not files:
+            return {}
+        futs = [self.client.submit(_read_delete_file, self.ctx, f, pure=False) for _, f in files]
+        got: list[tuple[list[str], list[str]]] = self._run_tasks(
+            futs, "inspect", 0.05, 0.05, [float(f.size) for _, f in files]
+        )
+        out: dict[str, tuple[set[str], set[str]]] = {}
+        for (ns, _), (ids, prefixes) in zip(files, got, strict=True):
+            if ns not in existing:
+                continue
+            mine = out.setdefault(ns, (set(), set()))
+            mine[0].update(ids)
+            mine[1].update(prefixes)
+        return {ns: (tuple(sorted(i)), tuple(sorted(p))) for ns, (i, p) in out.items()}
 
     def _shown(self, p: P.NamespacePlan) -> list[str]:
         return [display_path(self.source, key) for key in p.files]
@@ -601,9 +711,11 @@ class ImportDriver:
         ctx = self.ctx
         keys: list[tuple[str, int]] = [(p.ns, b) for p in big for b in range(p.buckets)]
         drop_arrays = {ns: np.sort(d.keys) for ns, d in drops.items()}
+        loading = {p.ns for p in big if p.existing}  # a load's staged segments: no id lookup
         futs = [
             self.client.submit(
-                tasks.gather, ctx, ns, b, drop_arrays.get(ns, np.zeros(0, np.int64)), pure=False
+                tasks.gather, ctx, ns, b, drop_arrays.get(ns, np.zeros(0, np.int64)),
+                ns not in loading, pure=False,
             )
             for ns, b in keys
         ]
@@ -621,13 +733,22 @@ class ImportDriver:
         centroids: dict[str, Any],
         buckets: dict[str, list[tasks.BucketResult]],
         packed: dict[str, tasks.PackResult],
+        deletes: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] | None = None,
+        existing: dict[str, Manifest] | None = None,
     ) -> None:
+        """Manifests of the namespaces to create and, for a load, one staged
+        load per existing namespace, then the one decision: the commit marker
+        (docs/loads-pipeline.md "Commit"). A load then rolls its staged loads
+        forward (log entry + fold)."""
         self._check()
         self._progress("commit", 0.97, force=True)
+        deletes = deletes or {}
+        existing = existing or {}
         fields = self._stats.fields
         cents = dict(zip(centroids, self.client.gather(list(centroids.values())), strict=True))
         counts: dict[str, int] = {}
         built: list[Manifest] = []
+        staged: list[Any] = []
         for ns in plans:
             pr = packed.get(ns)
             results = pr.buckets if pr is not None else buckets[ns]
@@ -639,6 +760,15 @@ class ImportDriver:
                     f"No vectors added, all rows were skipped for namespace: {ns or '__default__'}",
                     namespace=ns,
                 )
+            if plans[ns].existing:
+                ids, prefixes = deletes.get(ns, ((), ()))
+                staged.append(
+                    _staged_load(
+                        self.job.id, ns, plans[ns].centroids,
+                        [c for r in results for c in r.clusters], ids, prefixes, n,
+                    )
+                )
+                continue
             cent_rel = pr.centroids if pr is not None else None
             if ns in cents:
                 cent_rel = write_centroids_file(self.store, self.spec, ns, self.ctx.owner, cents[ns])
@@ -655,25 +785,57 @@ class ImportDriver:
                 )
             )
         del cents
+        for ns, (ids, prefixes) in sorted(deletes.items()):  # deletes only, no rows
+            if ns not in plans and ns in existing and (ids or prefixes):
+                staged.append(_staged_load(self.job.id, ns, existing[ns].centroids, [], ids,
+                                           prefixes, 0))
+                counts.setdefault(ns, 0)
 
         def guard() -> None:
             self._check()
             self._fence()
 
+        load = self.job.mode == "upsert"
+        if load:
+            # before the decision: what the roll-forward needs, and the history's pending record
+            self._stage_load(staged, guard)
         # version rule, conflicts, the file check and the commit marker (the
         # point at which all namespaces of this import become visible at once)
         change = commits.CreateNamespaces(import_id=self.job.id, manifests=tuple(built))
         try:
             commits.apply(self.store, self.spec.name, change, guard=guard)
+            self._marked = True
         except commits.MissingFileError as exc:
             raise IngestError(exc.message, namespace=exc.namespace) from None
+        except IngestError as exc:
+            if not load:
+                raise
+            # a namespace new at discovery was created meanwhile (a write, an
+            # import): its rows were clustered as a new namespace
+            ns = str(exc.context.get("namespace", ""))
+            raise IngestError(
+                f'The namespace "{ns or "__default__"}" was created by another writer while '
+                "this load ran; nothing was committed. Run the load again: it loads into "
+                f"the namespace as it is now. ({exc.message})",
+                namespace=ns,
+            ) from None
         # scratch goes before the record says Completed: a runner dying in between
         # leaves an InProgress job that recovery completes (and cleans) from the
         # marker, whereas a Completed job is never looked at again
         finish_staging(self.store, self.spec.name, self.job.id)
+        if staged:
+            self._roll_forward()
         self._stats.final(counts)
         self._detail = True  # the final record has every namespace
-        self._quality_report(list(plans))
+        if load:
+            self.job = self.job.model_copy(
+                update={
+                    "records_upserted": sum(counts.values()),
+                    "ids_deleted": sum(len(s.deletes) for s in staged),
+                    "prefixes_deleted": sum(len(s.delete_prefixes) for s in staged),
+                }
+            )
+        self._quality_report(sorted(set(plans) | set(counts)))
         self._apply(
             jobstate.Committed(
                 records_imported=sum(counts.values()),
@@ -710,10 +872,93 @@ class ImportDriver:
         report = {**(self.job.report or {}), "quality": figures}
         self.job = self.job.model_copy(update={"report": report})
 
+    def _stage_load(self, staged: list[Any], guard: Callable[[], None]) -> None:
+        """Write the staged loads and the load history's pending record (both
+        count only once the marker exists)."""
+        guard()
+        if staged:
+            from vecstore import loads
+
+            for s in staged:
+                # write-if-absent (what loads.write_staged writes): a runner presumed
+                # dead that wakes after recovery cleaned up and resumed the job can
+                # never replace the new attempt's staged loads with its own
+                try:
+                    self.store.put_if_absent(
+                        loads.staged_key(self.spec.name, s.load_id, s.namespace),
+                        s.model_dump_json().encode(),
+                    )
+                except AlreadyExistsError:
+                    raise _Superseded() from None
+        if self.job.history:
+            _history_stage(
+                self.store, self.spec.name, self.job.id, self._loaded_files, self.job.uri
+            )
+
+    def _roll_forward(self) -> None:
+        """After the marker: append each existing namespace's log entry and fold
+        it. The load is decided: if this fails (after retries), the job is left
+        to recovery (which rolls forward again), never failed."""
+        try:
+            lifecycle.retrying(
+                f"rolling load {self.job.id} forward",
+                lambda: roll_forward(self.store, self.spec, self.job.id),
+                seconds=max(1.0, policy.stale_seconds() / 2),
+            )
+        except Exception as exc:
+            log.error("load %s: committed, roll-forward failed (%s); left to recovery",
+                      self.job.id, exc)
+            raise _LeftToRecovery() from exc
+
 
 # --------------------------------------------------------------- helpers
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _staged_load(
+    job_id: str,
+    ns: str,
+    centroids: str | None,
+    clusters: Sequence[ClusterEntry],
+    deletes: Sequence[str],
+    prefixes: Sequence[str],
+    records: int,
+) -> Any:
+    """One existing namespace's part of a load (vecstore.loads.StagedLoad)."""
+    from vecstore.loads import StagedLoad
+
+    return StagedLoad(
+        load_id=job_id,
+        namespace=ns,
+        segments=tuple((c.id, c.segment) for c in clusters),
+        centroids=centroids,
+        deletes=tuple(deletes),
+        delete_prefixes=tuple(prefixes),
+        records=records,
+    )
+
+
+# ---- the load history (vecstore.loadhistory) and delete files (pipelines.deletes):
+# docs/loads.md
+def _history_filter(
+    store: Store, index: str, files: list[SourceFile], uri: str
+) -> tuple[list[SourceFile], list[SourceFile]]:
+    return loadhistory.filter_new(store, index, files, source_uri=uri)
+
+
+def _history_stage(
+    store: Store, index: str, load_id: str, files: list[SourceFile], uri: str
+) -> None:
+    loadhistory.stage(store, index, load_id, files, source_uri=uri)
+
+
+def _read_delete_file(ctx: P.Context, f: SourceFile) -> tuple[list[str], list[str]]:
+    """Task: the ids and id prefixes of one delete file (validated on the worker)."""
+    from vecstore.pipelines.deletes import read_delete_file
+
+    tasks.CancelCheck(ctx.cancel_event)()
+    return read_delete_file(ctx.source, f)
 
 
 class _HeartbeatThread(threading.Thread):

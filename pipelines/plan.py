@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from vecstore import kmeans, layout
 from vecstore.errors import IngestError
-from vecstore.schemas import IndexSpec, RecordLayout
+from vecstore.schemas import IndexSpec, Manifest, RecordLayout
 from vecstore.settings import settings
 from vecstore.storage import Store
 
@@ -115,6 +115,12 @@ class NamespacePlan:
     buckets: int
     partitions: int
     sample_fraction: float
+    # a batch load into a namespace that exists (docs/loads-pipeline.md): no
+    # sampling or training, rows go to the existing centroids (``centroids``,
+    # the visible manifest's file, relative to the namespace; None: left
+    # unassigned, ``k`` 0); the gather writes no id lookup
+    existing: bool = False
+    centroids: str | None = None
 
     @property
     def sizing(self) -> Sizing:
@@ -278,8 +284,15 @@ def plan_namespace(
     spec: IndexSpec,
     *,
     target_per_cluster: int | None = None,
+    existing: Manifest | None = None,
 ) -> NamespacePlan:
     """``files``: (key, size, row-group row counts) sorted by key.
+
+    ``existing``: the visible manifest of the namespace a batch load writes
+    into. Its rows are then assigned to the manifest's centroids (``k`` is
+    its cluster count, no sample), or, without centroids (sparse, or never
+    built), left unassigned (``k`` 0: rows are bucketed by chunk, the
+    builder assigns them). Planning stays O(1) in the namespace's size.
 
     A namespace whose files hold no rows at all fails the import (both error
     modes) with ``No records found for namespace: <ns> (its files have 0
@@ -295,13 +308,19 @@ def plan_namespace(
         raise IngestError(empty_namespace_message(ns), namespace=ns)
     nbytes = sum(size for _, size, _ in files)
     target = target_per_cluster or records_per_cluster()
-    k = 1 if spec.record_layout == RecordLayout.SPARSE else kmeans.choose_k(rows, target)
+    sparse = spec.record_layout == RecordLayout.SPARSE
+    centroids = None
+    if existing is not None:
+        centroids = None if sparse else existing.centroids
+        k = 1 if sparse else (max(1, len(existing.clusters)) if centroids else 0)
+    else:
+        k = 1 if sparse else kmeans.choose_k(rows, target)
     buckets = max(1, math.ceil(rows * row_bytes(spec) / bucket_bytes()))
-    if spec.record_layout != RecordLayout.SPARSE:
+    if not sparse and k > 0:
         buckets = min(buckets, k)
     partitions = max(1, math.ceil(rows / partition_rows()))
-    sample = kmeans.sample_size(k)
-    fraction = 1.0 if rows <= sample else sample / rows
+    sample = kmeans.sample_size(max(k, 1))
+    fraction = 0.0 if existing is not None else (1.0 if rows <= sample else sample / rows)
     return NamespacePlan(
         ns=ns,
         files=tuple(key for key, _, _ in files),
@@ -312,6 +331,8 @@ def plan_namespace(
         buckets=buckets,
         partitions=partitions,
         sample_fraction=fraction,
+        existing=existing is not None,
+        centroids=centroids,
     )
 
 

@@ -366,6 +366,17 @@ def join_cells(ctx: P.Context, state: Cells) -> np.ndarray:
     return kmeans.finish([state[0]], int(ctx.spec.dimension or 0), ctx.spec.metric)
 
 
+def existing_centroids(ctx: P.Context, ns: str, rel: str) -> np.ndarray:
+    """The centroids of an existing namespace a load assigns its rows to (its
+    visible manifest's file, ``rel`` relative to the namespace): read here, on
+    a worker, and passed to the scan tasks; never through the driver."""
+    from vecstore import layout
+    from vecstore.segments import read_centroids
+
+    CancelCheck(ctx.cancel_event)()
+    return read_centroids(ctx.store, f"{layout.namespace_prefix(ctx.spec.name, ns)}/{rel}")
+
+
 def centroid_count(centroids: np.ndarray) -> int:
     """What the driver waits on instead of the centroids themselves."""
     return len(centroids)
@@ -560,7 +571,8 @@ def _scatter(
     rows: np.ndarray,
 ) -> None:
     # data rows -> buckets of contiguous cluster ranges
-    if ctx.spec.record_layout == RecordLayout.SPARSE:
+    if ctx.spec.record_layout == RecordLayout.SPARSE or nsplan.k <= 0:
+        # sparse, or a load's rows left unassigned (an existing namespace without centroids)
         buckets = np.full(len(clusters), chunk.index % nsplan.buckets, np.int64)
     else:
         buckets = np.minimum(nsplan.buckets - 1, clusters.astype(np.int64) * nsplan.buckets // nsplan.k)
@@ -666,7 +678,11 @@ class BucketResult:
     rows: int
 
 
-def gather(ctx: P.Context, ns: str, bucket: int, drop_keys: np.ndarray) -> BucketResult:
+def gather(
+    ctx: P.Context, ns: str, bucket: int, drop_keys: np.ndarray, with_ids: bool = True
+) -> BucketResult:
+    """``with_ids=False`` (a load's staged segments): no id lookup file, the
+    builder writes the namespace's lookup when it folds the load."""
     CancelCheck(ctx.cancel_event)()
     t = _read_dir(ctx, P.shuffle_dir(ctx, ns, bucket))
     if t is None or not t.num_rows:
@@ -690,8 +706,12 @@ def gather(ctx: P.Context, ns: str, bucket: int, drop_keys: np.ndarray) -> Bucke
         cid = int(clusters[s])
         entries.append(write_cluster(ctx.store, ctx.spec, ns, ctx.owner, cid, t.slice(s, e - s)))
         rows[s:e] = np.arange(e - s, dtype=np.int32)
-    id_file = write_id_file(
-        ctx.store, ctx.spec, ns, ctx.owner, t.column("id"), clusters.astype(np.int32), rows
+    id_file = (
+        write_id_file(
+            ctx.store, ctx.spec, ns, ctx.owner, t.column("id"), clusters.astype(np.int32), rows
+        )
+        if with_ids
+        else None
     )
     return BucketResult(ns, bucket, entries, id_file, int(t.num_rows))
 
@@ -849,9 +869,11 @@ def _pack_one(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
     dense = ctx.spec.record_layout != RecordLayout.SPARSE
     # one cluster and the whole namespace as sample: k-means keeps the first
     # sampled vector, which the scan sees anyway (every row goes to cluster 0)
-    single = dense and p.k == 1 and p.sample_fraction >= 1.0
+    single = dense and not p.existing and p.k == 1 and p.sample_fraction >= 1.0
     firsts: list[np.ndarray] | None = [] if single else None
-    if single:
+    if p.existing:  # a load: the namespace's own centroids, no training
+        centroids = existing_centroids(ctx, p.ns, p.centroids) if p.centroids else None
+    elif single:
         centroids = np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
     elif dense:
         centroids = train(ctx, p.k, *[sample(ctx, c, p.sample_fraction) for c in p.chunks])
@@ -879,8 +901,8 @@ def _pack_one(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
             return PackResult(p.ns, chunks, dup_counts(d), first_dup_message(shown, d), [], None)
         write_dup_rejects(ctx, p.ns, shown, d)
     drop_keys = np.sort(d.keys)
-    buckets = [gather(ctx, p.ns, b, drop_keys) for b in range(p.buckets)]
-    rel = None
-    if centroids is not None:
+    buckets = [gather(ctx, p.ns, b, drop_keys, not p.existing) for b in range(p.buckets)]
+    rel = p.centroids if p.existing else None
+    if centroids is not None and not p.existing:
         rel = write_centroids_file(ctx.store, ctx.spec, p.ns, ctx.owner, centroids)
     return PackResult(p.ns, chunks, dup_counts(d), None, buckets, rel)

@@ -58,6 +58,18 @@ ImportStatus = Literal["Pending", "InProgress", "Completed", "Failed", "Cancelle
 ErrorMode = Literal["continue", "abort"]
 # What a job does; its lifecycle is the same for every kind (vecstore/jobs/).
 JobKind = Literal["import", "load", "build", "rebuild", "vacuum"]
+# an import creates its namespaces (Pinecone's rule); a batch load upserts into
+# namespaces that may exist (issue 12, docs/loads-pipeline.md)
+ImportMode = Literal["create", "upsert"]
+# fields of a load's record, left out of an import's JSON (``mode == "create"``)
+LOAD_COUNTS = (
+    "records_upserted",
+    "ids_deleted",
+    "prefixes_deleted",
+    "files_loaded",
+    "files_skipped",
+)
+LOAD_FIELDS = ("mode", "force", "history", *LOAD_COUNTS)
 NamespaceStatus = Literal["Pending", "InProgress", "Committed", "Failed", "Cancelled"]
 FINAL_STATUSES: frozenset[str] = frozenset({"Completed", "Failed", "Cancelled"})
 
@@ -143,12 +155,26 @@ class Job(Frozen):
     # what a job that is not an import reports (a rebuild's balance and recall);
     # left out of the JSON when None
     report: dict[str, Any] | None = None
+    # a batch load (start_import(mode="upsert")); every field below is left
+    # out of the JSON of an import (mode "create"), which stays byte-identical
+    mode: ImportMode = "create"
+    force: bool = False  # load files the load history says were loaded already
+    history: bool = True  # consult and record the load history (mode "upsert")
+    # a load's counts (None: not a load)
+    records_upserted: int | None = None
+    ids_deleted: int | None = None  # ids the load's delete files named (existing namespaces)
+    prefixes_deleted: int | None = None  # id prefixes they named
+    files_loaded: int | None = None  # files read: data and delete files
+    files_skipped: int | None = None  # files skipped by the load history (loaded before)
 
     @model_serializer(mode="wrap")
     def _omit_default_kind(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
         if data.get("kind") == "import":
             del data["kind"]
+        if data.get("mode", "create") == "create":
+            for name in LOAD_FIELDS:
+                data.pop(name, None)
         if "report" in data and data["report"] is None:
             del data["report"]
         return data

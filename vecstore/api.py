@@ -46,6 +46,7 @@ from vecstore.schemas import (
     VectorType,
 )
 from vecstore.schemas.metrics import Metric
+from vecstore.schemas.models import LOAD_COUNTS, ImportMode
 from vecstore.storage import Store, backend_for, scheme_of, translate_uri
 
 if TYPE_CHECKING:
@@ -143,6 +144,14 @@ def validate_error_mode(error_mode: Any) -> str:
     if isinstance(value, str) and value.lower() in ("continue", "abort"):
         return value.lower()
     raise InvalidArgumentError(f"Invalid error_mode {error_mode!r}: expected 'continue' or 'abort'")
+
+
+def validate_import_mode(mode: Any) -> ImportMode:
+    """``start_import``'s ``mode``: "create" (an import) or "upsert" (a batch load)."""
+    value = _enum_value(mode)
+    if isinstance(value, str) and value.lower() in ("create", "upsert"):
+        return "create" if value.lower() == "create" else "upsert"
+    raise InvalidArgumentError(f"Invalid mode {mode!r}: expected 'create' or 'upsert'")
 
 
 class VecStore:
@@ -333,11 +342,23 @@ class Index:
         uri: str,
         integration_id: str | None = None,
         error_mode: str | Enum = "continue",
+        *,
+        mode: str | Enum = "create",
+        force: bool = False,
+        history: bool = True,
     ) -> StartImportResponse:
         """Start an import of ``uri`` (Pinecone's arguments; ``error_mode``
-        "continue" or "abort", any case, or an enum with such a value)."""
+        "continue" or "abort", any case, or an enum with such a value).
+
+        ``mode="create"`` (the default, Pinecone's rule): every namespace must
+        be new. ``mode="upsert"``: a batch load (docs/loads-pipeline.md); its
+        namespaces may exist, a record replaces the record of the same id, and
+        the whole load commits at once. A load consults the index's load
+        history unless ``history=False`` (files already loaded are skipped);
+        ``force=True`` loads them again (and records them)."""
         uri = validate_import_uri(uri, self.spec)
-        mode = validate_error_mode(error_mode)
+        err_mode = validate_error_mode(error_mode)
+        load_mode = validate_import_mode(mode)
         if integration_id is not None:
             self._vs.integrations.options(integration_id)  # unknown id -> argument error
         source = self._vs.source_store(uri, integration_id)
@@ -349,9 +370,13 @@ class Index:
                 id=job_id,
                 index=self.name,
                 uri=uri,
-                error_mode=mode,
+                error_mode=err_mode,
                 integration_id=integration_id,
                 rejects_uri=self.store.url(layout.rejects_prefix(self.name, job_id)),
+                mode=load_mode,
+                force=bool(force),
+                history=bool(history),
+                **(dict.fromkeys(LOAD_COUNTS, 0) if load_mode == "upsert" else {}),
             )
         )
         runner.submit(self.store, self.spec, job, source)

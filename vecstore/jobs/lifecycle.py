@@ -181,13 +181,18 @@ def take_over(
     process claimed it first, or the store refused the claim (try later)."""
     jobs = JobStore(store, index)
     me = policy.runner_name()
+    kind = kind_of(job.kind)
+    if job.mode == "upsert" and kind.committed(store, index, job.id):
+        # a load that passed its marker: finish its roll-forward first (idempotent,
+        # so a racing taker or the old runner doing the same is harmless); if it
+        # fails nothing is claimed and the next looker tries again
+        job = _roll_forward(store, index, job)
     try:
         if not jobs.claim_attempt(job.id, job.attempt + 1, me):
             return None
     except StorageError as exc:
         log.warning("could not take over job %s: %s", job.id, exc.message)
         return None
-    kind = kind_of(job.kind)
     if cancel:
         job = job.model_copy(update={"cancel_requested": True})
     committed = kind.committed(store, index, job.id)
@@ -205,6 +210,27 @@ def take_over(
     new = execute(job, event, effects)
     log.warning("took over job %s (runner lost): now %s", job.id, new.status)
     return effects.record or new
+
+
+def _roll_forward(store: Store, index: str, job: Job) -> Job:
+    """Recovery of a committed load (docs/loads-pipeline.md): apply its staged
+    loads and fold them; ``job`` with the load's counts."""
+    from vecstore.jobs import import_kind
+
+    spec = import_kind.read_spec(store, index)
+    out = retrying(
+        f"rolling load {job.id} forward",
+        lambda: import_kind.roll_forward(store, spec, job.id),
+        seconds=max(1.0, policy.stale_seconds()),
+    )
+    counts = import_kind.committed_counts(store, index, job.id)
+    return job.model_copy(
+        update={
+            "records_upserted": sum(counts.values()),
+            "ids_deleted": sum(out.deleted.values()),
+            "prefixes_deleted": sum(out.prefixes.values()),
+        }
+    )
 
 
 def settle(store: Store, index: str, job: Job, *, resume: Resumer | None) -> Job:

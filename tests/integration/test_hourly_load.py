@@ -3,14 +3,11 @@ task call) against a local store, with the real engine and a LocalCluster.
 
 The second hour adds a file and a delete file: ``run_load`` over the whole
 directory loads the new files only (the load history) and applies the delete.
-Skipped until ``Index.start_import`` takes ``mode`` and ``force`` (the load
-engine).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -21,12 +18,10 @@ import pytest
 from datagen import dense_import, dense_table, vectors
 
 from vecstore import VecStore
-from vecstore.api import Index
 
 pytestmark = pytest.mark.dask
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hourly_load.py"
-HAS_LOAD_API = all(k in inspect.signature(Index.start_import).parameters for k in ("mode", "force"))
 
 
 def example() -> ModuleType:
@@ -53,9 +48,6 @@ def test_imports_without_airflow_and_refuses_bad_arguments(
     assert "hourly_load.py" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(
-    not HAS_LOAD_API, reason="Index.start_import(mode=, force=) not merged yet (load helper)"
-)
 def test_run_load_twice_loads_each_file_once(tmp_path: Path) -> None:
     mod = example()
     store = str(tmp_path / "store")

@@ -1,11 +1,10 @@
 """``vecstore load``: arguments, the call it makes, its output and exit statuses.
 
-Run in-process through ``main(argv)`` against a tmp_path store. Until
-``Index.start_import`` takes ``mode`` and ``force`` (the load engine), the
-command exits 69; the other tests give ``start_import`` those keywords with a
-thin wrapper that records them and starts the job on a scripted runner
-(``jobstate`` driven in a thread, as in test_cli.py), so the CLI's own
-behaviour is tested whatever the engine.
+Run in-process through ``main(argv)`` against a tmp_path store. The tests
+wrap ``start_import`` to record the keywords the command passes and start
+the job on a scripted runner (``jobstate`` driven in a thread, as in
+test_cli.py), so every exit status is reached; real loads run end to end in
+tests/integration/test_load*.py and test_hourly_load.py.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from vecstore.cli import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_TIMEOUT,
-    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     main,
     waiting,
@@ -39,9 +37,6 @@ from vecstore.schemas import ImportJob, IndexSpec
 from vecstore.storage import Store
 
 Run = Callable[..., tuple[int, str, str]]
-HAS_LOAD_API = all(
-    k in inspect.signature(vecstore.api.Index.start_import).parameters for k in ("mode", "force")
-)
 
 
 @pytest.fixture(autouse=True)
@@ -164,18 +159,6 @@ def load_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], list[d
         r.close()
 
 
-@pytest.mark.skipif(HAS_LOAD_API, reason="start_import takes mode and force")
-def test_without_the_load_api_exits_69(run: Run, index: str) -> None:
-    code, out, err = run("load", "s3://b/d", "--index", index, "--wait")
-    assert code == EXIT_UNAVAILABLE and out == ""
-    assert err.startswith('error: `vecstore load` needs Index.start_import(mode="upsert"')
-
-
-@pytest.mark.xfail(
-    not HAS_LOAD_API,
-    reason="Index.start_import(mode=, force=) is added by the load helper",
-    strict=False,
-)
 def test_start_import_has_the_load_keywords() -> None:
     params = inspect.signature(vecstore.api.Index.start_import).parameters
     assert "mode" in params and "force" in params

@@ -10,12 +10,10 @@ progress, ``--timeout``, Ctrl-C / SIGTERM handling and exit statuses. See
 from __future__ import annotations
 
 import argparse
-import inspect
 import signal
 import sys
 from typing import Any
 
-from vecstore.api import Index
 from vecstore.cli import waiting
 from vecstore.cli.commands.imports import _display_for, _summary_rows
 from vecstore.cli.exitcodes import EXIT_OK, EXIT_TIMEOUT, exit_code_for
@@ -26,7 +24,6 @@ from vecstore.errors import NotImplementedYet
 from vecstore.progress import format_duration
 from vecstore.schemas import ImportJob
 
-LOAD_KEYWORDS = ("mode", "force")
 # counts a load may report beyond an import's (job attributes or ``report`` keys)
 LOAD_COUNTS = (
     ("files_loaded", "files loaded"),
@@ -96,7 +93,6 @@ def register(commands: Commands) -> None:
 
 def start(args: argparse.Namespace) -> int:
     index = open_index(args)
-    _require_load_api(index)
     try:
         op = index.start_import(
             uri=args.uri,
@@ -141,16 +137,6 @@ def start(args: argparse.Namespace) -> int:
         return EXIT_TIMEOUT
     return exit_code_for(job) if args.wait else EXIT_OK
 
-
-def _require_load_api(index: Index) -> None:
-    """Exit 69 (not 1 with a TypeError) where ``start_import`` cannot load yet."""
-    params = inspect.signature(index.start_import).parameters
-    missing = [k for k in LOAD_KEYWORDS if k not in params]
-    if missing:
-        raise NotImplementedYet(
-            "`vecstore load` needs Index.start_import(mode=\"upsert\", force=...), "
-            "which this vecstore does not have"
-        )
 
 
 def summary_rows(job: ImportJob) -> list[tuple[str, str]]:

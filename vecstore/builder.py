@@ -457,10 +457,13 @@ def _write_groups(
     table: pa.Table,
     assignment: np.ndarray,
 ) -> list[tuple[ClusterEntry, pa.Array]]:
-    """One segment per distinct cluster id of ``assignment``; with each, its ids in row order."""
+    """One segment per distinct cluster id of ``assignment``; with each, its ids in row order.
+    Each cluster's rows are taken on their own (memory: the table plus one
+    cluster, not a second sorted copy of the table)."""
+    if any(col.num_chunks > 1 for col in table.columns):  # a take per cluster: one chunk each
+        table = table.combine_chunks()
     order = np.argsort(assignment, kind="stable")
     sorted_a = assignment[order]
-    table = table.take(pa.array(order))
     bounds = np.flatnonzero(np.diff(sorted_a)) + 1
     starts = np.concatenate([[0], bounds]).astype(np.int64)
     ends = np.concatenate([bounds, [len(sorted_a)]]).astype(np.int64)
@@ -468,7 +471,7 @@ def _write_groups(
     for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
         if e <= s:
             continue
-        part = table.slice(s, e - s)
+        part = table.take(pa.array(order[s:e]))
         entry = write_cluster(store, spec, namespace, tag, int(sorted_a[s]), part)
         out.append((entry, part.column("id").combine_chunks()))
     return out

@@ -94,14 +94,15 @@ def fit_flat(
     """One flat k-means (random init, :data:`MAX_ITER` Lloyd iterations) on at
     most ``256 * k`` points of ``sample``; duplicates dropped, rows sorted."""
     metric = Metric(metric)
-    x = metric.normalize_rows(np.ascontiguousarray(sample, dtype=np.float32))
+    x = np.ascontiguousarray(sample, dtype=np.float32)
     uniq = min(k, len(x))
     if uniq <= 1:
-        c = x[:1].copy() if len(x) else np.zeros((1, x.shape[1]), np.float32)
+        c = metric.normalize_rows(x[:1].copy()) if len(x) else np.zeros((1, x.shape[1]), np.float32)
         return metric.normalize_rows(c)
     rng = np.random.default_rng(seed)
-    if len(x) > sample_size(uniq):
+    if len(x) > sample_size(uniq):  # sampled before normalising: no copy of a large input
         x = x[np.sort(rng.choice(len(x), sample_size(uniq), replace=False))]
+    x = metric.normalize_rows(x)
     from sklearn.cluster import KMeans
 
     km = KMeans(
@@ -128,9 +129,7 @@ def coarse_k(k: int) -> int:
     return max(2, math.isqrt(max(k, 1) - 1) + 1)
 
 
-def coarse_subset(
-    part: np.ndarray, fraction: float, *, seed: int, index: int
-) -> np.ndarray:
+def coarse_subset(part: np.ndarray, fraction: float, *, seed: int, index: int) -> np.ndarray:
     """A seeded ``fraction`` of one sample part (rows kept in order): the
     coarse training set is the union of these over the parts."""
     if fraction >= 1.0:
@@ -274,8 +273,9 @@ def fit_parts(
     return finish([centroids], dim, metric)
 
 
-def near_cells(x: np.ndarray, coarse: np.ndarray, *, metric: Metric = Metric.EUCLIDEAN,
-               near: int | None = None) -> np.ndarray:
+def near_cells(
+    x: np.ndarray, coarse: np.ndarray, *, metric: Metric = Metric.EUCLIDEAN, near: int | None = None
+) -> np.ndarray:
     """(n, m) int32: each row's ``m`` (default :data:`NEAR`) nearest coarse
     cells, nearest first (column 0 is :func:`assign`'s answer)."""
     metric = Metric(metric)
@@ -302,7 +302,10 @@ def stack_cells(
     """Per-cell centroids as one array and the coarse cell owning each row."""
     ids = list(ids)
     owner = np.concatenate(
-        [np.zeros(0, np.int32), *[np.full(len(c), j, np.int32) for c, j in zip(cells, ids, strict=True)]]
+        [
+            np.zeros(0, np.int32),
+            *[np.full(len(c), j, np.int32) for c, j in zip(cells, ids, strict=True)],
+        ]
     )
     return np.concatenate([np.zeros((0, dim), np.float32), *cells]), owner
 

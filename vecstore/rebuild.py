@@ -42,7 +42,7 @@ from vecstore.errors import CommitConflictError, NotFoundError
 from vecstore.metadata import meta_fields_of
 from vecstore.schemas import IndexSpec, Manifest
 from vecstore.schemas.models import MANIFEST_FORMAT_WAL
-from vecstore.segments import dense_matrix, read_centroids, read_cluster
+from vecstore.segments import dense_matrix, fixed_list, read_centroids, read_cluster
 from vecstore.storage import Store
 from vecstore.tail import TailState
 from vecstore.writer import assemble_manifest, write_centroids_file
@@ -136,6 +136,12 @@ def _cluster(
         assignment = np.arange(n, dtype=np.int64) // kmeans.TARGET_PER_CLUSTER
     else:
         x = dense_matrix(table.column("values"), int(spec.dimension or 0))
+        # the table's vectors become a view of ``x`` (the cluster chunks they
+        # were joined from are released: one copy of the vectors, not two)
+        at = table.schema.get_field_index("values")
+        table = table.set_column(
+            at, table.schema.field(at), fixed_list(x).cast(table.schema.field(at).type)
+        )
         if base.centroids is not None and len(old_where):
             old_c = read_centroids(store, builder._ns_key(spec, ns, base.centroids))
             report.recall_before = quality.estimate_recall(

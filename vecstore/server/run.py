@@ -7,11 +7,22 @@ stop accepting, finish the requests in flight (up to
 runner: running imports stop with the process and are taken over by
 recovery later; their manifests are committed atomically or not at all, so
 nothing is half-visible.
+
+``workers`` > 1 runs that many server processes on the one port (uvicorn's
+multi-process supervisor: the parent binds the port, spawns the workers,
+restarts one that dies and, on SIGTERM / SIGINT, stops them all and waits
+for them). The workers build their app with :func:`app_from_env` from a
+private run directory (mode 0700: the settings, which may hold storage
+credentials, and the generation table of :mod:`vecstore.server.fresh`),
+removed when the server stops.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +32,7 @@ from vecstore.server.state import ServerState
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5080
 GRACEFUL_SECONDS = 5
+RUN_DIR_ENV = "VECSTORE_SERVE_DIR"  # set for the workers of ``run(workers=N)``
 
 log = logging.getLogger("vecstore.server")
 
@@ -57,6 +69,54 @@ def make_app(
     return app
 
 
+def app_from_env() -> Any:
+    """The app of one worker of ``run(workers=N)`` (uvicorn's factory)."""
+    import orjson
+
+    from vecstore.server import fresh
+
+    run_dir = os.environ[RUN_DIR_ENV]
+    with open(os.path.join(run_dir, "settings.json"), "rb") as f:
+        opts = orjson.loads(f.read())
+    _logging(opts["log_level"], worker=True)
+    os.environ[fresh.ENV] = os.path.join(run_dir, fresh.FILE)
+    return make_app(
+        opts["store_uri"],
+        storage_options=opts["storage_options"],
+        config=opts["config"],
+        scheduler=opts["scheduler"],
+    )
+
+
+def _logging(log_level: str, worker: bool = False) -> None:
+    level = log_level.upper()
+    logging.basicConfig(
+        level=max(logging.INFO, getattr(logging, level, logging.INFO)),
+        # a worker of several names itself: [pid]
+        format="%(asctime)s %(levelname)s %(name)s"
+        + ("[%(process)d]" if worker else "")
+        + ": %(message)s",
+    )
+    logging.getLogger("vecstore.server").setLevel(getattr(logging, level, logging.INFO))
+
+
+def _uvicorn_config(app: Any, host: str, port: int, log_level: str, **extra: Any) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower() if log_level.lower() != "debug" else "info",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        server_header=False,
+        proxy_headers=False,  # the Host header names the index hosts; no proxy rewriting
+        **extra,
+    )
+
+
 def run(
     store_uri: str,
     host: str = DEFAULT_HOST,
@@ -65,17 +125,18 @@ def run(
     scheduler: str | None = None,
     log_level: str = "info",
     storage_options: dict[str, Any] | None = None,
+    workers: int = 1,
 ) -> None:
-    """Serve ``store_uri`` on ``host:port`` until SIGTERM / SIGINT."""
+    """Serve ``store_uri`` on ``host:port`` with ``workers`` processes until
+    SIGTERM / SIGINT."""
     import uvicorn
 
-    level = log_level.upper()
-    logging.basicConfig(
-        level=max(logging.INFO, getattr(logging, level, logging.INFO)),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("vecstore.server").setLevel(getattr(logging, level, logging.INFO))
+    if workers > 1:
+        _run_workers(store_uri, host, port, config, scheduler, log_level, storage_options, workers)
+        return
+    _logging(log_level)
     app = make_app(store_uri, storage_options=storage_options, config=config, scheduler=scheduler)
+
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             super().handle_exit(sig, frame)
@@ -84,20 +145,57 @@ def run(
             # is a clean exit here, status 0.
             self._captured_signals.clear()
 
-    server = Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level=log_level.lower() if log_level.lower() != "debug" else "info",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=GRACEFUL_SECONDS,
-            server_header=False,
-        )
-    )
+    server = Server(_uvicorn_config(app, host, port, log_level))
     log.info("vecstore serve: %s on http://%s:%d", _safe(store_uri), host, port)
     server.run()
+
+
+def _run_workers(
+    store_uri: str,
+    host: str,
+    port: int,
+    config: str | None,
+    scheduler: str | None,
+    log_level: str,
+    storage_options: dict[str, Any] | None,
+    workers: int,
+) -> None:
+    import orjson
+    from uvicorn.supervisors import Multiprocess
+
+    from vecstore.server import fresh
+
+    _logging(log_level, worker=True)
+    run_dir = tempfile.mkdtemp(prefix="vecstore-serve-")  # 0700
+    try:
+        settings_path = os.path.join(run_dir, "settings.json")
+        fd = os.open(settings_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(orjson.dumps({
+                "store_uri": store_uri,
+                "storage_options": storage_options,
+                "config": config,
+                "scheduler": scheduler,
+                "log_level": log_level,
+            }))
+        fresh.Generations.create(run_dir)
+        os.environ[RUN_DIR_ENV] = run_dir  # inherited by the spawned workers
+        cfg = _uvicorn_config(
+            "vecstore.server.run:app_from_env", host, port, log_level,
+            factory=True, workers=workers,
+        )
+        sock = cfg.bind_socket()
+        log.info(
+            "vecstore serve: %s on http://%s:%d, %d workers", _safe(store_uri), host, port, workers
+        )
+        # on SIGTERM / SIGINT: every worker gets SIGTERM and shuts down as a
+        # single server does (imports abandoned to recovery); the parent
+        # waits for all of them, then returns (exit status 0)
+        Multiprocess(cfg, sockets=[sock]).run()
+        sock.close()
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _safe(uri: str) -> str:

@@ -52,12 +52,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(store: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(store: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "vecstore.cli", "--store", str(store), "serve", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
+         "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     t0 = time.monotonic()
@@ -70,7 +70,7 @@ def start_server(store: Path) -> tuple[subprocess.Popen[bytes], str]:
         if time.monotonic() - t0 > 60:
             raise SystemExit("the server did not start")
         time.sleep(0.05)
-    print(f"  server up in {time.monotonic() - t0:.2f} s ({load()})")
+    print(f"  server ({workers} worker(s)) port open in {time.monotonic() - t0:.2f} s ({load()})")
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -151,6 +151,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each throughput run")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the timings")
+    ap.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2],
+        help="server processes (`vecstore serve --workers`); one server per value, same run",
+    )
     ap.add_argument("--reimport", action="store_true")
     args = ap.parse_args()
 
@@ -158,26 +162,38 @@ def main() -> None:
     print(f"{ds.name}: {len(ds.base):,} x {ds.base.shape[1]}, {len(ds.queries)} queries ({load()})")
     _, _, ns = imported(ds, reimport=args.reimport)
     store = QCACHE / f"store-{ds.name}"
-    proc, url = start_server(store)
-    try:
-        for r in range(args.rounds):
-            lat = latency(url, store, ds.queries, ns)
-            print(
-                f"[round {r + 1}] latency, 1 client, top_k {TOP_K} ({load()}):\n"
-                f"  Python API    p50 {lat['api_p50']:.2f} ms  p99 {lat['api_p99']:.2f} ms\n"
-                f"  HTTP (SDK)    p50 {lat['http_p50']:.2f} ms  p99 {lat['http_p99']:.2f} ms\n"
-                f"  overhead      p50 {lat['http_p50'] - lat['api_p50']:.2f} ms  "
-                f"p99 {lat['http_p99'] - lat['api_p99']:.2f} ms  (target <= 1 ms at p50)\n"
-                f"  same ids      {lat['same']:.1%}"
-            )
-            one = throughput(url, ds.queries, ns, 1, args.seconds)
-            print(f"  throughput  1 client : {one:7.1f} queries/s ({load()})")
-            eight = throughput(url, ds.queries, ns, 8, args.seconds)
-            print(f"  throughput  8 clients: {eight:7.1f} queries/s ({load()})")
-            print(f"  ratio 8 / 1 = {eight / one:.2f}x (target >= 1.5x)")
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    summary: list[str] = []
+    for workers in args.workers:
+        proc, url = start_server(store, workers)
+        try:
+            for r in range(args.rounds):
+                lat = latency(url, store, ds.queries, ns)
+                over = lat["http_p50"] - lat["api_p50"]
+                print(
+                    f"[{workers} worker(s), round {r + 1}] latency, 1 client, top_k {TOP_K} ({load()}):\n"
+                    f"  Python API    p50 {lat['api_p50']:.2f} ms  p99 {lat['api_p99']:.2f} ms\n"
+                    f"  HTTP (SDK)    p50 {lat['http_p50']:.2f} ms  p99 {lat['http_p99']:.2f} ms\n"
+                    f"  overhead      p50 {over:.2f} ms  "
+                    f"p99 {lat['http_p99'] - lat['api_p99']:.2f} ms  (target <= 1 ms at p50)\n"
+                    f"  same ids      {lat['same']:.1%}",
+                    flush=True,
+                )
+                one = throughput(url, ds.queries, ns, 1, args.seconds)
+                print(f"  throughput  1 client : {one:7.1f} queries/s ({load()})", flush=True)
+                eight = throughput(url, ds.queries, ns, 8, args.seconds)
+                print(f"  throughput  8 clients: {eight:7.1f} queries/s ({load()})", flush=True)
+                print(f"  ratio 8 / 1 = {eight / one:.2f}x (target >= 1.5x)", flush=True)
+                summary.append(
+                    f"  workers {workers}  round {r + 1}: overhead p50 {over:.2f} ms "
+                    f"[{'met' if over <= 1.0 else 'missed'}], 1 client {one:.0f} q/s, "
+                    f"8 clients {eight:.0f} q/s, {eight / one:.2f}x "
+                    f"[{'met' if eight / one >= 1.5 else 'missed'}]"
+                )
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    print(f"summary ({load()}):")
+    print("\n".join(summary))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ def make_app(
     async def lifespan(_: Any) -> AsyncIterator[None]:
         yield
         from vecstore.runners import close_runners
+        from vecstore.server.context import close_pool
+
+        close_pool()
 
         try:
             close_runners(abandon=True)  # running imports are left to recovery

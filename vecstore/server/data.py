@@ -15,7 +15,7 @@ from vecstore import layout, pagination
 from vecstore.api import Index
 from vecstore.server import codec, convert
 from vecstore.server.codec import JSONResponse
-from vecstore.server.context import Ctx, endpoint, threaded
+from vecstore.server.context import Ctx, endpoint, quick, threaded
 from vecstore.server.errors import ApiError
 
 MAX_NAMESPACE = 512
@@ -133,7 +133,7 @@ async def query(request: Request, ctx: Ctx) -> Response:
         index = reading(ctx, request, kwargs["namespace"])
         return convert.query_response(index.query(**kwargs))
 
-    return JSONResponse(await threaded(work))
+    return JSONResponse(await quick(ctx.state.local, work))
 
 
 @endpoint(write=False)
@@ -152,7 +152,7 @@ async def fetch(request: Request, ctx: Ctx) -> Response:
         index = reading(ctx, request, ns)
         return convert.fetch_response(index.fetch(ids=ids, namespace=ns))
 
-    return JSONResponse(await threaded(work))
+    return JSONResponse(await quick(ctx.state.local, work))
 
 
 @endpoint(write=False)

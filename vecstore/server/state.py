@@ -68,6 +68,7 @@ class ServerState:
         self.config_path = config_path
         self.scheduler_address = scheduler_address
         self.root = Store(store_uri, self.storage_options or None)
+        self.local = not self.root.is_remote  # reads cannot wait on a network
         self.auth = AuthStore(self.root)
         self._stores: dict[str | None, VecStore] = {}
         self._indexes: dict[tuple[str | None, str], _Cached] = {}

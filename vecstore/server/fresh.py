@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 
 SLOTS = 4096
-ENV = "VECSTORE_SERVE_GENERATIONS"
 FILE = "generations.bin"
 
 
@@ -109,9 +108,3 @@ class Generations:
             self._map.close()
             os.close(self._fd)
             self._fd = None
-
-
-def from_env() -> Generations:
-    """The table named by ``VECSTORE_SERVE_GENERATIONS`` (set by ``run`` for
-    its workers), else a process-local one."""
-    return Generations(os.environ.get(ENV) or None)

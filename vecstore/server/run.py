@@ -11,20 +11,21 @@ nothing is half-visible.
 ``workers`` > 1 runs that many server processes on the one port (uvicorn's
 multi-process supervisor: the parent binds the port, spawns the workers,
 restarts one that dies and, on SIGTERM / SIGINT, stops them all and waits
-for them). The workers build their app with :func:`app_from_env` from a
-private run directory (mode 0700: the settings, which may hold storage
-credentials, and the generation table of :mod:`vecstore.server.fresh`),
-removed when the server stops.
+for them). Each worker builds its app with :class:`WorkerApp` (an app
+factory that uvicorn pickles to the spawned workers: the settings, which may
+hold storage credentials, never go through the command line or the
+environment) and maps the generation table of :mod:`vecstore.server.fresh`
+from a private directory (mode 0700) removed when the server stops.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from vecstore.server.state import ServerState
@@ -32,7 +33,6 @@ from vecstore.server.state import ServerState
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5080
 GRACEFUL_SECONDS = 5
-RUN_DIR_ENV = "VECSTORE_SERVE_DIR"  # set for the workers of ``run(workers=N)``
 
 log = logging.getLogger("vecstore.server")
 
@@ -43,8 +43,10 @@ def make_app(
     storage_options: dict[str, Any] | None = None,
     config: str | None = None,
     scheduler: str | None = None,
+    generations: str | None = None,
 ) -> Any:
-    """The ASGI app serving ``store_uri`` (for uvicorn, tests or another ASGI server)."""
+    """The ASGI app serving ``store_uri`` (for uvicorn, tests or another ASGI
+    server); ``generations``: the table shared by the workers of one server."""
     from vecstore.server.app import create_app
 
     state = ServerState(
@@ -52,6 +54,7 @@ def make_app(
         storage_options=storage_options,
         config_path=config,
         scheduler_address=scheduler,
+        generations=generations,
     )
     app = create_app(state)
 
@@ -72,23 +75,26 @@ def make_app(
     return app
 
 
-def app_from_env() -> Any:
-    """The app of one worker of ``run(workers=N)`` (uvicorn's factory)."""
-    import orjson
+@dataclass(frozen=True)
+class WorkerApp:
+    """The app factory of the workers of ``run(workers=N)`` (pickled to each)."""
 
-    from vecstore.server import fresh
+    store_uri: str
+    storage_options: dict[str, Any] | None
+    config: str | None
+    scheduler: str | None
+    log_level: str
+    generations: str
 
-    run_dir = os.environ[RUN_DIR_ENV]
-    with open(os.path.join(run_dir, "settings.json"), "rb") as f:
-        opts = orjson.loads(f.read())
-    _logging(opts["log_level"], worker=True)
-    os.environ[fresh.ENV] = os.path.join(run_dir, fresh.FILE)
-    return make_app(
-        opts["store_uri"],
-        storage_options=opts["storage_options"],
-        config=opts["config"],
-        scheduler=opts["scheduler"],
-    )
+    def __call__(self) -> Any:
+        _logging(self.log_level, worker=True)
+        return make_app(
+            self.store_uri,
+            storage_options=self.storage_options,
+            config=self.config,
+            scheduler=self.scheduler,
+            generations=self.generations,
+        )
 
 
 def _logging(log_level: str, worker: bool = False) -> None:
@@ -163,7 +169,6 @@ def _run_workers(
     storage_options: dict[str, Any] | None,
     workers: int,
 ) -> None:
-    import orjson
     from uvicorn.supervisors import Multiprocess
 
     from vecstore.server import fresh
@@ -171,22 +176,11 @@ def _run_workers(
     _logging(log_level, worker=True)
     run_dir = tempfile.mkdtemp(prefix="vecstore-serve-")  # 0700
     try:
-        settings_path = os.path.join(run_dir, "settings.json")
-        fd = os.open(settings_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps({
-                "store_uri": store_uri,
-                "storage_options": storage_options,
-                "config": config,
-                "scheduler": scheduler,
-                "log_level": log_level,
-            }))
-        fresh.Generations.create(run_dir)
-        os.environ[RUN_DIR_ENV] = run_dir  # inherited by the spawned workers
-        cfg = _uvicorn_config(
-            "vecstore.server.run:app_from_env", host, port, log_level,
-            factory=True, workers=workers,
+        factory = WorkerApp(
+            store_uri, storage_options, config, scheduler, log_level,
+            fresh.Generations.create(run_dir),
         )
+        cfg = _uvicorn_config(factory, host, port, log_level, factory=True, workers=workers)
         sock = cfg.bind_socket()
         log.info(
             "vecstore serve: %s on http://%s:%d, %d workers", _safe(store_uri), host, port, workers
@@ -197,7 +191,6 @@ def _run_workers(
         Multiprocess(cfg, sockets=[sock]).run()
         sock.close()
     finally:
-        os.environ.pop(RUN_DIR_ENV, None)
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

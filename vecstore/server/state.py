@@ -62,6 +62,7 @@ class ServerState:
         storage_options: dict[str, Any] | None = None,
         config_path: str | None = None,
         scheduler_address: str | None = None,
+        generations: str | None = None,
     ) -> None:
         self.store_uri = store_uri
         self.storage_options = dict(storage_options or {})
@@ -73,7 +74,8 @@ class ServerState:
         self._stores: dict[str | None, VecStore] = {}
         self._indexes: dict[tuple[str | None, str], _Cached] = {}
         self._lock = threading.Lock()
-        self.gens = fresh.from_env()
+        # shared with the other workers (a path), or this process's own
+        self.gens = fresh.Generations(generations)
 
     # ------------------------------------------------------------- stores
     def vecstore(self, project: str | None) -> VecStore:

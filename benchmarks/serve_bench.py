@@ -52,12 +52,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(store: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    store: Path, workers: int, code: Path = ROOT
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    extra = ["--workers", str(workers)] if workers != 1 else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "vecstore.cli", "--store", str(store), "serve", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
+         "--port", str(port), "--log-level", "warning", *extra],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     t0 = time.monotonic()
@@ -217,6 +220,11 @@ def main() -> None:
         "--workers", type=int, nargs="+", default=[1, 2],
         help="server processes (`vecstore serve --workers`); one server per value, same run",
     )
+    ap.add_argument(
+        "--baseline", type=Path, default=None,
+        help="also run the server of another checkout of vecstore (e.g. `git worktree` of an "
+        "older commit), one worker, first: before / after in the same run",
+    )
     ap.add_argument("--reimport", action="store_true")
     args = ap.parse_args()
 
@@ -225,14 +233,17 @@ def main() -> None:
     _, _, ns = imported(ds, reimport=args.reimport)
     store = QCACHE / f"store-{ds.name}"
     summary: list[str] = []
-    for workers in args.workers:
-        proc, url = start_server(store, workers)
+    servers: list[tuple[str, int, Path]] = [(f"{w} worker(s)", w, ROOT) for w in args.workers]
+    if args.baseline is not None:
+        servers.insert(0, (f"baseline {args.baseline}", 1, args.baseline.resolve()))
+    for label, workers, code in servers:
+        proc, url = start_server(store, workers, code)
         try:
             for r in range(args.rounds):
                 lat = latency(url, store, ds.queries, ns)
                 over = lat["http_p50"] - lat["api_p50"]
                 print(
-                    f"[{workers} worker(s), round {r + 1}] latency, 1 client, top_k {TOP_K} ({load()}):\n"
+                    f"[{label}, round {r + 1}] latency, 1 client, top_k {TOP_K} ({load()}):\n"
                     f"  Python API    p50 {lat['api_p50']:.2f} ms  p99 {lat['api_p99']:.2f} ms\n"
                     f"  HTTP (SDK)    p50 {lat['http_p50']:.2f} ms  p99 {lat['http_p99']:.2f} ms\n"
                     f"  overhead      p50 {over:.2f} ms  "
@@ -253,7 +264,7 @@ def main() -> None:
                     flush=True,
                 )
                 summary.append(
-                    f"  workers {workers}  round {r + 1}: overhead p50 {over:.2f} ms "
+                    f"  {label}  round {r + 1}: overhead p50 {over:.2f} ms "
                     f"[{'met' if over <= 1.0 else 'missed'}], 1 client {one:.0f} q/s, "
                     f"8 clients {eight:.0f} q/s, {ratio:.2f}x "
                     f"[{'met' if ratio >= 1.5 else 'missed'}]"

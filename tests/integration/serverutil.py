@@ -61,6 +61,7 @@ def serve(
     log_level: str = "debug",
     config: Path | None = None,
     env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[Served]:
     """Start ``vecstore serve`` (the CLI) on a free port; stop it at the end."""
     port = free_port()
@@ -71,6 +72,8 @@ def serve(
     ]
     if config is not None:
         args += ["--config", str(config)]
+    if workers != 1:
+        args += ["--workers", str(workers)]
     with open(log, "wb") as out:
         t0 = time.monotonic()
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=server_env(env))

@@ -1,6 +1,7 @@
 """32 concurrent pinecone SDK clients mixing queries, fetches, stats, lists
 (and upserts once the write path exists) while an import runs: no request
-fails. The issue's 60 s run is marked slow; a short run is always on."""
+fails, with one server process and with two (``--workers 2``). The issue's
+60 s run is marked slow; a short run is always on."""
 
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ N = 1500
 CLIENTS = 32
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
+def env(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Any]]:
     base = tmp_path_factory.mktemp("conc")
     write_dense_import(base / "src", {"ns": N}, DIM)
-    with serve(base / "store", log_level="info") as s:
+    with serve(base / "store", log_level="info", workers=request.param) as s:
         pc = s.client()
         m = pc.create_index(name="conc", dimension=DIM, metric="cosine",
                             spec=ServerlessSpec(cloud="aws", region="us-east-1"))

@@ -132,11 +132,11 @@ def openapi(routes: list[Any]) -> dict[str, Any]:
 
 def create_app(state: ServerState) -> Starlette:
     """The app serving ``state``'s store."""
-    routes: list[Any] = [
-        Route("/health", health, methods=["GET"]),
-        *control.routes,
-        *imports.routes,
+    routes: list[Any] = [  # the router tries them in order: the data plane (query first) is hottest
         *data.routes,
+        *imports.routes,
+        *control.routes,
+        Route("/health", health, methods=["GET"]),
     ]
     described = openapi(routes)
 

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from vecstore.server.errors import ApiError
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+_NUMBERS = frozenset({int, float})  # exact types: bool (a subclass of int) is not a number
 
 
 class JSONResponse(Response):
@@ -130,6 +131,8 @@ def number_list(value: Any, field: str) -> list[float]:
     """A JSON array of finite numbers (booleans and strings refused)."""
     if not isinstance(value, list):
         raise bad(field, "an array of numbers", value)
+    if set(map(type, value)) <= _NUMBERS and all(map(math.isfinite, value)):
+        return value  # the common case, checked in C loops
     for x in value:
         if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
             raise ApiError(

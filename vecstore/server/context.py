@@ -8,12 +8,14 @@ Python API's :class:`~vecstore.errors.VecstoreError` to their statuses.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -49,13 +51,13 @@ def error_response(err: ApiError) -> Response:
 async def authenticate(request: Request, state: ServerState, write: bool) -> Ctx:
     enabled = state.auth.enabled_cached()
     if enabled is None:
-        enabled = await run_in_threadpool(state.auth.enabled)
+        enabled = await threaded(state.auth.enabled)
     if not enabled:
         return Ctx(state, None, "ReadWrite")
     presented = request.headers.get("api-key")
     if not presented:
         raise ApiError(401, "UNAUTHENTICATED", "Invalid API Key: the Api-Key header is missing")
-    record = await run_in_threadpool(state.auth.verify, presented)
+    record = await threaded(state.auth.verify, presented)
     if record is None:
         raise ApiError(401, "UNAUTHENTICATED", "Invalid API Key")
     if write and record.role != "ReadWrite":
@@ -91,7 +93,44 @@ def endpoint(*, write: bool) -> Callable[[Handler], Callable[[Request], Awaitabl
 # requests being served by this process (the event loop's thread updates it)
 INFLIGHT = [0]
 
+# Blocking calls of the Python API run on this pool, not on the event loop
+# (a query may read segments from object storage). As many threads as
+# Starlette's default pool; a plain executor rather than Starlette's
+# ``run_in_threadpool`` (anyio's worker threads): the hand-off there and
+# back costs less (docs/server.md, Benchmark).
+THREADS = 40
+_pool: ThreadPoolExecutor | None = None
+
+
+def pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="vecstore-serve")
+    return _pool
+
+
+def close_pool() -> None:
+    """At shutdown: no new work; calls in flight finish on their threads."""
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
+
 
 async def threaded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run blocking work of the Python API off the event loop."""
-    return await run_in_threadpool(fn, *args, **kwargs)
+    loop = asyncio.get_running_loop()
+    if kwargs:
+        return await loop.run_in_executor(pool(), functools.partial(fn, *args, **kwargs))
+    return await loop.run_in_executor(pool(), fn, *args)
+
+
+async def quick(local: bool, fn: Callable[..., Any], *args: Any) -> Any:
+    """A short read (query, fetch) of a ``local`` store: run inline when it
+    is the only request in flight in this process (a thread hand-off there
+    and back, two thread wake-ups, is saved), else on the pool so concurrent
+    requests overlap (the kernels release the GIL). Reads of a remote store
+    (which may wait on the network) always use the pool."""
+    if local and INFLIGHT[0] <= 1:
+        return fn(*args)
+    return await threaded(fn, *args)

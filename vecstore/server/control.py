@@ -162,6 +162,7 @@ async def create_index(request: Request, ctx: Ctx) -> Response:
         if protection != "disabled":
             ctx.state.save_settings(ctx.project, spec.name, settings)
         ctx.state.forget(ctx.project, spec.name)
+        ctx.state.wrote(ctx.project, spec.name)
         return model_of(request, ctx, spec, settings)
 
     return JSONResponse(await threaded(work), status_code=201)
@@ -236,6 +237,7 @@ async def delete_index(request: Request, ctx: Ctx) -> Response:
             ctx.state.vecstore(ctx.project).delete_index(name)
         finally:
             ctx.state.forget(ctx.project, name)
+            ctx.state.wrote(ctx.project, name)
 
     await threaded(work)
     return Response(status_code=202)

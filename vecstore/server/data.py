@@ -15,7 +15,7 @@ from vecstore import layout, pagination
 from vecstore.api import Index
 from vecstore.server import codec, convert
 from vecstore.server.codec import JSONResponse
-from vecstore.server.context import Ctx, endpoint, threaded
+from vecstore.server.context import Ctx, endpoint, quick, threaded
 from vecstore.server.errors import ApiError
 
 MAX_NAMESPACE = 512
@@ -27,6 +27,14 @@ MAX_NS_DIR = 255
 
 def index_of(ctx: Ctx, request: Request) -> Index:
     return ctx.state.index(ctx.project, request.path_params["index"])
+
+
+def reading(ctx: Ctx, request: Request, namespace: str) -> Index:
+    """The index, with this worker's view of ``namespace`` fresh (other
+    workers' acknowledged writes included: :mod:`vecstore.server.fresh`)."""
+    index = index_of(ctx, request)
+    ctx.state.fresh(ctx.project, index, namespace)
+    return index
 
 
 def namespace_arg(value: Any, field: str = "namespace") -> str:
@@ -119,12 +127,13 @@ async def query(request: Request, ctx: Ctx) -> Response:
         kwargs["filter"] = flt
 
     def work() -> dict[str, Any]:
-        index = index_of(ctx, request)
         if not storable(kwargs["namespace"]):
+            index_of(ctx, request)  # 404 for an unknown index
             return {"matches": [], "namespace": kwargs["namespace"], "usage": {"readUnits": 0}}
+        index = reading(ctx, request, kwargs["namespace"])
         return convert.query_response(index.query(**kwargs))
 
-    return JSONResponse(await threaded(work))
+    return JSONResponse(await quick(ctx.state.local, work))
 
 
 @endpoint(write=False)
@@ -137,12 +146,13 @@ async def fetch(request: Request, ctx: Ctx) -> Response:
     ns = namespace_arg(request.query_params.get("namespace"))
 
     def work() -> dict[str, Any]:
-        index = index_of(ctx, request)
         if not storable(ns):
+            index_of(ctx, request)  # 404 for an unknown index
             return {"vectors": {}, "namespace": ns, "usage": {"readUnits": 1}}
+        index = reading(ctx, request, ns)
         return convert.fetch_response(index.fetch(ids=ids, namespace=ns))
 
-    return JSONResponse(await threaded(work))
+    return JSONResponse(await quick(ctx.state.local, work))
 
 
 @endpoint(write=False)
@@ -152,6 +162,7 @@ async def describe_index_stats(request: Request, ctx: Ctx) -> Response:
 
     def work() -> dict[str, Any]:
         index = index_of(ctx, request)
+        ctx.state.fresh_all(ctx.project, index)
         if flt:
             from vecstore.server.stats import filtered_counts  # pyarrow: loaded on first use
 
@@ -173,9 +184,10 @@ async def list_vectors(request: Request, ctx: Ctx) -> Response:
     token = params.get("paginationToken") or None
 
     def work() -> dict[str, Any]:
-        index = index_of(ctx, request)
         if not storable(ns):
+            index_of(ctx, request)  # 404 for an unknown index
             return {"vectors": [], "namespace": ns, "usage": {"readUnits": 1}}
+        index = reading(ctx, request, ns)
         page = index.list_paginated(
             prefix=prefix, limit=limit, pagination_token=token, namespace=ns
         )
@@ -192,7 +204,9 @@ async def list_namespaces(request: Request, ctx: Ctx) -> Response:
     after = pagination.decode(params.get("paginationToken"))  # 400 for a bad token
 
     def work() -> dict[str, Any]:
-        nss = sorted(index_of(ctx, request).list_namespaces(prefix=prefix), key=lambda d: d.name)
+        index = index_of(ctx, request)
+        ctx.state.fresh_all(ctx.project, index)
+        nss = sorted(index.list_namespaces(prefix=prefix), key=lambda d: d.name)
         rest = [d for d in nss if after is None or d.name > after]
         page = rest[:limit]
         out: dict[str, Any] = {
@@ -214,6 +228,7 @@ async def describe_namespace(request: Request, ctx: Ctx) -> Response:
         index = index_of(ctx, request)
         if not storable(ns):
             raise namespace_not_found(ns, index.name)
+        ctx.state.fresh(ctx.project, index, ns)
         d = index.describe_namespace(ns)
         return {"name": d.name, "record_count": d.record_count}
 
@@ -228,8 +243,10 @@ async def delete_namespace(request: Request, ctx: Ctx) -> Response:
         index = index_of(ctx, request)
         if not storable(ns):
             raise namespace_not_found(ns, index.name)
+        ctx.state.fresh(ctx.project, index, ns)
         index.describe_namespace(ns)  # 404 for an unknown namespace
         index.delete_namespace(ns)
+        ctx.state.wrote(ctx.project, index.name, ns)
 
     await threaded(work)
     return Response(status_code=202)
@@ -276,7 +293,9 @@ async def upsert(request: Request, ctx: Ctx) -> Response:
     ns = check_storable(namespace_arg(body.get("namespace")))
 
     def work() -> dict[str, Any]:
-        result = index_of(ctx, request).upsert(records, namespace=ns)
+        index = reading(ctx, request, ns)
+        result = index.upsert(records, namespace=ns)
+        ctx.state.wrote(ctx.project, index.name, ns)
         return {"upsertedCount": result.upserted_count}
 
     return JSONResponse(await threaded(work))
@@ -300,7 +319,8 @@ async def update(request: Request, ctx: Ctx) -> Response:
         raise ApiError(400, "INVALID_ARGUMENT", "update takes either id or filter, not both")
 
     def work() -> dict[str, Any]:
-        result = index_of(ctx, request).update(
+        index = reading(ctx, request, ns)
+        result = index.update(
             id_,
             values=values,
             sparse_values=sparse,
@@ -309,6 +329,8 @@ async def update(request: Request, ctx: Ctx) -> Response:
             filter=flt,
             dry_run=bool(dry_run),
         )
+        if not dry_run:
+            ctx.state.wrote(ctx.project, index.name, ns)
         n = result.matched_records if result is not None else None
         return {} if n is None else {"matchedRecords": n}
 
@@ -331,9 +353,9 @@ async def delete(request: Request, ctx: Ctx) -> Response:
         )
 
     def work() -> None:
-        index_of(ctx, request).delete(
-            ids, delete_all=bool(delete_all) or None, namespace=ns, filter=flt
-        )
+        index = reading(ctx, request, ns)
+        index.delete(ids, delete_all=bool(delete_all) or None, namespace=ns, filter=flt)
+        ctx.state.wrote(ctx.project, index.name, ns)
 
     await threaded(work)
     return JSONResponse({})

@@ -7,13 +7,25 @@ stop accepting, finish the requests in flight (up to
 runner: running imports stop with the process and are taken over by
 recovery later; their manifests are committed atomically or not at all, so
 nothing is half-visible.
+
+``workers`` > 1 runs that many server processes on the one port (uvicorn's
+multi-process supervisor: the parent binds the port, spawns the workers,
+restarts one that dies and, on SIGTERM / SIGINT, stops them all and waits
+for them). Each worker builds its app with :class:`WorkerApp` (an app
+factory that uvicorn pickles to the spawned workers: the settings, which may
+hold storage credentials, never go through the command line or the
+environment) and maps the generation table of :mod:`vecstore.server.fresh`
+from a private directory (mode 0700) removed when the server stops.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from vecstore.server.state import ServerState
@@ -31,8 +43,10 @@ def make_app(
     storage_options: dict[str, Any] | None = None,
     config: str | None = None,
     scheduler: str | None = None,
+    generations: str | None = None,
 ) -> Any:
-    """The ASGI app serving ``store_uri`` (for uvicorn, tests or another ASGI server)."""
+    """The ASGI app serving ``store_uri`` (for uvicorn, tests or another ASGI
+    server); ``generations``: the table shared by the workers of one server."""
     from vecstore.server.app import create_app
 
     state = ServerState(
@@ -40,6 +54,7 @@ def make_app(
         storage_options=storage_options,
         config_path=config,
         scheduler_address=scheduler,
+        generations=generations,
     )
     app = create_app(state)
 
@@ -47,6 +62,9 @@ def make_app(
     async def lifespan(_: Any) -> AsyncIterator[None]:
         yield
         from vecstore.runners import close_runners
+        from vecstore.server.context import close_pool
+
+        close_pool()
 
         try:
             close_runners(abandon=True)  # running imports are left to recovery
@@ -57,6 +75,57 @@ def make_app(
     return app
 
 
+@dataclass(frozen=True)
+class WorkerApp:
+    """The app factory of the workers of ``run(workers=N)`` (pickled to each)."""
+
+    store_uri: str
+    storage_options: dict[str, Any] | None
+    config: str | None
+    scheduler: str | None
+    log_level: str
+    generations: str
+
+    def __call__(self) -> Any:
+        _logging(self.log_level, worker=True)
+        return make_app(
+            self.store_uri,
+            storage_options=self.storage_options,
+            config=self.config,
+            scheduler=self.scheduler,
+            generations=self.generations,
+        )
+
+
+def _logging(log_level: str, worker: bool = False) -> None:
+    level = log_level.upper()
+    logging.basicConfig(
+        level=max(logging.INFO, getattr(logging, level, logging.INFO)),
+        # a worker of several names itself: [pid]
+        format="%(asctime)s %(levelname)s %(name)s"
+        + ("[%(process)d]" if worker else "")
+        + ": %(message)s",
+    )
+    logging.getLogger("vecstore.server").setLevel(getattr(logging, level, logging.INFO))
+
+
+def _uvicorn_config(app: Any, host: str, port: int, log_level: str, **extra: Any) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower() if log_level.lower() != "debug" else "info",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        server_header=False,
+        proxy_headers=False,  # the Host header names the index hosts; no proxy rewriting
+        **extra,
+    )
+
+
 def run(
     store_uri: str,
     host: str = DEFAULT_HOST,
@@ -65,17 +134,18 @@ def run(
     scheduler: str | None = None,
     log_level: str = "info",
     storage_options: dict[str, Any] | None = None,
+    workers: int = 1,
 ) -> None:
-    """Serve ``store_uri`` on ``host:port`` until SIGTERM / SIGINT."""
+    """Serve ``store_uri`` on ``host:port`` with ``workers`` processes until
+    SIGTERM / SIGINT."""
     import uvicorn
 
-    level = log_level.upper()
-    logging.basicConfig(
-        level=max(logging.INFO, getattr(logging, level, logging.INFO)),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("vecstore.server").setLevel(getattr(logging, level, logging.INFO))
+    if workers > 1:
+        _run_workers(store_uri, host, port, config, scheduler, log_level, storage_options, workers)
+        return
+    _logging(log_level)
     app = make_app(store_uri, storage_options=storage_options, config=config, scheduler=scheduler)
+
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             super().handle_exit(sig, frame)
@@ -84,20 +154,44 @@ def run(
             # is a clean exit here, status 0.
             self._captured_signals.clear()
 
-    server = Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level=log_level.lower() if log_level.lower() != "debug" else "info",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=GRACEFUL_SECONDS,
-            server_header=False,
-        )
-    )
+    server = Server(_uvicorn_config(app, host, port, log_level))
     log.info("vecstore serve: %s on http://%s:%d", _safe(store_uri), host, port)
     server.run()
+
+
+def _run_workers(
+    store_uri: str,
+    host: str,
+    port: int,
+    config: str | None,
+    scheduler: str | None,
+    log_level: str,
+    storage_options: dict[str, Any] | None,
+    workers: int,
+) -> None:
+    from uvicorn.supervisors import Multiprocess
+
+    from vecstore.server import fresh
+
+    _logging(log_level, worker=True)
+    run_dir = tempfile.mkdtemp(prefix="vecstore-serve-")  # 0700
+    try:
+        factory = WorkerApp(
+            store_uri, storage_options, config, scheduler, log_level,
+            fresh.Generations.create(run_dir),
+        )
+        cfg = _uvicorn_config(factory, host, port, log_level, factory=True, workers=workers)
+        sock = cfg.bind_socket()
+        log.info(
+            "vecstore serve: %s on http://%s:%d, %d workers", _safe(store_uri), host, port, workers
+        )
+        # on SIGTERM / SIGINT: every worker gets SIGTERM and shuts down as a
+        # single server does (imports abandoned to recovery); the parent
+        # waits for all of them, then returns (exit status 0)
+        Multiprocess(cfg, sockets=[sock]).run()
+        sock.close()
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _safe(uri: str) -> str:

@@ -32,6 +32,13 @@ def register(commands: Commands) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=5080, help="port (default: 5080)")
     p.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="server processes on the port: a number or 'auto' (min(cores, 4)); "
+        "more serve more concurrent clients (default: 1)",
+    )
+    p.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -67,6 +74,20 @@ def register(commands: Commands) -> None:
     kd.add_argument("id")
 
 
+def _workers(value: str) -> int:
+    import os
+
+    if value == "auto":
+        return max(1, min(os.cpu_count() or 1, 4))
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
+    if not 1 <= n <= 64:
+        raise argparse.ArgumentTypeError(f"expected 1 to 64 workers, got {n}")
+    return n
+
+
 def _uri(args: argparse.Namespace) -> str:
     return str(args.store or settings().store)
 
@@ -85,6 +106,7 @@ def serve(args: argparse.Namespace) -> int:
         args.scheduler or settings().scheduler,
         args.log_level,
         store_options(args) or None,
+        workers=args.workers,
     )
     return EXIT_OK
 

@@ -207,7 +207,7 @@ def test_killed_load_is_recovered_and_loads_each_record_once(
 
 
 PAUSING_CHILD = '''
-import os, signal, sys
+import os, signal, sys, time
 
 from vecstore import VecStore
 from vecstore.runners import close_runners
@@ -215,6 +215,7 @@ from vecstore.runners import close_runners
 
 def pause() -> None:
     os.kill(os.getpid(), signal.SIGSTOP)  # the driver's process only (workers run on)
+    time.sleep(0.5)  # the stop of a threaded process may land a moment later: no step past here
 
 
 def main() -> None:

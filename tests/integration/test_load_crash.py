@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.dask, pytest.mark.slow]
 DIM = 16
 
 CHILD = '''
-import os, signal, sys
+import os, signal, sys, time
 
 from vecstore import VecStore
 from vecstore.runners import close_runners
@@ -54,6 +54,7 @@ from vecstore.runners import close_runners
 
 def die(*args, **kwargs):
     os.killpg(os.getpgid(0), signal.SIGKILL)
+    time.sleep(5)  # the kill may land a moment later: no step past here
 
 
 def main() -> None:

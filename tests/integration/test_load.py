@@ -471,3 +471,18 @@ def test_cancel_after_the_marker_completes_the_load(
     assert (job.status, job.records_upserted) == ("Completed", 100), job
     apply_to_model(model, "a", ids, vals, "late")
     assert_matches(index, model)
+
+
+def test_deletes_only_load(base: tuple[Index, Model], tmp_path: Path) -> None:
+    index, model = base
+    root = tmp_path / "dels"
+    write_deletes(root, "a", "id", ["a-7", "a-8"], "ids")
+    write_deletes(root, "a", "prefix", ["a-99"], "pre")
+    job = run(index, root)
+    assert job.status == "Completed", job
+    assert (job.records_upserted, job.ids_deleted, job.prefixes_deleted) == (0, 2, 1)
+    delete_from_model(model, "a", ["a-7", "a-8"], ["a-99"])
+    assert_matches(index, model)
+    again = run(index, root)
+    assert (again.status, again.files_skipped, again.ids_deleted) == ("Completed", 2, 0), again
+    assert_matches(index, model)

@@ -875,21 +875,28 @@ class ImportDriver:
     def _stage_load(self, staged: list[Any], guard: Callable[[], None]) -> None:
         """Write the staged loads and the load history's pending record (both
         count only once the marker exists)."""
-        guard()
-        if staged:
-            from vecstore import loads
+        from vecstore import loads
 
-            for s in staged:
-                # write-if-absent (what loads.write_staged writes): a runner presumed
-                # dead that wakes after recovery cleaned up and resumed the job can
-                # never replace the new attempt's staged loads with its own
-                try:
-                    self.store.put_if_absent(
-                        loads.staged_key(self.spec.name, s.load_id, s.namespace),
-                        s.model_dump_json().encode(),
-                    )
-                except AlreadyExistsError:
-                    raise _Superseded() from None
+        guard()
+        for s in staged:
+            # write-if-absent (what loads.write_staged writes): a runner presumed
+            # dead that wakes after recovery cleaned up and resumed the job can
+            # never replace the new attempt's staged loads with its own
+            key = loads.staged_key(self.spec.name, s.load_id, s.namespace)
+            data = s.model_dump_json().encode()
+            try:
+                self.store.put_if_absent(key, data)
+            except AlreadyExistsError:
+                self._fence()  # a newer attempt owns the job: stop here
+                # still the owner: a superseded attempt's leftover, written after
+                # the cleanup that preceded this attempt; ours replaces it
+                self.store.write_bytes(key, data)
+        # and no leftover of a superseded attempt for a namespace this one does
+        # not load (the roll-forward applies every staged load there is)
+        mine = {loads.staged_key(self.spec.name, s.load_id, s.namespace) for s in staged}
+        for key in self.store.ls(loads_prefix(self.spec.name, self.job.id)):
+            if key.endswith(".json") and key not in mine:
+                self.store.delete(key)
         if self.job.history:
             _history_stage(
                 self.store, self.spec.name, self.job.id, self._loaded_files, self.job.uri

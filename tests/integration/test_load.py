@@ -448,3 +448,41 @@ def test_load_into_sparse_namespace_and_unbuilt_namespace(
     assert job.status == "Completed" and job.records_upserted == 1000, job
     apply_to_model(model, "u", ids3, vals3, "u1")
     assert_matches(dense, model)
+
+
+def test_cancel_after_the_marker_completes_the_load(
+    base: tuple[Index, Model], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vecstore.pipelines.driver import ImportDriver
+
+    index, model = base
+    root = tmp_path / "late"
+    ids = [f"a-{i}" for i in range(50)] + [f"a-late{i}" for i in range(50)]
+    vals = vectors(100, DIM, seed=50)
+    write_records(root, "a", ids, vals, tag="late")
+    real = ImportDriver._roll_forward
+
+    def cancelled_first(self: ImportDriver) -> None:
+        index.cancel_import(self.job.id)  # after the marker: the load is decided
+        real(self)
+
+    monkeypatch.setattr(ImportDriver, "_roll_forward", cancelled_first)
+    job = run(index, root)
+    assert (job.status, job.records_upserted) == ("Completed", 100), job
+    apply_to_model(model, "a", ids, vals, "late")
+    assert_matches(index, model)
+
+
+def test_deletes_only_load(base: tuple[Index, Model], tmp_path: Path) -> None:
+    index, model = base
+    root = tmp_path / "dels"
+    write_deletes(root, "a", "id", ["a-7", "a-8"], "ids")
+    write_deletes(root, "a", "prefix", ["a-99"], "pre")
+    job = run(index, root)
+    assert job.status == "Completed", job
+    assert (job.records_upserted, job.ids_deleted, job.prefixes_deleted) == (0, 2, 1)
+    delete_from_model(model, "a", ["a-7", "a-8"], ["a-99"])
+    assert_matches(index, model)
+    again = run(index, root)
+    assert (again.status, again.files_skipped, again.ids_deleted) == ("Completed", 2, 0), again
+    assert_matches(index, model)

@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.dask, pytest.mark.slow]
 DIM = 16
 
 CHILD = '''
-import os, signal, sys
+import os, signal, sys, time
 
 from vecstore import VecStore
 from vecstore.runners import close_runners
@@ -54,6 +54,7 @@ from vecstore.runners import close_runners
 
 def die(*args, **kwargs):
     os.killpg(os.getpgid(0), signal.SIGKILL)
+    time.sleep(5)  # the kill may land a moment later: no step past here
 
 
 def main() -> None:
@@ -207,7 +208,7 @@ def test_killed_load_is_recovered_and_loads_each_record_once(
 
 
 PAUSING_CHILD = '''
-import os, signal, sys
+import os, signal, sys, time
 
 from vecstore import VecStore
 from vecstore.runners import close_runners
@@ -215,6 +216,7 @@ from vecstore.runners import close_runners
 
 def pause() -> None:
     os.kill(os.getpid(), signal.SIGSTOP)  # the driver's process only (workers run on)
+    time.sleep(0.5)  # the stop of a threaded process may land a moment later: no step past here
 
 
 def main() -> None:

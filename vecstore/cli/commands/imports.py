@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Callable
 from itertools import islice
 from typing import Any
 
@@ -131,10 +132,29 @@ def register(commands: Commands) -> None:
 
 def start(args: argparse.Namespace) -> int:
     index = open_index(args)
-    try:
-        op = index.start_import(
+    return run_to_end(
+        args,
+        index,
+        lambda: index.start_import(
             uri=args.uri, integration_id=args.integration_id, error_mode=args.error_mode
-        )
+        ),
+        "import",
+        _summary_rows,
+    )
+
+
+def run_to_end(
+    args: argparse.Namespace,
+    index: Any,
+    begin: Callable[[], Any],
+    noun: str,
+    summary: Callable[[ImportJob], list[tuple[str, str]]],
+) -> int:
+    """Start a job (``begin``: an import or a load), follow it as the options
+    say (``--wait``, ``--timeout``, ``--json``, progress) and return the exit
+    status: the job's with ``--wait``, 128 + the signal on an interrupt."""
+    try:
+        op = begin()
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith(("vecstore.pipelines", "dask", "distributed")):
             raise
@@ -142,8 +162,9 @@ def start(args: argparse.Namespace) -> int:
             f"The import engine is not available (module {exc.name} is missing)"
         ) from None
     waiting.close_runners_at_exit()
+    title = noun.capitalize()
     if not args.json:
-        print(f"Import started: {op.id}", flush=True)
+        print(f"{title} started: {op.id}", flush=True)
 
     display = _display_for(args, op.id)
     outcome = waiting.wait_for_final(index, op.id, timeout=args.timeout, display=display)
@@ -153,19 +174,19 @@ def start(args: argparse.Namespace) -> int:
         print_json(dump(job))
     elif args.wait:
         print()
-        print(f"Import {job.id}")
-        print_fields(_summary_rows(job), indent="  ")
+        print(f"{title} {job.id}")
+        print_fields(summary(job), indent="  ")
     else:
         detail = f": {job.error}" if job.error else ""
-        print(f"Import {job.id} {job.status}{detail}")
+        print(f"{title} {job.id} {job.status}{detail}")
 
     if outcome.signal is not None:
         what = "Terminated" if outcome.signal == signal.SIGTERM else "Interrupted"
-        print(f"{what}: import {job.id} is {job.status}", file=sys.stderr)
+        print(f"{what}: {noun} {job.id} is {job.status}", file=sys.stderr)
         return 128 + outcome.signal
     if outcome.timed_out:
         print(
-            f"Timed out after {format_duration(args.timeout)}: import {job.id} is {job.status}",
+            f"Timed out after {format_duration(args.timeout)}: {noun} {job.id} is {job.status}",
             file=sys.stderr,
         )
         return EXIT_TIMEOUT

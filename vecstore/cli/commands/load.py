@@ -10,18 +10,11 @@ progress, ``--timeout``, Ctrl-C / SIGTERM handling and exit statuses. See
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
 from typing import Any
 
-from vecstore.cli import waiting
-from vecstore.cli.commands.imports import _display_for, _summary_rows
-from vecstore.cli.exitcodes import EXIT_OK, EXIT_TIMEOUT, exit_code_for
+from vecstore.cli.commands.imports import _summary_rows, run_to_end
 from vecstore.cli.options import index_option, open_index, positive_float
-from vecstore.cli.output import dump, print_fields, print_json
 from vecstore.cli.registry import Commands
-from vecstore.errors import NotImplementedYet
-from vecstore.progress import format_duration
 from vecstore.schemas import ImportJob
 
 # counts a load may report beyond an import's (job attributes or ``report`` keys)
@@ -93,50 +86,19 @@ def register(commands: Commands) -> None:
 
 def start(args: argparse.Namespace) -> int:
     index = open_index(args)
-    try:
-        op = index.start_import(
+    return run_to_end(
+        args,
+        index,
+        lambda: index.start_import(
             uri=args.uri,
             mode="upsert",
             error_mode=args.error_mode,
             integration_id=args.integration_id,
             force=args.force,
-        )
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith(("vecstore.pipelines", "dask", "distributed")):
-            raise
-        raise NotImplementedYet(
-            f"The import engine is not available (module {exc.name} is missing)"
-        ) from None
-    waiting.close_runners_at_exit()
-    if not args.json:
-        print(f"Load started: {op.id}", flush=True)
-
-    outcome = waiting.wait_for_final(
-        index, op.id, timeout=args.timeout, display=_display_for(args, op.id)
+        ),
+        "load",
+        summary_rows,
     )
-    job = outcome.job
-    if args.json:
-        print_json(dump(job))
-    elif args.wait:
-        print()
-        print(f"Load {job.id}")
-        print_fields(summary_rows(job), indent="  ")
-    else:
-        detail = f": {job.error}" if job.error else ""
-        print(f"Load {job.id} {job.status}{detail}")
-
-    if outcome.signal is not None:
-        what = "Terminated" if outcome.signal == signal.SIGTERM else "Interrupted"
-        print(f"{what}: load {job.id} is {job.status}", file=sys.stderr)
-        return 128 + outcome.signal
-    if outcome.timed_out:
-        print(
-            f"Timed out after {format_duration(args.timeout)}: load {job.id} is {job.status}",
-            file=sys.stderr,
-        )
-        return EXIT_TIMEOUT
-    return exit_code_for(job) if args.wait else EXIT_OK
-
 
 
 def summary_rows(job: ImportJob) -> list[tuple[str, str]]:

@@ -467,14 +467,17 @@ def _write_groups(
     bounds = np.flatnonzero(np.diff(sorted_a)) + 1
     starts = np.concatenate([[0], bounds]).astype(np.int64)
     ends = np.concatenate([bounds, [len(sorted_a)]]).astype(np.int64)
-    out = []
-    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-        if e <= s:
-            continue
+    spans = [(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True) if e > s]
+
+    def one(span: tuple[int, int]) -> tuple[ClusterEntry, pa.Array]:
+        s, e = span  # (the take and the Parquet write release the GIL)
         part = table.take(pa.array(order[s:e]))
         entry = write_cluster(store, spec, namespace, tag, int(sorted_a[s]), part)
-        out.append((entry, part.column("id").combine_chunks()))
-    return out
+        return entry, part.column("id").combine_chunks()
+
+    threads = max(1, min(BUILD_THREADS, len(spans)))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vecstore-write") as pool:
+        return list(pool.map(one, spans))
 
 
 def _write_ids(
@@ -553,10 +556,12 @@ def _incremental(
     to (-1: none), reused when they used this version's centroids."""
     loc = id_locations(store, base)
     by_id = {c.id: c for c in base.clusters}
-    if state.hide_clusters:
+    gone = pa.array(sorted(state.where), pa.string())
+    # which rows of the id lookup the tail hides: one membership test, reused below
+    hit = None if state.hide_clusters else pc.is_in(loc.column("id"), value_set=gone)
+    if hit is None:
         touched = {c.id for c in base.clusters if c.row_count}
     else:
-        hit = pc.is_in(loc.column("id"), value_set=pa.array(sorted(state.where), pa.string()))
         touched = set(np.unique(np.asarray(loc.filter(hit).column("cluster").to_numpy())).tolist())
     # where the new records go
     incoming: dict[int, pa.Table] = {}
@@ -570,13 +575,12 @@ def _incremental(
         for cid in np.unique(assignment).tolist():
             incoming[int(cid)] = new_rows.filter(pa.array(assignment == cid))
         touched |= set(incoming)
-    gone = pa.array(sorted(state.where), pa.string())
     fields: dict[str, set[str]] = {f.name: set(f.kinds) for f in base.fields}
 
     # rows of the touched clusters the tail hides, by cluster (delta decisions)
     gone_rows: dict[int, np.ndarray] = {}
-    if not state.hide_clusters and len(gone):
-        hidden = loc.filter(pc.is_in(loc.column("id"), value_set=gone))
+    if hit is not None and len(gone):
+        hidden = loc.filter(hit)
         h_cl = np.asarray(hidden.column("cluster").to_numpy())
         h_rows = np.asarray(hidden.column("row").to_numpy())
         for cid in np.unique(h_cl).tolist():
@@ -694,9 +698,10 @@ def _incremental(
                 fields.setdefault(name, set()).update(kinds)
     kept_clusters = [c for c in base.clusters if c.id not in touched]
     rewritten_ids = pa.array(sorted(touched - deltas), pa.int32())
-    kept_ids = loc.filter(pc.invert(pc.is_in(loc.column("cluster"), value_set=rewritten_ids)))
-    if len(gone) and deltas:  # the hidden rows of appended clusters leave the id lookup
-        kept_ids = kept_ids.filter(pc.invert(pc.is_in(kept_ids.column("id"), value_set=gone)))
+    keep = pc.invert(pc.is_in(loc.column("cluster"), value_set=rewritten_ids))
+    if len(gone) and deltas and hit is not None:  # hidden rows of appended clusters leave it
+        keep = pc.and_(keep, pc.invert(hit))
+    kept_ids = loc.filter(keep)
     kept = [kept_ids, *(t.cast(kept_ids.schema) for t in appended_ids)]
     id_rel = _write_ids(store, spec, namespace, tag, rewritten, kept)
     m = assemble_manifest(

@@ -197,15 +197,20 @@ def _resolve(store: Store, index: str, namespace: str, entry: Entry) -> Entry:
     """A load entry with its staged segments read (rows in the listed order)."""
     if not entry.segments:
         return entry
+    from concurrent.futures import ThreadPoolExecutor
+
     from vecstore.segments import read_table  # (pyarrow.parquet: only when a load is read)
 
     prefix = layout.namespace_prefix(index, namespace)
-    parts: list[pa.Table] = []
-    clusters: list[np.ndarray] = []
-    for cid, rel in entry.segments:
-        t = read_table(store, f"{prefix}/{rel}")
-        parts.append(t)
-        clusters.append(np.full(t.num_rows, cid, dtype=np.int32))
+    keys = [f"{prefix}/{rel}" for _, rel in entry.segments]
+    with ThreadPoolExecutor(
+        max_workers=min(8, len(keys)), thread_name_prefix="vecstore-wal"
+    ) as pool:
+        parts = list(pool.map(lambda k: read_table(store, k), keys))  # (reads release the GIL)
+    clusters = [
+        np.full(t.num_rows, cid, dtype=np.int32)
+        for (cid, _), t in zip(entry.segments, parts, strict=True)
+    ]
     table = pa.concat_tables(parts, promote_options="permissive") if parts else entry.upserts
     return dataclasses.replace(
         entry,

@@ -30,8 +30,11 @@ lint: install ## ruff and mypy (strict) on the packages
 	$(BIN)/ruff check schemas vecstore pipelines tests benchmarks examples
 	$(BIN)/mypy
 
-test: install lint ## Install everything, then run the whole test suite (lint included)
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: install lint ## Install everything, then run the test suite (lint included; the slow tests: make test-slow)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install ## The slow tests: kill -9 crashes, storage faults, 60 s of concurrency (CI runs them too)
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 test-fast: install ## Unit tests only (no servers, no cluster)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)

@@ -825,6 +825,9 @@ class ImportDriver:
         finish_staging(self.store, self.spec.name, self.job.id)
         if staged:
             self._roll_forward()
+        # computed before the record gets every namespace: a heartbeat written
+        # meanwhile stays a small running record (issue 9)
+        quality = self._quality_figures(sorted(set(plans) | set(counts)))
         self._stats.final(counts)
         self._detail = True  # the final record has every namespace
         if load:
@@ -835,7 +838,8 @@ class ImportDriver:
                     "prefixes_deleted": sum(len(s.delete_prefixes) for s in staged),
                 }
             )
-        self._quality_report(sorted(set(plans) | set(counts)))
+        report = {**(self.job.report or {}), "quality": quality}
+        self.job = self.job.model_copy(update={"report": report})
         self._apply(
             jobstate.Committed(
                 records_imported=sum(counts.values()),
@@ -845,8 +849,8 @@ class ImportDriver:
             )
         )
 
-    def _quality_report(self, namespaces: list[str]) -> None:
-        """Quality figures of the committed namespaces into the record's
+    def _quality_figures(self, namespaces: list[str]) -> dict[str, Any]:
+        """Quality figures of the committed namespaces, for the record's
         ``report["quality"]`` (docs/quality.md): one bounded task on a worker;
         a failure or timeout is logged and leaves ``{"error": ...}``, never
         fails the job."""
@@ -862,15 +866,14 @@ class ImportDriver:
                 seed=self.ctx.seed,
                 pure=False,
             )
-            figures = fut.result(timeout=quality.TIMEOUT_SECONDS)
+            figures: dict[str, Any] = fut.result(timeout=quality.TIMEOUT_SECONDS)
         except Exception as exc:
             log.warning("import %s: no quality figures: %s", self.job.id, exc, exc_info=True)
             figures = {"error": f"not computed: {type(exc).__name__}: {str(exc)[:200]}"}
             if fut is not None:
                 with contextlib.suppress(Exception):
                     fut.cancel()
-        report = {**(self.job.report or {}), "quality": figures}
-        self.job = self.job.model_copy(update={"report": report})
+        return figures
 
     def _stage_load(self, staged: list[Any], guard: Callable[[], None]) -> None:
         """Write the staged loads and the load history's pending record (both

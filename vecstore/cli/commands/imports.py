@@ -56,25 +56,7 @@ def register(commands: Commands) -> None:
         "outcome (0 Completed, 1 Failed, 2 Cancelled). Ctrl-C cancels the import "
         "(exit 130).",
     )
-    p.add_argument(
-        "uri",
-        metavar="URI",
-        help="s3://, gs://, az://, https://ACCOUNT.blob.core."
-        "windows.net/CONTAINER/DIR, memory:// or a local directory",
-    )
-    index_option(p)
-    p.add_argument(
-        "--error-mode",
-        choices=["continue", "abort"],
-        default="continue",
-        help="continue: skip invalid records and report them; abort: fail at the first "
-        "(default: continue)",
-    )
-    p.add_argument(
-        "--integration-id",
-        metavar="ID",
-        help="credentials for the source, from the integrations config (default: anonymous)",
-    )
+    source_options(p, "--integration-id")
     p.add_argument(
         "--wait",
         action="store_true",
@@ -125,6 +107,31 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("id", metavar="ID")
     index_option(p)
+
+
+def source_options(p: argparse.ArgumentParser, *integration_flags: str) -> None:
+    """The URI, ``--index``, ``--error-mode`` and the integration option of a
+    job that reads an import directory (``import``, ``load``)."""
+    p.add_argument(
+        "uri",
+        metavar="URI",
+        help="s3://, gs://, az://, https://ACCOUNT.blob.core."
+        "windows.net/CONTAINER/DIR, memory:// or a local directory",
+    )
+    index_option(p)
+    p.add_argument(
+        "--error-mode",
+        choices=["continue", "abort"],
+        default="continue",
+        help="continue: skip invalid records and report them; abort: fail at the first "
+        "(default: continue)",
+    )
+    p.add_argument(
+        *integration_flags,
+        dest="integration_id",
+        metavar="ID",
+        help="credentials for the source, from the integrations config (default: anonymous)",
+    )
 
 
 # ================================================================= commands

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from vecstore.cli.commands.imports import _summary_rows, run_to_end
-from vecstore.cli.options import index_option, open_index, positive_float
+from vecstore.cli.commands.imports import _summary_rows, run_to_end, source_options
+from vecstore.cli.options import open_index, positive_float
 from vecstore.cli.registry import Commands
 from vecstore.schemas import ImportJob
 
@@ -43,27 +43,7 @@ def register(commands: Commands) -> None:
         "status; with --wait it shows progress and a summary and exits 0 Completed, "
         "1 Failed, 2 Cancelled. See docs/loads.md.",
     )
-    p.add_argument(
-        "uri",
-        metavar="URI",
-        help="s3://, gs://, az://, https://ACCOUNT.blob.core."
-        "windows.net/CONTAINER/DIR, memory:// or a local directory",
-    )
-    index_option(p)
-    p.add_argument(
-        "--error-mode",
-        choices=["continue", "abort"],
-        default="continue",
-        help="continue: skip invalid records and report them; abort: fail at the first "
-        "(default: continue)",
-    )
-    p.add_argument(
-        "--integration",
-        "--integration-id",
-        dest="integration_id",
-        metavar="ID",
-        help="credentials for the source, from the integrations config (default: anonymous)",
-    )
+    source_options(p, "--integration", "--integration-id")
     p.add_argument(
         "--force",
         action="store_true",

@@ -882,18 +882,13 @@ class ImportDriver:
 
         guard()
         for s in staged:
-            # write-if-absent (what loads.write_staged writes): a runner presumed
-            # dead that wakes after recovery cleaned up and resumed the job can
-            # never replace the new attempt's staged loads with its own
-            key = loads.staged_key(self.spec.name, s.load_id, s.namespace)
-            data = s.model_dump_json().encode()
             try:
-                self.store.put_if_absent(key, data)
+                loads.write_staged(self.store, self.spec.name, s)
             except AlreadyExistsError:
                 self._fence()  # a newer attempt owns the job: stop here
                 # still the owner: a superseded attempt's leftover, written after
                 # the cleanup that preceded this attempt; ours replaces it
-                self.store.write_bytes(key, data)
+                loads.write_staged(self.store, self.spec.name, s, replace=True)
         # and no leftover of a superseded attempt for a namespace this one does
         # not load (the roll-forward applies every staged load there is)
         mine = {loads.staged_key(self.spec.name, s.load_id, s.namespace) for s in staged}

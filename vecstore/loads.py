@@ -42,7 +42,6 @@ __all__ = [
     "applied_lsn",
     "delete_ids",
     "read_staged",
-    "segments_of",
     "staged_key",
     "write_staged",
 ]
@@ -80,11 +79,17 @@ def _done_key(index: str, load_id: str, namespace: str) -> str:
     return f"{_loads_prefix(index, load_id)}/{layout.ns_dir(namespace)}.lsn"
 
 
-def write_staged(store: Store, index: str, staged: StagedLoad) -> None:
-    """Record a namespace's part of a load (before the load's commit marker)."""
-    store.write_bytes(
-        staged_key(index, staged.load_id, staged.namespace), staged.model_dump_json().encode()
-    )
+def write_staged(store: Store, index: str, staged: StagedLoad, *, replace: bool = False) -> None:
+    """Record a namespace's part of a load (before the load's commit marker).
+    Write-if-absent (AlreadyExistsError if it is there) unless ``replace``: a
+    runner presumed dead that wakes after recovery resumed the job never
+    replaces the new attempt's staged loads with its own."""
+    key = staged_key(index, staged.load_id, staged.namespace)
+    data = staged.model_dump_json().encode()
+    if replace:
+        store.write_bytes(key, data)
+    else:
+        store.put_if_absent(key, data)
 
 
 def read_staged(store: Store, index: str, load_id: str) -> list[StagedLoad]:
@@ -176,8 +181,3 @@ def apply(store: Store, spec: IndexSpec, staged: StagedLoad) -> int:
 
 def _mark_done(store: Store, index: str, staged: StagedLoad, lsn: int) -> None:
     store.write_bytes(_done_key(index, staged.load_id, staged.namespace), str(lsn).encode())
-
-
-def segments_of(entries: Sequence[wal.Entry]) -> set[str]:
-    """The staged segment files (relative to the namespace) the entries name."""
-    return {rel for e in entries for _, rel in e.segments}

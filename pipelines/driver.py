@@ -111,6 +111,7 @@ class ImportDriver:
         self.jobs = JobStore(store, spec.name)
         self.ctx = P.Context.make(source, store, spec, job.id, job.error_mode, job.attempt)
         self._last_persist = 0.0
+        self._started = time.monotonic()
         self._last_cancel_check = 0.0
         self._outstanding: dict[Any, Any] = {}  # key -> future of this job
         self._event: Any = None
@@ -332,6 +333,9 @@ class ImportDriver:
     # ----------------------------------------------------------- progress
     def _progress(self, phase: str, fraction: float, force: bool = False) -> None:
         # a new phase is recorded at once (throttled, short phases never showed)
+        if phase != self.job.phase:
+            log.debug("import %s: phase %s at %.3f s", self.job.id, phase,
+                      time.monotonic() - self._started)
         force = force or phase != self.job.phase
         if not force and time.monotonic() - self._last_persist < PERSIST_SECONDS:
             return
@@ -937,6 +941,7 @@ def _staged_load(
         load_id=job_id,
         namespace=ns,
         segments=tuple((c.id, c.segment) for c in clusters),
+        entries=tuple(clusters),
         centroids=centroids,
         deletes=tuple(deletes),
         delete_prefixes=tuple(prefixes),

@@ -284,7 +284,8 @@ def fold(
             hooks.done(1, 1)
         else:
             manifest, rewritten = _incremental(
-                store, spec, namespace, base, state, new_rows, tag, hooks, preassigned
+                store, spec, namespace, base, state, new_rows, tag, hooks, preassigned,
+                staged=_staged_of(entries),
             )
     except BaseException:
         _remove_quietly(store, spec.name, namespace, tag)
@@ -539,6 +540,53 @@ def _assignment(
     return known
 
 
+def _staged_of(entries: Sequence[wal.Entry]) -> tuple[ClusterEntry, ...]:
+    """The staged segments a fold may attach as they are: those of a tail
+    that is exactly one batch load (its rows are then, in order, the rows of
+    its staged segments)."""
+    if len(entries) != 1 or entries[0].op != "load":
+        return ()
+    e = entries[0]
+    if len(e.staged) != len(e.segments) or any(
+        s.id != cid or s.segment != rel for s, (cid, rel) in zip(e.staged, e.segments, strict=True)
+    ):
+        return ()
+    return e.staged
+
+
+def _attachments(
+    staged: Sequence[ClusterEntry],
+    assignment: np.ndarray,
+    preassigned: np.ndarray | None,
+    incoming: dict[int, pa.Table],
+) -> dict[int, list[ClusterEntry]]:
+    """Per cluster, the staged segments that hold exactly its incoming rows
+    (in order): every row kept the cluster the load's workers gave it."""
+    if not staged or preassigned is None or not np.array_equal(assignment, preassigned):
+        return {}
+    out: dict[int, list[ClusterEntry]] = {}
+    for s in staged:
+        out.setdefault(s.id, []).append(s)
+    if out.keys() != incoming.keys() or any(
+        sum(s.row_count for s in out[cid]) != t.num_rows for cid, t in incoming.items()
+    ):
+        return {}
+    return out
+
+
+def _split_by(table: pa.Table, labels: np.ndarray) -> dict[int, pa.Table]:
+    """The rows of ``table`` by label (row order kept within a label): one
+    take and zero-copy slices, not one filter of the whole table per label."""
+    order = np.argsort(labels, kind="stable")
+    ordered = table.take(pa.array(order))
+    values, starts = np.unique(labels[order], return_index=True)
+    ends = [*starts[1:].tolist(), len(order)]
+    return {
+        int(v): ordered.slice(int(s), int(e) - int(s))
+        for v, s, e in zip(values.tolist(), starts.tolist(), ends, strict=True)
+    }
+
+
 def _incremental(
     store: Store,
     spec: IndexSpec,
@@ -549,11 +597,14 @@ def _incremental(
     tag: str,
     hooks: _Hooks,
     preassigned: np.ndarray | None = None,
+    staged: Sequence[ClusterEntry] = (),
 ) -> tuple[Manifest, int]:
     """Rewrite only the clusters the tail touches (see the module doc).
 
     ``preassigned``: the cluster a batch load's workers assigned each new row
-    to (-1: none), reused when they used this version's centroids."""
+    to (-1: none), reused when they used this version's centroids.
+    ``staged``: a batch load's staged segments (:func:`_staged_of`); a cluster
+    that takes a delta gets them as its delta segments, not a copy."""
     loc = id_locations(store, base)
     by_id = {c.id: c for c in base.clusters}
     gone = pa.array(sorted(state.where), pa.string())
@@ -565,6 +616,7 @@ def _incremental(
         touched = set(np.unique(np.asarray(loc.filter(hit).column("cluster").to_numpy())).tolist())
     # where the new records go
     incoming: dict[int, pa.Table] = {}
+    attach: dict[int, list[ClusterEntry]] = {}
     if new_rows is not None and new_rows.num_rows:
         if spec.record_layout == "sparse":
             per = kmeans.TARGET_PER_CLUSTER
@@ -572,8 +624,9 @@ def _incremental(
             assignment = first + np.arange(new_rows.num_rows, dtype=np.int64) // per
         else:
             assignment = _assignment(store, spec, namespace, base, state, new_rows, preassigned)
-        for cid in np.unique(assignment).tolist():
-            incoming[int(cid)] = new_rows.filter(pa.array(assignment == cid))
+        incoming = _split_by(new_rows, assignment)
+        if state.assigned_with == {base.centroids}:
+            attach = _attachments(staged, assignment, preassigned, incoming)
         touched |= set(incoming)
     fields: dict[str, set[str]] = {f.name: set(f.kinds) for f in base.fields}
 
@@ -612,14 +665,18 @@ def _incremental(
         kinds: dict[str, list[str]] = {}
         if cid in incoming:
             part = conform_table(incoming[cid], spec)
-            delta = write_cluster(store, spec, namespace, tag, int(cid), part)
+            # the load's staged segments as they are, else a delta written here
+            pieces = attach.get(cid) or [write_cluster(store, spec, namespace, tag, int(cid), part)]
             n = part.num_rows
+            stats = old.stats
+            for p in pieces:
+                stats = merge_stats(stats, p.stats)
             update.update(
-                deltas=[*old.deltas, delta.segment],
+                deltas=[*old.deltas, *(p.segment for p in pieces)],
                 delta_rows=old.delta_rows + n,
                 row_count=old.row_count + n,
-                byte_size=old.byte_size + delta.byte_size,
-                stats=merge_stats(old.stats, delta.stats),
+                byte_size=old.byte_size + sum(p.byte_size for p in pieces),
+                stats=stats,
             )
             new_ids = pa.table(
                 {

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vecstore import layout, wal
 from vecstore.errors import NotFoundError
 from vecstore.resolve import id_locations
-from vecstore.schemas import IndexSpec, Manifest
+from vecstore.schemas import ClusterEntry, IndexSpec, Manifest
 from vecstore.storage import Store
 from vecstore.tail import TailState
 
@@ -52,14 +52,18 @@ SEARCH_SLACK = 300.0  # seconds of clock skew tolerated when searching the log
 class StagedLoad(BaseModel):
     """One namespace's part of a load (see the module doc). ``segments``:
     (cluster id, path relative to the namespace folder) of the staged segment
-    files; ``centroids``: the centroids file their rows were assigned against
-    (None: not assigned, the builder does it)."""
+    files; ``entries``: their cluster entries (rows, bytes, column stats), in
+    the same order, so that the fold attaches them as delta segments without
+    writing them again (empty in loads staged before: the fold writes);
+    ``centroids``: the centroids file their rows were assigned against (None:
+    not assigned, the builder does it)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     load_id: str
     namespace: str
     segments: tuple[tuple[int, str], ...] = ()
+    entries: tuple[ClusterEntry, ...] = ()
     centroids: str | None = None
     deletes: tuple[str, ...] = ()
     delete_prefixes: tuple[str, ...] = ()
@@ -157,6 +161,7 @@ def apply(store: Store, spec: IndexSpec, staged: StagedLoad) -> int:
         return wal.encode_load(
             staged.load_id,
             staged.segments,
+            entries=staged.entries,
             centroids=staged.centroids,
             records=staged.records,
             deletes=deletes,

@@ -47,6 +47,7 @@ import pyarrow as pa
 
 from vecstore import layout
 from vecstore.errors import AlreadyExistsError, CommitConflictError, FormatError, NotFoundError
+from vecstore.schemas import ClusterEntry
 from vecstore.storage import Store
 
 WAL_DIR = "_wal"
@@ -88,6 +89,7 @@ class Entry:
     load_id: str | None = None
     segments: tuple[tuple[int, str], ...] = ()
     centroids: str | None = None
+    staged: tuple[ClusterEntry, ...] = ()  # the segments' cluster entries (if recorded)
     records: int = -1  # rows of the staged segments (known before they are read)
     clusters: np.ndarray | None = None  # cluster of each upserted row (a resolved load)
 
@@ -136,6 +138,7 @@ def encode_load(
     load_id: str,
     segments: Sequence[tuple[int, str]],
     *,
+    entries: Sequence[ClusterEntry] = (),
     centroids: str | None,
     records: int,
     deletes: Sequence[str] = (),
@@ -147,6 +150,7 @@ def encode_load(
         "op": "load",
         "load_id": load_id,
         "segments": [[int(c), str(rel)] for c, rel in segments],
+        "entries": [e.model_dump(mode="json") for e in entries],
         "centroids": centroids,
         "records": int(records),
         "deletes": list(deletes),
@@ -189,6 +193,7 @@ def decode(lsn: int, data: bytes, *, where: str = "") -> Entry:
         load_id=header.get("load_id"),
         segments=tuple((int(c), str(rel)) for c, rel in header.get("segments", ())),
         centroids=header.get("centroids"),
+        staged=tuple(ClusterEntry.model_validate(e) for e in header.get("entries", ())),
         records=int(header.get("records", -1)),
     )
 

@@ -48,19 +48,25 @@ def _stage(
     centroids: str | None = None,
     deletes: tuple[str, ...] = (),
     prefixes: tuple[str, ...] = (),
+    entries: bool = True,
 ) -> loads.StagedLoad:
-    """What a load's workers leave behind: one segment per cluster."""
+    """What a load's workers leave behind: one segment per cluster (with their
+    cluster entries, as the driver records them; ``entries=False``: as a load
+    staged by an older vecstore, paths only)."""
     segs = []
+    written = []
     by: dict[int, list[dict[str, Any]]] = {}
     for r, c in zip(recs, clusters, strict=True):
         by.setdefault(c, []).append(r)
     for c, rs in sorted(by.items()):
         entry = write_cluster(store, SPEC, "ns", load_id, c, records_to_table(rs, SPEC))
         segs.append((c, entry.segment))
+        written.append(entry)
     staged = loads.StagedLoad(
         load_id=load_id,
         namespace="ns",
         segments=tuple(segs),
+        entries=tuple(written) if entries else (),
         centroids=centroids,
         deletes=deletes,
         delete_prefixes=prefixes,
@@ -70,7 +76,10 @@ def _stage(
     return staged
 
 
-def test_load_entry_is_one_lsn_seen_by_readers_and_folded(local_store: Store) -> None:
+@pytest.mark.parametrize("entries", [True, False], ids=["attached", "written"])
+def test_load_entry_is_one_lsn_seen_by_readers_and_folded(
+    local_store: Store, entries: bool
+) -> None:
     model = _base(local_store)
     base = manifests.load_namespace(local_store, "ix", "ns")
     assert base is not None
@@ -84,6 +93,7 @@ def test_load_entry_is_one_lsn_seen_by_readers_and_folded(local_store: Store) ->
         centroids=base.centroids,
         deletes=("doc5#0", "absent"),
         prefixes=("doc7#",),
+        entries=entries,
     )
     assert loads.read_staged(local_store, "ix", "load1") == [staged]
     lsn = loads.apply(local_store, SPEC, staged)
@@ -120,6 +130,37 @@ def test_load_entry_is_one_lsn_seen_by_readers_and_folded(local_store: Store) ->
     t = id_locations(local_store, m)
     loc = dict(zip(t.column("id").to_pylist(), t.column("cluster").to_pylist(), strict=True))
     assert [loc[r["id"]] for r in recs] == [i % 3 for i in range(len(recs))]
+    # the staged segments became the clusters' delta segments as they are
+    # (no second copy); a load staged without its entries is written again
+    deltas = {d for c in m.clusters for d in c.deltas}
+    staged_files = {rel for _, rel in staged.segments}
+    assert (staged_files <= deltas) is entries
+    assert len(deltas) == len(staged_files)
+    assert sum(c.delta_rows for c in m.clusters) == len(recs)
+
+
+def test_attached_staged_segments_outlive_their_log_entry(local_store: Store) -> None:
+    """Folded as deltas, the staged files belong to the manifest: vacuum drops
+    the load's log entry and keeps them."""
+    _base(local_store, 400)
+    base = manifests.load_namespace(local_store, "ix", "ns")
+    assert base is not None
+    rng = np.random.default_rng(4)
+    recs = [{"id": f"n{i}", "values": _vec(rng), "metadata": {"i": i}} for i in range(12)]
+    staged = _stage(local_store, recs, [i % 2 for i in range(12)], centroids=base.centroids)
+    loads.apply(local_store, SPEC, staged)
+    m = builder.build(local_store, SPEC, "ns").manifest
+    assert m is not None and {rel for _, rel in staged.segments} <= {
+        d for c in m.clusters for d in c.deltas
+    }
+    vacuum.vacuum(local_store, SPEC, older_than=0.0)
+    assert wal.list_lsns(local_store, "ix", "ns") == []
+    for _, rel in staged.segments:
+        assert local_store.exists(f"indexes/ix/namespaces/ns/{rel}")
+    wal.clear_caches()
+    tail.tail_reader(local_store, SPEC).drop("ns")
+    got = view_fetch(local_store, SPEC, "ns", [r["id"] for r in recs])
+    assert {k: v[1] for k, v in got.items()} == {r["id"]: r["metadata"] for r in recs}
 
 
 def test_assignment_recomputed_when_centroids_changed(local_store: Store) -> None:

@@ -828,7 +828,10 @@ class ImportDriver:
         # marker, whereas a Completed job is never looked at again
         finish_staging(self.store, self.spec.name, self.job.id)
         if staged:
+            t0 = time.monotonic()
             self._roll_forward()
+            log.debug("load %s: %d namespaces rolled forward in %.3f s", self.job.id,
+                      len(staged), time.monotonic() - t0)
         # computed before the record gets every namespace: a heartbeat written
         # meanwhile stays a small running record (issue 9)
         quality = self._quality_figures(sorted(set(plans) | set(counts)))

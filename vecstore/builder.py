@@ -577,10 +577,14 @@ def _attachments(
 def _split_by(table: pa.Table, labels: np.ndarray) -> dict[int, pa.Table]:
     """The rows of ``table`` by label (row order kept within a label): one
     take and zero-copy slices, not one filter of the whole table per label."""
-    order = np.argsort(labels, kind="stable")
-    ordered = table.take(pa.array(order))
-    values, starts = np.unique(labels[order], return_index=True)
-    ends = [*starts[1:].tolist(), len(order)]
+    if len(labels) < 2 or bool(np.all(labels[1:] >= labels[:-1])):
+        ordered, sorted_labels = table, labels  # (a load's rows come by cluster)
+    else:
+        order = np.argsort(labels, kind="stable")
+        ordered = table.combine_chunks().take(pa.array(order))
+        sorted_labels = labels[order]
+    values, starts = np.unique(sorted_labels, return_index=True)
+    ends = [*starts[1:].tolist(), len(sorted_labels)]
     return {
         int(v): ordered.slice(int(s), int(e) - int(s))
         for v, s, e in zip(values.tolist(), starts.tolist(), ends, strict=True)

@@ -27,7 +27,9 @@ SPARSE_SEGMENT_ROWS = kmeans.TARGET_PER_CLUSTER
 # Rows per Arrow batch inside a task: cancel is checked between batches.
 BATCH_ROWS = 32_768
 SPARSE_CLUSTER_STRIDE = 1 << 20
-MIN_BUCKETS = 8
+# A load into an existing namespace writes its staged segments in at least
+# this many gather tasks (contiguous cluster ranges: a cluster stays in one).
+LOAD_MIN_BUCKETS = 4
 # A scan or sample task covers consecutive chunks of one namespace up to
 # chunk_bytes() in all and at most this many chunks (many small files share
 # a task; a task's arguments stay bounded whatever the number of files).
@@ -316,6 +318,10 @@ def plan_namespace(
     else:
         k = 1 if sparse else kmeans.choose_k(rows, target)
     buckets = max(1, math.ceil(rows * row_bytes(spec) / bucket_bytes()))
+    if existing is not None:
+        # a load's write is per-cluster staged segments and no id file: spread
+        # it over the workers even when its rows fit one bucket
+        buckets = max(buckets, LOAD_MIN_BUCKETS)
     if not sparse and k > 0:
         buckets = min(buckets, k)
     partitions = max(1, math.ceil(rows / partition_rows()))

@@ -70,6 +70,7 @@ LEASE_SECONDS = 60.0
 DELTA_FRACTION = 0.25
 CHECK_SECONDS = 0.25  # between clusters, a fold's check runs at most this often
 BUILD_THREADS = min(4, os.cpu_count() or 1)  # clusters merged and written at once
+IO_THREADS = 8  # clusters appended to at once (small files: store round trips)
 LEASE_DIR = "_lease"
 
 
@@ -723,9 +724,11 @@ def _incremental(
     rewritten: list[tuple[ClusterEntry, pa.Array]] = []
     appended: list[ClusterEntry] = []
     appended_ids: list[pa.Table] = []
-    threads = max(1, min(BUILD_THREADS, len(touched)))
     order = sorted(touched)
     deltas = {cid for cid in order if as_delta(cid)}
+    # appends are small files (a delta, a deletion list): more threads than
+    # cores keep the store busy; rewrites hold whole clusters: BUILD_THREADS
+    threads = max(1, min(BUILD_THREADS if deltas != touched else IO_THREADS, len(touched)))
     total = len(order)
     finished = 0
 

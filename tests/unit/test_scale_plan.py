@@ -56,3 +56,23 @@ def test_pack_groups_in_namespace_order(monkeypatch: pytest.MonkeyPatch) -> None
     assert len(groups) == 4  # 300 + 300 small namespaces, 256 files per group at most
     monkeypatch.setenv("VECSTORE_PACK_ROWS", "0")
     assert all(isinstance(it, P.NamespacePlan) for it in P.pack_groups(plans))
+
+
+def test_a_load_into_an_existing_namespace_is_gathered_by_several_tasks() -> None:
+    """100k rows fit one bucket: an import of a new namespace gathers them in
+    one task, a load into an existing one in LOAD_MIN_BUCKETS (its staged
+    segments are written by every worker), never more buckets than clusters."""
+    from vecstore.schemas import ClusterEntry, Manifest
+
+    files = [(f"ns/part-{i:02d}.parquet", 5 * 2**20, [10_000]) for i in range(10)]
+
+    def existing(k: int) -> Manifest:
+        clusters = [ClusterEntry(id=i, segment=f"data/{i}.parquet", row_count=2000, byte_size=1)
+                    for i in range(k)]
+        return Manifest(index="i", namespace="ns", version=1, clusters=clusters,
+                        centroids="data/c.npy", record_count=2000 * k)
+
+    assert P.plan_namespace("ns", files, SPEC).buckets == 1
+    load = P.plan_namespace("ns", files, SPEC, existing=existing(500))
+    assert load.existing and load.k == 500 and load.buckets == P.LOAD_MIN_BUCKETS
+    assert P.plan_namespace("ns", files, SPEC, existing=existing(2)).buckets == 2

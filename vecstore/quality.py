@@ -249,7 +249,9 @@ def _sample_groups(
             starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(groups)])
             dead = _deleted_in(store, prefix, c, part) if c.deleted else None
             for g in sorted(r.choice(groups, size=min(count, groups), replace=False).tolist()):
-                x = dense_matrix(pf.read_row_group(g, columns=["values"]).column("values"), d)
+                # one small row group: pyarrow's pool would only add hand-offs
+                group = pf.read_row_group(g, columns=["values"], use_threads=False)
+                x = dense_matrix(group.column("values"), d)
                 rows = np.arange(len(x))
                 if dead is not None and len(dead):
                     rows = rows[~np.isin(rows + starts[g], dead)]

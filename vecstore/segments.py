@@ -79,7 +79,9 @@ def read_table(store: Store, key: str, columns: list[str] | None = None) -> pa.T
         if columns is not None:
             have = set(pf.schema_arrow.names)
             columns = [c for c in columns if c in have]
-        return pf.read(columns=columns)
+        # callers read many files at once on their own threads (a fold's
+        # staged segments, a rebuild's clusters): no second pool per file
+        return pf.read(columns=columns, use_threads=False)
 
 
 def dense_matrix(column: pa.ChunkedArray | pa.Array, dimension: int) -> np.ndarray:

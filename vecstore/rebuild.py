@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,7 @@ from vecstore.storage import Store
 from vecstore.tail import TailState
 from vecstore.writer import assemble_manifest, write_centroids_file
 
+THREADS = builder.BUILD_THREADS  # clusters read, vectors copied and assigned at once
 COMMIT_ATTEMPTS = 20
 LEASE_WAIT_SECONDS = 120.0
 
@@ -87,31 +89,88 @@ def _seed(owner: str) -> int:
 
 def _state_at(
     store: Store, spec: IndexSpec, ns: str, base: Manifest, lsn: int
-) -> tuple[pa.Table | None, np.ndarray]:
-    """The live records at ``lsn`` and, for each, its cluster in ``base`` (-1: tail)."""
+) -> tuple[pa.Table | None, np.ndarray | None, np.ndarray]:
+    """The live records at ``lsn``, their (n, d) vectors (dense layouts; the
+    table's ``values`` column is a view of them) and, for each record, its
+    cluster in ``base`` (-1: tail).
+
+    The clusters are read on :data:`THREADS` threads (Parquet decoding
+    releases the GIL); each thread copies the vectors it read into their
+    rows of one matrix at once (:class:`_Gather`): one copy of the vectors,
+    made while they are in cache, and no second table of them."""
     applied = base.applied_lsn or 0
     state = TailState(spec, applied, base.version)
     for e in wal.read_after(store, spec.name, ns, applied, upto=lsn):
         state.apply(e)
-    parts: list[pa.Table] = []
-    where: list[np.ndarray] = []
     gone = pa.array(sorted(state.where), pa.string())
-    for c in [] if state.hide_clusters else base.clusters:
-        if not c.row_count:
-            continue
+    prefix = layout.namespace_prefix(spec.name, ns)
+    clusters = [c for c in ([] if state.hide_clusters else base.clusters) if c.row_count]
+    tail = builder._concat([t for t in [state.matching(None)] if t is not None], spec)
+    dense = spec.record_layout != "sparse"
+    # rows of each part in the matrix: at most its live rows (the tail shadows some)
+    gather = _Gather([c.live_count for c in clusters] + [tail.num_rows if tail else 0], spec)
+
+    def read(i: int) -> pa.Table:
         # segment + delta segments, without the deleted rows (format 3)
-        t = read_cluster(store, layout.namespace_prefix(spec.name, ns), c)
+        t = read_cluster(store, prefix, clusters[i])
         if len(gone):
             t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone)))
-        if t.num_rows:
-            parts.append(t)
-            where.append(np.full(t.num_rows, c.id, dtype=np.int64))
-    new_rows = state.matching(None)
-    if new_rows is not None and new_rows.num_rows:
-        parts.append(new_rows)
-        where.append(np.full(new_rows.num_rows, -1, dtype=np.int64))
-    table = builder._concat(parts, spec)
-    return table, (np.concatenate(where) if where else np.zeros(0, np.int64))
+        return gather.put(i, t) if dense else t
+
+    with ThreadPoolExecutor(THREADS, thread_name_prefix="vecstore-rebuild-read") as pool:
+        tables = list(pool.map(read, range(len(clusters))))
+    if tail is not None:
+        tables.append(gather.put(len(clusters), tail) if dense else tail)
+    ids = [c.id for c in clusters] + [-1]
+    where = [np.full(t.num_rows, ids[i], dtype=np.int64) for i, t in enumerate(tables)]
+    old_where = np.concatenate(where) if where else np.zeros(0, np.int64)
+    parts = [t for t in tables if t.num_rows]
+    del tables
+    if not dense or not parts:
+        return builder._concat(parts, spec), None, old_where
+    x = gather.matrix()
+    table = pa.concat_tables(parts, promote_options="permissive").combine_chunks()
+    table = table.append_column("values", fixed_list(x))
+    return builder._concat([table], spec), x, old_where
+
+
+class _Gather:
+    """The vectors of numbered parts, copied into one preallocated (n, d)
+    matrix as the parts arrive (from several threads: a numpy copy releases
+    the GIL). Part ``i`` has ``sizes[i]`` rows reserved; a part with fewer
+    leaves a gap that :meth:`matrix` closes (one more copy, only then)."""
+
+    def __init__(self, sizes: list[int], spec: IndexSpec) -> None:
+        self.dim = int(spec.dimension or 0)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
+        self.rows = np.zeros(len(sizes), np.int64)
+        self.x = np.empty(
+            (int(self.offsets[-1]) if spec.record_layout != "sparse" else 0, self.dim), np.float32
+        )
+        self.over: dict[int, np.ndarray] = {}  # parts with more rows than reserved (kept apart)
+
+    def put(self, i: int, t: pa.Table) -> pa.Table:
+        """Copy ``t``'s vectors into part ``i``'s rows; ``t`` without them."""
+        v = dense_matrix(t.column("values"), self.dim)
+        at = int(self.offsets[i])
+        if at + len(v) <= self.offsets[i + 1]:
+            self.x[at : at + len(v)] = v
+        else:  # more rows than the manifest counts (not expected): joined in matrix()
+            self.over[i] = v
+        self.rows[i] = len(v)
+        return t.drop_columns(["values"])
+
+    def matrix(self) -> np.ndarray:
+        """The parts' vectors in part order, without gaps."""
+        if not self.over and bool(np.all(self.rows == np.diff(self.offsets))):
+            return self.x
+        pieces = [
+            self.over[i] if i in self.over else self.x[at : at + n]
+            for i, (at, n) in enumerate(
+                zip(self.offsets[:-1].tolist(), self.rows.tolist(), strict=True)
+            )
+        ]
+        return np.concatenate([np.zeros((0, self.dim), np.float32), *pieces])
 
 
 def _cluster(
@@ -120,39 +179,49 @@ def _cluster(
     ns: str,
     base: Manifest,
     table: pa.Table | None,
-    lsn: int,
+    x: np.ndarray | None,
     owner: str,
     records_per_cluster: int | None,
     report: RebuildReport,
     old_where: np.ndarray,
 ) -> Manifest:
-    """Write the re-clustered namespace; its manifest (version to be set)."""
+    """Write the re-clustered namespace; its manifest (version to be set).
+
+    ``x``: the vectors of ``table`` (dense layouts). Assignment runs on
+    :data:`THREADS` threads; the recall estimates run beside the segment
+    writes."""
     if table is None:
         return assemble_manifest(spec, ns, base.version + 1, [], centroids=None, id_files=[])
     n = table.num_rows
     seed = _seed(owner)
     cents_rel: str | None = None
-    if spec.record_layout == "sparse":
-        assignment = np.arange(n, dtype=np.int64) // kmeans.TARGET_PER_CLUSTER
-    else:
-        x = dense_matrix(table.column("values"), int(spec.dimension or 0))
-        # the table's vectors become a view of ``x`` (the cluster chunks they
-        # were joined from are released: one copy of the vectors, not two)
-        at = table.schema.get_field_index("values")
-        table = table.set_column(
-            at, table.schema.field(at), fixed_list(x).cast(table.schema.field(at).type)
-        )
-        if base.centroids is not None and len(old_where):
-            old_c = read_centroids(store, builder._ns_key(spec, ns, base.centroids))
-            report.recall_before = quality.estimate_recall(
-                x, old_where, old_c, spec.metric, seed=seed
+    figures: Future[None] | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="vecstore-rebuild-quality") as side:
+        if spec.record_layout == "sparse" or x is None:
+            assignment = np.arange(n, dtype=np.int64) // kmeans.TARGET_PER_CLUSTER
+        else:
+            cents = kmeans.fit(x, _k_for(n, records_per_cluster), seed=seed, metric=spec.metric)
+            assignment = kmeans.assign(x, cents, metric=spec.metric, threads=THREADS).astype(
+                np.int64
             )
-        cents = kmeans.fit(x, _k_for(n, records_per_cluster), seed=seed, metric=spec.metric)
-        assignment = kmeans.assign(x, cents, metric=spec.metric).astype(np.int64)
-        report.recall_after = quality.estimate_recall(x, assignment, cents, spec.metric, seed=seed)
-        cents_rel = write_centroids_file(store, spec, ns, owner, cents)
-    entries = builder._write_groups(store, spec, ns, owner, table, assignment)
-    id_rel = builder._write_ids(store, spec, ns, owner, entries, [])
+            figures = side.submit(
+                _recall_figures,
+                store,
+                spec,
+                ns,
+                base,
+                x,
+                old_where,
+                assignment,
+                cents,
+                seed,
+                report,
+            )
+            cents_rel = write_centroids_file(store, spec, ns, owner, cents)
+        entries = builder._write_groups(store, spec, ns, owner, table, assignment, vectors=x)
+        id_rel = builder._write_ids(store, spec, ns, owner, entries, [])
+        if figures is not None:
+            figures.result()
     return assemble_manifest(
         spec,
         ns,
@@ -162,6 +231,25 @@ def _cluster(
         id_files=[id_rel] if id_rel else [],
         fields=meta_fields_of(table.schema),
     )
+
+
+def _recall_figures(
+    store: Store,
+    spec: IndexSpec,
+    ns: str,
+    base: Manifest,
+    x: np.ndarray,
+    old_where: np.ndarray,
+    assignment: np.ndarray,
+    cents: np.ndarray,
+    seed: int,
+    report: RebuildReport,
+) -> None:
+    """Estimated recall@10 before (the base's clusters) and after."""
+    if base.centroids is not None and len(old_where):
+        old_c = read_centroids(store, builder._ns_key(spec, ns, base.centroids))
+        report.recall_before = quality.estimate_recall(x, old_where, old_c, spec.metric, seed=seed)
+    report.recall_after = quality.estimate_recall(x, assignment, cents, spec.metric, seed=seed)
 
 
 def descends_from(store: Store, spec: IndexSpec, ns: str, m: Manifest, version: int) -> bool:
@@ -200,12 +288,13 @@ def rebuild_namespace(
     report.k_before = len([c for c in base.clusters if c.row_count])
     report.balance_before = quality.balance([c.row_count for c in base.clusters]).as_dict()
     say("reading", 0.05)
-    table, old_where = _state_at(store, spec, ns, base, lsn)
+    if spec.record_layout != "sparse":
+        kmeans.preload()  # imported while the clusters are read
+    table, x, old_where = _state_at(store, spec, ns, base, lsn)
     report.records = 0 if table is None else table.num_rows
     say("clustering", 0.3)
-    fresh = _cluster(
-        store, spec, ns, base, table, lsn, owner, records_per_cluster, report, old_where
-    )
+    fresh = _cluster(store, spec, ns, base, table, x, owner, records_per_cluster, report, old_where)
+    del table, x
     fresh = fresh.model_copy(
         update={
             "format_version": MANIFEST_FORMAT_WAL,

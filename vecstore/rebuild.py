@@ -72,6 +72,14 @@ class RebuildReport:
     folded_after_snapshot: int = 0
     commit_attempts: int = 0
     seconds: float = 0.0
+    # wall seconds of each step: read, train, assign, write, commit
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, phase: str, since: float) -> float:
+        """Record ``phase`` as ended now (started at ``since``); returns now."""
+        now = time.perf_counter()
+        self.phase_seconds[phase] = round(now - since, 3)
+        return now
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -196,14 +204,17 @@ def _cluster(
     seed = _seed(owner)
     cents_rel: str | None = None
     figures: Future[None] | None = None
+    t = time.perf_counter()
     with ThreadPoolExecutor(1, thread_name_prefix="vecstore-rebuild-quality") as side:
         if spec.record_layout == "sparse" or x is None:
             assignment = np.arange(n, dtype=np.int64) // kmeans.TARGET_PER_CLUSTER
         else:
             cents = kmeans.fit(x, _k_for(n, records_per_cluster), seed=seed, metric=spec.metric)
+            t = report.timed("train", t)
             assignment = kmeans.assign(x, cents, metric=spec.metric, threads=THREADS).astype(
                 np.int64
             )
+            t = report.timed("assign", t)
             figures = side.submit(
                 _recall_figures,
                 store,
@@ -222,6 +233,7 @@ def _cluster(
         id_rel = builder._write_ids(store, spec, ns, owner, entries, [])
         if figures is not None:
             figures.result()
+    report.timed("write", t)
     return assemble_manifest(
         spec,
         ns,
@@ -291,6 +303,7 @@ def rebuild_namespace(
     if spec.record_layout != "sparse":
         kmeans.preload()  # imported while the clusters are read
     table, x, old_where = _state_at(store, spec, ns, base, lsn)
+    t = report.timed("read", t0)
     report.records = 0 if table is None else table.num_rows
     say("clustering", 0.3)
     fresh = _cluster(store, spec, ns, base, table, x, owner, records_per_cluster, report, old_where)
@@ -306,7 +319,9 @@ def rebuild_namespace(
     report.k_after = len(fresh.clusters)
     report.balance_after = quality.balance([c.row_count for c in fresh.clusters]).as_dict()
     say("committing", 0.9)
+    t = time.perf_counter()
     committed = _commit(store, spec, ns, base, fresh, owner, report, before_commit)
+    report.timed("commit", t)
     report.version = committed.version
     report.applied_lsn = committed.applied_lsn
     report.seconds = round(time.perf_counter() - t0, 3)

@@ -46,7 +46,7 @@ from vecstore.schemas.models import MANIFEST_FORMAT_WAL
 from vecstore.segments import dense_matrix, fixed_list, read_centroids, read_cluster
 from vecstore.storage import Store
 from vecstore.tail import TailState
-from vecstore.writer import assemble_manifest, write_centroids_file
+from vecstore.writer import assemble_manifest, write_centroids_file, write_id_file
 
 THREADS = builder.BUILD_THREADS  # clusters read, vectors copied and assigned at once
 COMMIT_ATTEMPTS = 20
@@ -196,8 +196,8 @@ def _cluster(
     """Write the re-clustered namespace; its manifest (version to be set).
 
     ``x``: the vectors of ``table`` (dense layouts). Assignment runs on
-    :data:`THREADS` threads; the recall estimates run beside the segment
-    writes."""
+    :data:`THREADS` threads; the recall estimates and the id file are
+    computed beside the segment writes."""
     if table is None:
         return assemble_manifest(spec, ns, base.version + 1, [], centroids=None, id_files=[])
     n = table.num_rows
@@ -229,8 +229,9 @@ def _cluster(
                 report,
             )
             cents_rel = write_centroids_file(store, spec, ns, owner, cents)
+        id_file = side.submit(_write_id_file, store, spec, ns, owner, table, assignment)
         entries = builder._write_groups(store, spec, ns, owner, table, assignment, vectors=x)
-        id_rel = builder._write_ids(store, spec, ns, owner, entries, [])
+        id_rel = id_file.result()
         if figures is not None:
             figures.result()
     report.timed("write", t)
@@ -240,9 +241,23 @@ def _cluster(
         base.version + 1,
         [e for e, _ in entries],
         centroids=cents_rel,
-        id_files=[id_rel] if id_rel else [],
+        id_files=[id_rel],
         fields=meta_fields_of(table.schema),
     )
+
+
+def _write_id_file(
+    store: Store, spec: IndexSpec, ns: str, owner: str, table: pa.Table, assignment: np.ndarray
+) -> str:
+    """The id file of the clusters :func:`builder._write_groups` writes from
+    ``table`` and ``assignment`` (written beside them): each record's cluster
+    and its row there -- its rank in the same stable order by cluster."""
+    order = np.argsort(builder._sort_key(assignment), kind="stable")
+    by_cluster = assignment[order]
+    rows = np.empty(len(order), np.int32)
+    rows[order] = np.arange(len(order)) - np.searchsorted(by_cluster, by_cluster, side="left")
+    ids = table.column("id").cast(pa.string())
+    return write_id_file(store, spec, ns, owner, ids, assignment.astype(np.int32), rows)
 
 
 def _recall_figures(

@@ -49,6 +49,7 @@ from vecstore.tail import TailState
 from vecstore.writer import assemble_manifest, write_centroids_file, write_id_file
 
 THREADS = builder.BUILD_THREADS  # clusters read, vectors copied and assigned at once
+REMOTE_READ_THREADS = 8  # clusters read at once from an object store (latency-bound GETs)
 COMMIT_ATTEMPTS = 20
 LEASE_WAIT_SECONDS = 120.0
 
@@ -103,7 +104,7 @@ def _state_at(
     cluster in ``base`` (-1: tail).
 
     The clusters are read on :data:`THREADS` threads (Parquet decoding
-    releases the GIL); each thread copies the vectors it read into their
+    releases the GIL; :data:`REMOTE_READ_THREADS` from an object store); each thread copies the vectors it read into their
     rows of one matrix at once (:class:`_Gather`): one copy of the vectors,
     made while they are in cache, and no second table of them."""
     applied = base.applied_lsn or 0
@@ -125,7 +126,8 @@ def _state_at(
             t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone)))
         return gather.put(i, t) if dense else t
 
-    with ThreadPoolExecutor(THREADS, thread_name_prefix="vecstore-rebuild-read") as pool:
+    threads = REMOTE_READ_THREADS if store.is_remote else THREADS
+    with ThreadPoolExecutor(threads, thread_name_prefix="vecstore-rebuild-read") as pool:
         tables = list(pool.map(read, range(len(clusters))))
     if tail is not None:
         tables.append(gather.put(len(clusters), tail) if dense else tail)
@@ -307,6 +309,8 @@ def rebuild_namespace(
     attempt (the job's cancel check; tests use it to race builds)."""
     t0 = time.perf_counter()
     say = progress or (lambda phase, frac: None)
+    if spec.record_layout != "sparse":
+        kmeans.preload()  # ~1-2 s in a fresh process: imported while the clusters are read
     base = manifests.load_namespace(store, spec.name, ns)
     if base is None or base.deleted:
         raise NotFoundError(f'Namespace "{ns}" not found in index "{spec.name}"', namespace=ns)
@@ -315,8 +319,6 @@ def rebuild_namespace(
     report.k_before = len([c for c in base.clusters if c.row_count])
     report.balance_before = quality.balance([c.row_count for c in base.clusters]).as_dict()
     say("reading", 0.05)
-    if spec.record_layout != "sparse":
-        kmeans.preload()  # imported while the clusters are read
     table, x, old_where = _state_at(store, spec, ns, base, lsn)
     t = report.timed("read", t0)
     report.records = 0 if table is None else table.num_rows

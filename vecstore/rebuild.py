@@ -45,7 +45,7 @@ from vecstore.schemas import IndexSpec, Manifest
 from vecstore.schemas.models import MANIFEST_FORMAT_WAL
 from vecstore.segments import dense_matrix, fixed_list, read_centroids, read_cluster
 from vecstore.storage import Store
-from vecstore.tail import TailState
+from vecstore.tail import TailState, conform_table
 from vecstore.writer import assemble_manifest, write_centroids_file, write_id_file
 
 THREADS = builder.BUILD_THREADS  # clusters read, vectors copied and assigned at once
@@ -124,7 +124,7 @@ def _state_at(
         t = read_cluster(store, prefix, clusters[i])
         if len(gone):
             t = t.filter(pc.invert(pc.is_in(t.column("id"), value_set=gone)))
-        return gather.put(i, t) if dense else t
+        return gather.put(i, conform_table(t, spec)) if dense else t
 
     threads = REMOTE_READ_THREADS if store.is_remote else THREADS
     with ThreadPoolExecutor(threads, thread_name_prefix="vecstore-rebuild-read") as pool:

@@ -9,7 +9,9 @@
 2. **Re-cluster.** k from the size (:func:`vecstore.kmeans.choose_k`, or
    ``n // records_per_cluster``), k-means on a fresh sample (seeded by the
    job), every record assigned, fresh segments / id file / centroids named
-   ``data/<owner>-...`` in the current format.
+   ``data/<owner>-...`` in the current format. One process, its cores kept
+   busy by threads where numpy / pyarrow release the GIL (reads, the
+   vector copy, assignment, writes; docs/rebuild.md "Speed").
 3. **Commit** (under the builder lease) an ``ApplyLog`` with
    ``applied_lsn = L``. Writes that landed after ``L`` stay in the log and
    are replayed on top by readers and the next build: none is lost. If the
@@ -104,9 +106,10 @@ def _state_at(
     cluster in ``base`` (-1: tail).
 
     The clusters are read on :data:`THREADS` threads (Parquet decoding
-    releases the GIL; :data:`REMOTE_READ_THREADS` from an object store); each thread copies the vectors it read into their
-    rows of one matrix at once (:class:`_Gather`): one copy of the vectors,
-    made while they are in cache, and no second table of them."""
+    releases the GIL; :data:`REMOTE_READ_THREADS` from an object store);
+    each thread copies the vectors it read into their rows of one matrix at
+    once (:class:`_Gather`): one copy of the vectors, made while they are in
+    cache, and no second table of them."""
     applied = base.applied_lsn or 0
     state = TailState(spec, applied, base.version)
     for e in wal.read_after(store, spec.name, ns, applied, upto=lsn):

@@ -47,6 +47,7 @@ from vecstore.schemas import ClusterEntry, IndexSpec, Manifest
 from vecstore.schemas.models import MANIFEST_FORMAT_DELTA, MANIFEST_FORMAT_WAL
 from vecstore.segments import (
     dense_matrix,
+    fixed_list,
     read_centroids,
     read_cluster,
     read_deleted,
@@ -458,28 +459,53 @@ def _write_groups(
     tag: str,
     table: pa.Table,
     assignment: np.ndarray,
+    vectors: np.ndarray | None = None,
 ) -> list[tuple[ClusterEntry, pa.Array]]:
     """One segment per distinct cluster id of ``assignment``; with each, its ids in row order.
     Each cluster's rows are taken on their own (memory: the table plus one
-    cluster, not a second sorted copy of the table)."""
+    cluster, not a second sorted copy of the table). ``vectors``: the
+    table's ``values`` as an (n, d) matrix (the rebuild): a cluster's
+    vectors are then gathered by numpy into a buffer each writing thread
+    reuses (no fresh pages per cluster)."""
     if any(col.num_chunks > 1 for col in table.columns):  # a take per cluster: one chunk each
         table = table.combine_chunks()
-    order = np.argsort(assignment, kind="stable")
+    order = np.argsort(_sort_key(assignment), kind="stable")
     sorted_a = assignment[order]
     bounds = np.flatnonzero(np.diff(sorted_a)) + 1
     starts = np.concatenate([[0], bounds]).astype(np.int64)
     ends = np.concatenate([bounds, [len(sorted_a)]]).astype(np.int64)
     spans = [(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True) if e > s]
+    rest = table if vectors is None else table.drop_columns(["values"])
+    local = threading.local()
+
+    def rows_of(s: int, e: int) -> pa.Table:
+        take = pa.array(order[s:e])
+        if vectors is None:
+            return table.take(take)
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            longest = max(b - a for a, b in spans)
+            buf = local.buf = np.empty((longest, vectors.shape[1]), np.float32)
+        got = np.take(vectors, order[s:e], axis=0, out=buf[: e - s])
+        return rest.take(take).append_column("values", fixed_list(got))
 
     def one(span: tuple[int, int]) -> tuple[ClusterEntry, pa.Array]:
-        s, e = span  # (the take and the Parquet write release the GIL)
-        part = table.take(pa.array(order[s:e]))
+        s, e = span  # (the takes and the Parquet write release the GIL)
+        part = rows_of(s, e)
         entry = write_cluster(store, spec, namespace, tag, int(sorted_a[s]), part)
         return entry, part.column("id").combine_chunks()
 
     threads = max(1, min(BUILD_THREADS, len(spans)))
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vecstore-write") as pool:
         return list(pool.map(one, spans))
+
+
+def _sort_key(assignment: np.ndarray) -> np.ndarray:
+    """``assignment`` as uint16 where it fits (numpy sorts those by radix, ~10x
+    faster than a stable sort of int64), else as it is."""
+    if len(assignment) and int(assignment.min()) >= 0 and int(assignment.max()) < 2**16:
+        return assignment.astype(np.uint16)
+    return assignment
 
 
 def _write_ids(

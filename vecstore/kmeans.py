@@ -26,8 +26,11 @@ Cosine indexes cluster L2-normalised vectors and keep normalised centroids
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -389,17 +392,77 @@ def _mix(seed: int, stage: int, index: int) -> int:
 
 
 def assign(
-    x: np.ndarray, centroids: np.ndarray, *, metric: Metric = Metric.EUCLIDEAN
+    x: np.ndarray,
+    centroids: np.ndarray,
+    *,
+    metric: Metric = Metric.EUCLIDEAN,
+    threads: int | None = None,
 ) -> np.ndarray:
-    """Index of the nearest centroid (L2, in ``metric``'s space) for each row."""
+    """Index of the nearest centroid (L2, in ``metric``'s space) for each row.
+
+    ``threads``: blocks of rows scored on that many threads of this process,
+    each with a one-thread BLAS and its own score buffer (the rebuild, which
+    has the machine to itself). None: one block at a time on the caller's
+    thread, BLAS threaded as configured (an import worker)."""
     metric = Metric(metric)
     c = np.ascontiguousarray(centroids, dtype=np.float32)
     half_norms = 0.5 * np.einsum("ij,ij->i", c, c)
     out = np.empty(len(x), dtype=np.int32)
-    for start in range(0, len(x), _BLOCK):
-        block = np.asarray(x[start : start + _BLOCK], dtype=np.float32)
-        block = metric.normalize_rows(block)
-        scores = block @ c.T
-        scores -= half_norms  # argmax(x.c - |c|^2/2) == argmin |x - c|^2
-        out[start : start + len(block)] = np.argmax(scores, axis=1)
+    if threads is None or threads <= 1 or len(x) <= _BLOCK:
+        for start in range(0, len(x), _BLOCK):
+            out[start : start + _BLOCK] = _nearest(x[start : start + _BLOCK], c, half_norms, metric)
+        return out
+    local = threading.local()
+
+    def one(start: int) -> None:  # the matmul and the argmax release the GIL
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = np.empty((_BLOCK, len(c)), np.float32)
+        block = x[start : start + _BLOCK]
+        out[start : start + len(block)] = _nearest(block, c, half_norms, metric, buf[: len(block)])
+
+    with (
+        _one_thread_blas(),
+        ThreadPoolExecutor(threads, thread_name_prefix="vecstore-assign") as pool,
+    ):
+        list(pool.map(one, range(0, len(x), _BLOCK)))
     return out
+
+
+def _nearest(
+    block: np.ndarray,
+    c: np.ndarray,
+    half_norms: np.ndarray,
+    metric: Metric,
+    buf: np.ndarray | None = None,
+) -> np.ndarray:
+    block = metric.normalize_rows(np.asarray(block, dtype=np.float32))
+    scores = np.matmul(block, c.T, out=buf)
+    scores -= half_norms  # argmax(x.c - |c|^2/2) == argmin |x - c|^2
+    best: np.ndarray = np.argmax(scores, axis=1)
+    return best
+
+
+def _one_thread_blas() -> contextlib.AbstractContextManager[object]:
+    """BLAS limited to one thread (threadpoolctl, which scikit-learn brings)
+    while several threads of ours run matmuls: a threaded BLAS under each
+    would oversubscribe the cores (measured slower, and spinning)."""
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - comes with scikit-learn
+        return contextlib.nullcontext()
+    limits: contextlib.AbstractContextManager[object] = threadpool_limits(limits=1, user_api="blas")
+    return limits
+
+
+def preload() -> threading.Thread:
+    """Import scikit-learn's k-means on a daemon thread (it takes ~1-2 s,
+    mostly while the caller's other threads read files) and return it."""
+
+    def run() -> None:
+        with contextlib.suppress(ImportError):  # fit() raises it where it is needed
+            import sklearn.cluster  # noqa: F401
+
+    t = threading.Thread(target=run, daemon=True, name="vecstore-preload-sklearn")
+    t.start()
+    return t

@@ -291,3 +291,118 @@ def test_a_rebuild_whose_process_died_is_taken_over_and_completed(
     assert not index.store.exists(f"indexes/m/namespaces/{NS}/data/{job.id}-dead.parquet")
     index.vacuum(older_than=0)
     _same(index, model)
+
+
+# ------------------------------------------------- the rebuild's fast paths
+
+
+def test_rebuild_of_delta_clusters_with_a_shadowing_tail(tmp_path: Path) -> None:
+    """Clusters with delta segments and deleted rows (format 3), and a tail at
+    the snapshot that overwrites and deletes records of them: the vectors
+    gathered on several threads leave gaps that are closed, row for row."""
+    index = _index(tmp_path)
+    model: dict[str, list[float]] = {}
+    _load(index, model, "a", 3000, 0)
+    index.build(namespace=NS)
+    rng = np.random.default_rng(5)
+    over = [(f"a{j}", rng.normal(size=D).astype(np.float32).tolist()) for j in range(0, 3000, 30)]
+    index.upsert(over, namespace=NS)
+    index.delete(ids=[f"a{j}" for j in range(1, 3000, 40)], namespace=NS)
+    model.update(dict(over))
+    for j in range(1, 3000, 40):
+        model.pop(f"a{j}")
+    index.build(namespace=NS)
+    built = manifests.load_namespace(index.store, "m", NS)
+    assert built is not None and any(c.deltas or c.deleted for c in built.clusters)
+    # the tail at the snapshot: overwrites, deletes and new records
+    over = [(f"a{j}", rng.normal(size=D).astype(np.float32).tolist()) for j in range(2, 3000, 25)]
+    index.upsert(over, namespace=NS)
+    index.delete(ids=[f"a{j}" for j in range(3, 3000, 35)], namespace=NS)
+    model.update(dict(over))
+    for j in range(3, 3000, 35):
+        model.pop(f"a{j}", None)
+    _load(index, model, "n", 400, 9)
+    [job] = index.rebuild(NS)
+    assert job.status == "Completed", job.error
+    rep = job.report or {}
+    assert rep["records"] == len(model)
+    assert set(rep["phase_seconds"]) == {"read", "train", "assign", "write", "commit"}
+    _same(index, model)
+
+
+def test_gather_closes_gaps_and_keeps_parts_larger_than_reserved() -> None:
+    import pyarrow as pa
+
+    from vecstore.rebuild import _Gather
+    from vecstore.schemas import IndexSpec
+    from vecstore.segments import dense_matrix, fixed_list
+
+    spec = IndexSpec(name="g", dimension=4, metric="euclidean")
+    rng = np.random.default_rng(0)
+    parts = [rng.normal(size=(n, 4)).astype(np.float32) for n in (5, 0, 3, 7)]
+
+    def table(x: np.ndarray) -> pa.Table:
+        return pa.table({"id": [str(i) for i in range(len(x))], "values": fixed_list(x)})
+
+    exact = _Gather([5, 0, 3, 7], spec)
+    for i, x in enumerate(parts):
+        assert exact.put(i, table(x)).column_names == ["id"]
+    assert np.array_equal(exact.matrix(), np.concatenate(parts))
+    assert exact.matrix() is exact.x  # no gap: the matrix itself, no copy
+    # part 0 got fewer rows than reserved, part 3 more: same rows, in part order
+    odd = _Gather([6, 0, 3, 2], spec)
+    for i, x in reversed(list(enumerate(parts))):
+        odd.put(i, table(x))
+    assert np.array_equal(odd.matrix(), np.concatenate(parts))
+    assert dense_matrix(fixed_list(odd.matrix()), 4).shape == (15, 4)
+
+
+def test_threaded_assignment_matches_the_serial_one() -> None:
+    from vecstore import kmeans
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3 * kmeans._BLOCK + 123, 12)).astype(np.float32)
+    c = rng.normal(size=(37, 12)).astype(np.float32)
+    for metric in ("euclidean", "cosine"):
+        serial = kmeans.assign(x, c, metric=metric)
+        assert np.array_equal(kmeans.assign(x, c, metric=metric, threads=2), serial)
+        assert np.array_equal(kmeans.assign(x, c, metric=metric, threads=3), serial)
+    # the exact nearest centroid (euclidean)
+    d = ((x[:500, None, :] - c[None, :, :]) ** 2).sum(-1)
+    assert np.array_equal(kmeans.assign(x[:500], c, threads=2), d.argmin(1))
+
+
+def test_write_groups_with_a_vector_matrix_writes_the_same_segments(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from vecstore import layout
+    from vecstore.segments import fixed_list, read_cluster
+
+    index = _index(tmp_path)
+    spec, store = _spec_store(index)
+    rng = np.random.default_rng(2)
+    n = 5000
+    x = rng.normal(size=(n, D)).astype(np.float32)
+    table = builder._concat(
+        [pa.table({"id": [f"r{i}" for i in range(n)], "values": fixed_list(x)})], spec
+    )
+    assert table is not None
+    a = rng.integers(0, 40, n).astype(np.int64)
+    plain = builder._write_groups(store, spec, NS, "p", table, a)
+    fast = builder._write_groups(store, spec, NS, "f", table, a, vectors=x)
+    prefix = layout.namespace_prefix(spec.name, NS)
+    assert [e.id for e, _ in plain] == [e.id for e, _ in fast] == list(range(40))
+    for (ep, ip), (ef, idf) in zip(plain, fast, strict=True):
+        assert ip.equals(idf) and ep.row_count == ef.row_count
+        assert read_cluster(store, prefix, ep).equals(read_cluster(store, prefix, ef))
+    # every row once, in its cluster, with its own vector
+    got = {}
+    for e, _ in fast:
+        t = read_cluster(store, prefix, e)
+        v = np.asarray(t.column("values").combine_chunks().values).reshape(-1, D)
+        for i, row in zip(t.column("id").to_pylist(), v, strict=True):
+            got[i] = (e.id, row)
+    assert len(got) == n
+    for i in range(n):
+        cid, row = got[f"r{i}"]
+        assert cid == a[i] and np.array_equal(row, x[i])

@@ -855,20 +855,24 @@ def pack(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[PackResult]:
     mine = dataclasses.replace(ctx, source=cast(Any, once))
     out: list[PackResult] = []
     batch: list[P.NamespacePlan] = []
+    size = 0  # source bytes of the batch
 
     def flush() -> None:
+        nonlocal size
         if batch:
             once.enabled = True
             out.extend(_pack_batch(mine, batch))
             once.forget()
             batch.clear()
+        size = 0
 
     with memory_scratch():
         for p in plans:
             if _batchable(ctx, p):
-                if sum(b.nbytes for b in batch) + p.nbytes > BATCH_BYTES:
+                if size + p.nbytes > BATCH_BYTES:
                     flush()
                 batch.append(p)
+                size += p.nbytes
                 continue
             flush()
             once.enabled = p.nbytes <= READ_ONCE_BYTES

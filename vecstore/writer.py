@@ -19,14 +19,14 @@ from vecstore.metadata import column_stats, meta_fields_of
 from vecstore.schemas import ClusterEntry, IndexSpec, Manifest, MetadataField, RecordLayout
 from vecstore.schemas.arrow import ID_INDEX_SCHEMA, segment_schema
 from vecstore.segments import (
-    new_name as new_name,  # re-exported: the builder names files through it (goldens pin it)
-)
-from vecstore.segments import (
     SMALL_TABLE_ROWS,
     segment_row_group_rows,
     write_centroids,
     write_small_table,
     write_table,
+)
+from vecstore.segments import (
+    new_name as new_name,  # re-exported: the builder names files through it (goldens pin it)
 )
 
 

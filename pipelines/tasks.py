@@ -36,6 +36,7 @@ import dataclasses
 import io
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -712,9 +713,14 @@ def write_bucket(
     t: pa.Table | None,
     drop_keys: np.ndarray,
     with_ids: bool = True,
+    *,
+    cancel: bool = True,
 ) -> BucketResult:
     """The segments and id file of one bucket's rows ``t`` (with their
-    ``_file``, ``_row`` and ``_cluster`` columns), less ``drop_keys``."""
+    ``_file``, ``_row`` and ``_cluster`` columns), less ``drop_keys``.
+    ``cancel=False``: no cancel checks (a writer thread of a packed task,
+    whose own thread checks; a check from another thread would refresh the
+    per-process poll cache without seeing the Dask event)."""
     if t is None or not t.num_rows:
         return BucketResult(ns, bucket, [], None, 0)
     keys = dedup_key(t.column("_file").to_numpy(), t.column("_row").to_numpy())
@@ -730,9 +736,10 @@ def write_bucket(
     ends = np.concatenate([bounds, [len(clusters)]]).astype(np.int64)
     entries: list[ClusterEntry] = []
     rows = np.empty(len(clusters), np.int32)
-    check = CancelCheck(ctx.cancel_event)
+    check = CancelCheck(ctx.cancel_event) if cancel else None
     for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-        check()
+        if check is not None:
+            check()
         cid = int(clusters[s])
         entries.append(write_cluster(ctx.store, ctx.spec, ns, ctx.owner, cid, t.slice(s, e - s)))
         rows[s:e] = np.arange(e - s, dtype=np.int32)
@@ -1012,6 +1019,7 @@ def _pack_direct(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
 # and checked for duplicates together (docs/scale.md).
 BATCH_NS_BYTES = 1024 * 1024
 BATCH_BYTES = 32 * 1024 * 1024
+WRITE_THREADS = 4  # a batch's small files are written by this many threads
 
 
 def _batchable(ctx: P.Context, p: P.NamespacePlan) -> bool:
@@ -1069,7 +1077,6 @@ def _pack_batch(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[PackRe
         return [_pack_direct(ctx, p) for p in plans]
     check()
     table = vb.table
-    fields = {k: sorted(v) for k, v in meta_fields_of(table.schema).items()}
     counts = np.array([c.num_rows for c in chunks], np.int64)
     files = np.repeat(np.array([c.file_idx for c in chunks], np.int32), counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -1089,7 +1096,30 @@ def _pack_batch(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[PackRe
     for keys in (codes, np.ascontiguousarray(both).view(np.dtype((np.void, 24))).ravel()):
         _, first_idx, counts_k = np.unique(keys, return_index=True, return_counts=True)
         suspects.update(ns_of[first_idx[counts_k > 1]].tolist())
+    with ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vecstore-pack") as pool:
+        return _write_batch(ctx, plans, chunks, table, files, rows, x, digests, suspects, pool)
+
+
+def _write_batch(
+    ctx: P.Context,
+    plans: Sequence[P.NamespacePlan],
+    chunks: Sequence[P.Chunk],
+    table: pa.Table,
+    files: np.ndarray,
+    rows: np.ndarray,
+    x: np.ndarray,
+    digests: np.ndarray,
+    suspects: set[int],
+    pool: ThreadPoolExecutor,
+) -> list[PackResult]:
+    """The second half of :func:`_pack_batch`: per namespace its duplicates
+    (``suspects`` only), then its files, written by ``pool``'s threads (small
+    files: the time is the store's latency, which the threads overlap)."""
+    check = CancelCheck(ctx.cancel_event)
+    fields = {k: sorted(v) for k, v in meta_fields_of(table.schema).items()}
+    ns_rows = np.array([p.rows for p in plans], np.int64)
     out: list[PackResult] = []
+    writes: list[tuple[int, Future[tuple[BucketResult, str]]]] = []
     at = 0
     ci = 0
     for j, p in enumerate(plans):
@@ -1133,8 +1163,18 @@ def _pack_batch(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[PackRe
             drops = np.sort(d.keys)
         data = t.append_column("_file", pa.array(f)).append_column("_row", pa.array(r))
         data = data.append_column("_cluster", pa.array(np.zeros(n, np.int32)))
-        bucket = write_bucket(ctx, p.ns, 0, data, drops)
-        rel = write_centroids_file(ctx.store, ctx.spec, p.ns, ctx.owner, centroids)
-        out.append(PackResult(p.ns, mine, dups, None, [bucket], rel))
+        writes.append((len(out), pool.submit(_write_tiny, ctx, p.ns, data, drops, centroids)))
+        out.append(PackResult(p.ns, mine, dups, None, [], None))  # its files: below
         at += n
+    for i, fut in writes:  # in namespace order: the first failed write is raised
+        bucket, rel = fut.result()
+        out[i] = dataclasses.replace(out[i], buckets=[bucket], centroids=rel)
     return out
+
+
+def _write_tiny(
+    ctx: P.Context, ns: str, data: pa.Table, drops: np.ndarray, centroids: np.ndarray
+) -> tuple[BucketResult, str]:
+    """A tiny namespace's segment, id file and centroids file."""
+    bucket = write_bucket(ctx, ns, 0, data, drops, cancel=False)
+    return bucket, write_centroids_file(ctx.store, ctx.spec, ns, ctx.owner, centroids)

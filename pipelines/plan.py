@@ -130,8 +130,12 @@ class NamespacePlan:
 
     @property
     def packable(self) -> bool:
+        return self.packable_under(pack_rows())
+
+    def packable_under(self, max_rows: int) -> bool:
+        """``packable`` with ``pack_rows()`` read once by the caller."""
         return (
-            0 < self.rows <= pack_rows()
+            0 < self.rows <= max_rows
             and len(self.files) <= PACK_FILES
             and self.nbytes <= PACK_BYTES
         )
@@ -166,6 +170,7 @@ def pack_groups(plans: Sequence[NamespacePlan]) -> list[list[NamespacePlan] | Na
     out: list[list[NamespacePlan] | NamespacePlan] = []
     group: list[NamespacePlan] = []
     rows = files = 0
+    max_rows = pack_rows()  # the environment read once, not per namespace
 
     def close() -> None:
         nonlocal group, rows, files
@@ -174,7 +179,7 @@ def pack_groups(plans: Sequence[NamespacePlan]) -> list[list[NamespacePlan] | Na
         group, rows, files = [], 0, 0
 
     for p in plans:
-        if not p.packable:
+        if not p.packable_under(max_rows):
             close()
             out.append(p)
             continue
@@ -302,14 +307,15 @@ def plan_namespace(
     skipped would send the user looking for bad records.
     """
     chunks: list[Chunk] = []
-    max_chunk = chunk_bytes()
+    knobs = settings()  # read once: 10,000 namespaces are planned in a row
+    max_chunk = knobs.chunk_bytes
     for file_idx, (key, size, groups) in enumerate(files):
         chunks.extend(chunk_file(ns, file_idx, key, groups, size, len(chunks), max_chunk))
     rows = sum(c.num_rows for c in chunks)
     if rows == 0:
         raise IngestError(empty_namespace_message(ns), namespace=ns)
     nbytes = sum(size for _, size, _ in files)
-    target = target_per_cluster or records_per_cluster()
+    target = target_per_cluster or knobs.records_per_cluster
     sparse = spec.record_layout == RecordLayout.SPARSE
     centroids = None
     if existing is not None:
@@ -317,14 +323,14 @@ def plan_namespace(
         k = 1 if sparse else (max(1, len(existing.clusters)) if centroids else 0)
     else:
         k = 1 if sparse else kmeans.choose_k(rows, target)
-    buckets = max(1, math.ceil(rows * row_bytes(spec) / bucket_bytes()))
+    buckets = max(1, math.ceil(rows * row_bytes(spec) / knobs.bucket_bytes))
     if existing is not None:
         # a load's write is per-cluster staged segments and no id file: spread
         # it over the workers even when its rows fit one bucket
         buckets = max(buckets, LOAD_MIN_BUCKETS)
     if not sparse and k > 0:
         buckets = min(buckets, k)
-    partitions = max(1, math.ceil(rows / partition_rows()))
+    partitions = max(1, math.ceil(rows / knobs.partition_rows))
     sample = kmeans.sample_size(max(k, 1))
     fraction = 0.0 if existing is not None else (1.0 if rows <= sample else sample / rows)
     return NamespacePlan(

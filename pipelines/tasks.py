@@ -36,6 +36,7 @@ import dataclasses
 import io
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ from vecstore.refs import FILE_ROW
 from vecstore.schemas import ClusterEntry, RecordLayout
 from vecstore.schemas.arrow import REJECT_SCHEMA, as_float32
 from vecstore.segments import dense_matrix
-from vecstore.writer import write_cluster, write_id_file
+from vecstore.writer import write_centroids_file, write_cluster, write_id_file
 
 SCRATCH_SUFFIX = ".arrow"
 FLUSH_BYTES = 64 * 1024 * 1024
@@ -395,6 +396,10 @@ class ChunkResult:
     first_error: tuple[int, str] | None = None  # (row, message) in ABORT mode
 
 
+# the valid rows of one batch: (table, clusters, file_idx, file rows)
+Scanned = tuple[pa.Table, np.ndarray, np.ndarray, np.ndarray]
+
+
 class _Spill:
     """Accumulates tables per output key and flushes them past FLUSH_BYTES."""
 
@@ -502,12 +507,15 @@ def _scan_chunk(
     ctx: P.Context,
     chunk: P.Chunk,
     nsplan: P.Sizing | P.NamespacePlan,
-    spill: _Spill,
+    spill: _Spill | None,
     centroids: np.ndarray | None,
     firsts: list[np.ndarray] | None = None,
+    collect: list[Scanned] | None = None,
 ) -> ChunkResult:
     """``firsts``: when given and empty, receives the first row that
-    :func:`sample` would keep (valid dimension, finite values)."""
+    :func:`sample` would keep (valid dimension, finite values).
+    ``collect``: receives the valid rows instead of ``spill`` (a packed
+    namespace imported in memory, :func:`_pack_direct`)."""
     check = CancelCheck(ctx.cancel_event)
     rejects: list[Reject] = []
     skipped: dict[str, int] = {}
@@ -545,6 +553,10 @@ def _scan_chunk(
             valid += t.num_rows
             files = np.full(t.num_rows, chunk.file_idx, np.int32)
             rows = np.asarray(vb.rows, dtype=np.int64)
+            if collect is not None:
+                collect.append((t, clusters, files, rows))
+                continue
+            assert spill is not None
             _scatter(ctx, chunk, nsplan, spill, t, clusters, files, rows)
             spill.maybe_flush()
     if rejects:
@@ -633,12 +645,19 @@ def _first_occurrence(codes: np.ndarray) -> np.ndarray:
 
 def dedup(ctx: P.Context, ns: str, partition: int) -> Drops:
     CancelCheck(ctx.cancel_event)()
+    idt = _read_dir(ctx, P.keys_dir(ctx, "ids", ns, partition))
+    vt = _read_dir(ctx, P.keys_dir(ctx, "vals", ns, partition))
+    return _find_drops(idt, vt)
+
+
+def _find_drops(idt: pa.Table | None, vt: pa.Table | None) -> Drops:
+    """Duplicates among the rows of ``idt`` (id, key) and ``vt`` (h1, h2,
+    key, id): the first in key order wins."""
     keys: list[np.ndarray] = []
     firsts: list[np.ndarray] = []
     codes: list[str] = []
     ids: list[str] = []
     dropped: set[int] = set()
-    idt = _read_dir(ctx, P.keys_dir(ctx, "ids", ns, partition))
     if idt is not None and idt.num_rows:
         idt = idt.sort_by("key")
         enc = pc.dictionary_encode(idt.column("id")).combine_chunks()
@@ -650,7 +669,6 @@ def dedup(ctx: P.Context, ns: str, partition: int) -> Drops:
         codes.extend(["duplicate_id"] * len(dup))
         ids.extend(idt.column("id").take(pa.array(dup)).to_pylist())
         dropped.update(k[dup].tolist())
-    vt = _read_dir(ctx, P.keys_dir(ctx, "vals", ns, partition))
     if vt is not None and vt.num_rows:
         vt = vt.sort_by("key")
         h = np.stack([vt.column("h1").to_numpy(), vt.column("h2").to_numpy()], axis=1)
@@ -685,6 +703,24 @@ def gather(
     builder writes the namespace's lookup when it folds the load."""
     CancelCheck(ctx.cancel_event)()
     t = _read_dir(ctx, P.shuffle_dir(ctx, ns, bucket))
+    return write_bucket(ctx, ns, bucket, t, drop_keys, with_ids)
+
+
+def write_bucket(
+    ctx: P.Context,
+    ns: str,
+    bucket: int,
+    t: pa.Table | None,
+    drop_keys: np.ndarray,
+    with_ids: bool = True,
+    *,
+    cancel: bool = True,
+) -> BucketResult:
+    """The segments and id file of one bucket's rows ``t`` (with their
+    ``_file``, ``_row`` and ``_cluster`` columns), less ``drop_keys``.
+    ``cancel=False``: no cancel checks (a writer thread of a packed task,
+    whose own thread checks; a check from another thread would refresh the
+    per-process poll cache without seeing the Dask event)."""
     if t is None or not t.num_rows:
         return BucketResult(ns, bucket, [], None, 0)
     keys = dedup_key(t.column("_file").to_numpy(), t.column("_row").to_numpy())
@@ -700,9 +736,10 @@ def gather(
     ends = np.concatenate([bounds, [len(clusters)]]).astype(np.int64)
     entries: list[ClusterEntry] = []
     rows = np.empty(len(clusters), np.int32)
-    check = CancelCheck(ctx.cancel_event)
+    check = CancelCheck(ctx.cancel_event) if cancel else None
     for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-        check()
+        if check is not None:
+            check()
         cid = int(clusters[s])
         entries.append(write_cluster(ctx.store, ctx.spec, ns, ctx.owner, cid, t.slice(s, e - s)))
         rows[s:e] = np.arange(e - s, dtype=np.int32)
@@ -823,12 +860,33 @@ def pack(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[PackResult]:
     """
     once = _ReadOnce(ctx.source)
     mine = dataclasses.replace(ctx, source=cast(Any, once))
-    out = []
+    out: list[PackResult] = []
+    batch: list[P.NamespacePlan] = []
+    size = 0  # source bytes of the batch
+
+    def flush() -> None:
+        nonlocal size
+        if batch:
+            once.enabled = True
+            out.extend(_pack_batch(mine, batch))
+            once.forget()
+            batch.clear()
+        size = 0
+
     with memory_scratch():
         for p in plans:
+            if _batchable(ctx, p):
+                if size + p.nbytes > BATCH_BYTES:
+                    flush()
+                batch.append(p)
+                size += p.nbytes
+                continue
+            flush()
             once.enabled = p.nbytes <= READ_ONCE_BYTES
-            out.append(_pack_one(mine, p))
+            direct = not p.existing and p.buckets == 1 and p.partitions == 1
+            out.append(_pack_direct(mine, p) if direct else _pack_one(mine, p))
             once.forget()
+        flush()
     return out
 
 
@@ -906,3 +964,217 @@ def _pack_one(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
     if centroids is not None and not p.existing:
         rel = write_centroids_file(ctx.store, ctx.spec, p.ns, ctx.owner, centroids)
     return PackResult(p.ns, chunks, dup_counts(d), None, buckets, rel)
+
+
+def _pack_direct(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
+    """:func:`_pack_one` of a new namespace of one bucket and one dedup
+    partition (every tiny namespace), its rows kept as scanned: no shuffle
+    or key tables, one dedup and one gather over them. Same files, rejects
+    and messages (the same steps on the same rows, in the same order)."""
+    dense = ctx.spec.record_layout != RecordLayout.SPARSE
+    single = dense and p.k == 1 and p.sample_fraction >= 1.0  # see _pack_one
+    firsts: list[np.ndarray] | None = [] if single else None
+    centroids = None
+    if single:
+        centroids = np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
+    elif dense:
+        centroids = train(ctx, p.k, *[sample(ctx, c, p.sample_fraction) for c in p.chunks])
+    got: list[Scanned] = []
+    chunks = [_scan_chunk(ctx, c, p, None, centroids, firsts, got) for c in p.chunks]
+    if firsts is not None:
+        centroids = train(ctx, 1, *firsts[:1])
+    if not got:  # the driver fails the import for it
+        return PackResult(p.ns, chunks, {}, None, [], None)
+    tables = [g[0] for g in got]
+    t = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    clusters = np.concatenate([g[1] for g in got])
+    files = np.concatenate([g[2] for g in got])
+    rows = np.concatenate([g[3] for g in got])
+    key = dedup_key(files, rows)
+    ids = t.column("id")
+    digests = np.concatenate([_value_digests(ctx, g[0]) for g in got])
+    d = unique_drops(
+        _find_drops(
+            pa.table({"id": ids, "key": key}),
+            pa.table({"h1": digests[:, 0], "h2": digests[:, 1], "key": key, "id": ids}),
+        )
+    )
+    if len(d.keys):
+        shown = [display_path(ctx.source, k) for k in p.files]
+        if ctx.error_mode == "abort":
+            return PackResult(p.ns, chunks, dup_counts(d), first_dup_message(shown, d), [], None)
+        write_dup_rejects(ctx, p.ns, shown, d)
+    data = t.append_column("_file", pa.array(files)).append_column("_row", pa.array(rows))
+    data = data.append_column("_cluster", pa.array(clusters.astype(np.int32)))
+    CancelCheck(ctx.cancel_event)()
+    bucket = write_bucket(ctx, p.ns, 0, data, np.sort(d.keys))
+    rel = None
+    if centroids is not None:
+        rel = write_centroids_file(ctx.store, ctx.spec, p.ns, ctx.owner, centroids)
+    return PackResult(p.ns, chunks, dup_counts(d), None, [bucket], rel)
+
+
+# Tiny namespaces (one cluster, at most BATCH_NS_BYTES of source each) are
+# imported a batch at a time (up to BATCH_BYTES of source): read, validate
+# and checked for duplicates together (docs/scale.md).
+BATCH_NS_BYTES = 1024 * 1024
+BATCH_BYTES = 32 * 1024 * 1024
+WRITE_THREADS = 4  # a batch's small files are written by this many threads
+
+
+def _batchable(ctx: P.Context, p: P.NamespacePlan) -> bool:
+    return (
+        ctx.spec.record_layout == RecordLayout.DENSE
+        and not p.existing
+        and p.k == 1
+        and p.sample_fraction >= 1.0
+        and p.buckets == 1
+        and p.partitions == 1
+        and p.nbytes <= BATCH_NS_BYTES
+    )
+
+
+def _read_chunk(ctx: P.Context, chunk: P.Chunk) -> pa.Table:
+    """Every column of a chunk's row groups, in one call (a tiny file)."""
+    shown = display_path(ctx.source, chunk.key)
+    with ctx.source.open_input(chunk.key, readahead=False) as fh:
+        pf = open_parquet(fh, shown)
+        return pf.read_row_groups(list(chunk.row_groups), use_threads=False)
+
+
+def _pack_batch(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[PackResult]:
+    """:func:`_pack_direct` of consecutive tiny dense namespaces, the
+    per-record steps run once over all their rows: one read call per file,
+    one validation of the files' rows concatenated, one duplicate check. When
+    that is not the plain case (a file that does not read in one call,
+    schemas that differ, a metadata column, any rejected record), the
+    namespaces go through :func:`_pack_direct` one by one instead, which
+    reads, validates and reports exactly as the unpacked path: nothing was
+    written yet, so the results (files, rejects, messages, which error is
+    raised first) are the same either way."""
+    check = CancelCheck(ctx.cancel_event)
+    dim = int(ctx.spec.dimension or 0)
+    chunks = [c for p in plans for c in p.chunks]
+    raw: list[pa.Table] = []
+    try:
+        for c in chunks:
+            check()
+            raw.append(_read_chunk(ctx, c))
+        plain = "metadata" not in raw[0].column_names and all(
+            t.schema.equals(raw[0].schema) for t in raw[1:]
+        )
+        vb = None
+        if plain:
+            joined = pa.concat_tables(raw).combine_chunks()
+            vb = validate_batch(
+                joined.to_batches()[0], ctx.spec.record_layout, ctx.spec.dimension, "", 0
+            )
+    except CancelledError:
+        raise
+    except Exception:  # the exact path reads again and raises what it raises
+        vb = None
+    if vb is None or vb.rejects or vb.table.num_rows != sum(c.num_rows for c in chunks):
+        return [_pack_direct(ctx, p) for p in plans]
+    check()
+    table = vb.table
+    counts = np.array([c.num_rows for c in chunks], np.int64)
+    files = np.repeat(np.array([c.file_idx for c in chunks], np.int32), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rows = np.arange(len(files), dtype=np.int64) - np.repeat(
+        starts - np.array([c.first_row for c in chunks], np.int64), counts
+    )
+    ns_rows = np.array([p.rows for p in plans], np.int64)
+    ns_of = np.repeat(np.arange(len(plans)), ns_rows)
+    # namespaces with a repeated id or vector (most have none): found at once
+    ids = table.column("id")
+    enc = pc.dictionary_encode(ids).combine_chunks()
+    codes = ns_of * len(enc.dictionary) + enc.indices.to_numpy(zero_copy_only=False)
+    x = dense_matrix(table.column("values"), dim)
+    digests = digest_rows(x)
+    both = np.column_stack([ns_of.astype(np.uint64), digests])
+    suspects: set[int] = set()
+    for keys in (codes, np.ascontiguousarray(both).view(np.dtype((np.void, 24))).ravel()):
+        _, first_idx, counts_k = np.unique(keys, return_index=True, return_counts=True)
+        suspects.update(ns_of[first_idx[counts_k > 1]].tolist())
+    with ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vecstore-pack") as pool:
+        return _write_batch(ctx, plans, chunks, table, files, rows, x, digests, suspects, pool)
+
+
+def _write_batch(
+    ctx: P.Context,
+    plans: Sequence[P.NamespacePlan],
+    chunks: Sequence[P.Chunk],
+    table: pa.Table,
+    files: np.ndarray,
+    rows: np.ndarray,
+    x: np.ndarray,
+    digests: np.ndarray,
+    suspects: set[int],
+    pool: ThreadPoolExecutor,
+) -> list[PackResult]:
+    """The second half of :func:`_pack_batch`: per namespace its duplicates
+    (``suspects`` only), then its files, written by ``pool``'s threads (small
+    files: the time is the store's latency, which the threads overlap)."""
+    check = CancelCheck(ctx.cancel_event)
+    fields = {k: sorted(v) for k, v in meta_fields_of(table.schema).items()}
+    ns_rows = np.array([p.rows for p in plans], np.int64)
+    out: list[PackResult] = []
+    writes: list[tuple[int, Future[tuple[BucketResult, str]]]] = []
+    at = 0
+    ci = 0
+    for j, p in enumerate(plans):
+        check()
+        n = int(ns_rows[j])
+        mine = [
+            ChunkResult(
+                ns=p.ns,
+                chunk=c.index,
+                rows_read=c.num_rows,
+                valid=c.num_rows,
+                skipped={},
+                nbytes=c.nbytes,
+                meta_fields=fields if c.num_rows else {},
+            )
+            for c in chunks[ci : ci + len(p.chunks)]
+        ]
+        ci += len(p.chunks)
+        t = table.slice(at, n)
+        f, r = files[at : at + n], rows[at : at + n]
+        centroids = train(ctx, 1, x[at : at + 1])
+        drops = np.zeros(0, np.int64)
+        dups: dict[str, int] = {}
+        if j in suspects:
+            key = dedup_key(f, r)
+            h = digests[at : at + n]
+            d = unique_drops(
+                _find_drops(
+                    pa.table({"id": t.column("id"), "key": key}),
+                    pa.table({"h1": h[:, 0], "h2": h[:, 1], "key": key, "id": t.column("id")}),
+                )
+            )
+            dups = dup_counts(d)
+            if len(d.keys):
+                shown = [display_path(ctx.source, k) for k in p.files]
+                if ctx.error_mode == "abort":
+                    out.append(PackResult(p.ns, mine, dups, first_dup_message(shown, d), [], None))
+                    at += n
+                    continue
+                write_dup_rejects(ctx, p.ns, shown, d)
+            drops = np.sort(d.keys)
+        data = t.append_column("_file", pa.array(f)).append_column("_row", pa.array(r))
+        data = data.append_column("_cluster", pa.array(np.zeros(n, np.int32)))
+        writes.append((len(out), pool.submit(_write_tiny, ctx, p.ns, data, drops, centroids)))
+        out.append(PackResult(p.ns, mine, dups, None, [], None))  # its files: below
+        at += n
+    for i, fut in writes:  # in namespace order: the first failed write is raised
+        bucket, rel = fut.result()
+        out[i] = dataclasses.replace(out[i], buckets=[bucket], centroids=rel)
+    return out
+
+
+def _write_tiny(
+    ctx: P.Context, ns: str, data: pa.Table, drops: np.ndarray, centroids: np.ndarray
+) -> tuple[BucketResult, str]:
+    """A tiny namespace's segment, id file and centroids file."""
+    bucket = write_bucket(ctx, ns, 0, data, drops, cancel=False)
+    return bucket, write_centroids_file(ctx.store, ctx.spec, ns, ctx.owner, centroids)

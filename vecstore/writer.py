@@ -19,12 +19,14 @@ from vecstore.metadata import column_stats, meta_fields_of
 from vecstore.schemas import ClusterEntry, IndexSpec, Manifest, MetadataField, RecordLayout
 from vecstore.schemas.arrow import ID_INDEX_SCHEMA, segment_schema
 from vecstore.segments import (
-    new_name as new_name,  # re-exported: the builder names files through it (goldens pin it)
-)
-from vecstore.segments import (
+    SMALL_TABLE_ROWS,
     segment_row_group_rows,
     write_centroids,
+    write_small_table,
     write_table,
+)
+from vecstore.segments import (
+    new_name as new_name,  # re-exported: the builder names files through it (goldens pin it)
 )
 
 
@@ -52,10 +54,12 @@ def write_cluster(
 
     The file is cut into row groups of :func:`segment_row_group_rows` rows so
     that fetching one record reads one small row group (files written before
-    with a single row group read the same way)."""
+    with a single row group read the same way). Small tables are written
+    plain (:func:`~vecstore.segments.write_small_table`)."""
     table = conform(table, spec)
     rel = new_name(".parquet", owner)
-    size = write_table(
+    write = write_small_table if table.num_rows <= SMALL_TABLE_ROWS else write_table
+    size = write(
         store,
         _ns_key(spec.name, namespace, rel),
         table,
@@ -92,7 +96,8 @@ def write_id_file(
     )
     t = t.sort_by("id")
     rel = new_name(".ids.parquet", owner)
-    write_table(store, _ns_key(spec.name, namespace, rel), t)
+    write = write_small_table if t.num_rows <= SMALL_TABLE_ROWS else write_table
+    write(store, _ns_key(spec.name, namespace, rel), t)
     return rel
 
 

@@ -150,6 +150,7 @@ def test_cancel_between_clusters_commits_nothing(
 
     monkeypatch.setattr(builder, "write_cluster", slow)
     monkeypatch.setattr(builder, "BUILD_THREADS", 1)
+    monkeypatch.setattr(builder, "IO_THREADS", 1)  # appends: one slow cluster at a time
     job = index.build(namespace="ns", wait=False)
     deadline = time.monotonic() + 30
     while index.describe_job(job.id).namespaces["ns"].files < 1:  # progress: clusters written
@@ -178,6 +179,7 @@ CHILD = textwrap.dedent(
         return real(*a, **kw)
     builder.write_cluster = slow
     builder.BUILD_THREADS = 1
+    builder.IO_THREADS = 1
     index = VecStore(sys.argv[1]).Index("docs")
     index.build(namespace="ns")
     """

@@ -226,34 +226,34 @@ class _Sink:
         return {"peername": ("127.0.0.1", 1)}.get(name, default)
 
 
-def test_proxy_holds_writes_until_flush_close_or_next_iteration() -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        sink = _Sink()
-        t = CoalescingTransport(sink, loop)  # type: ignore[arg-type]
-        t.write(b"head ")
-        t.write(b"")
-        t.write(bytearray(b"body"))
-        assert sink.sent == [] and t.get_write_buffer_size() == 9
-        t.flush()
-        assert sink.sent == [b"head body"]
-        t.write(b"late")  # nobody flushes: the loop's next iteration does
-        assert sink.sent == [b"head body"]
-        await asyncio.sleep(0)
-        assert sink.sent == [b"head body", b"late"]
-        t.write(b"last")
-        t.close()  # flushes before closing
-        assert sink.sent[-1] == b"last" and sink.closing
-        t.write(b"after close")
-        t.flush()
-        assert sink.sent[-1] == b"last"  # a closing transport is not written to
-        assert t.get_extra_info("peername") == ("127.0.0.1", 1)  # the rest: the real one's
+def test_proxy_holds_a_response_head_until_the_next_write() -> None:
+    sink = _Sink()
+    t = CoalescingTransport(sink)  # type: ignore[arg-type]
+    t.write(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n")
+    assert sink.sent == [] and t.get_write_buffer_size() == 38
+    t.write(bytearray(b"body"))
+    assert sink.sent == [b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nbody"]
+    t.write(b"more")  # not a head: at once
+    assert sink.sent[-1] == b"more"
+    t.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # interim: at once
+    assert sink.sent[-1] == b"HTTP/1.1 100 Continue\r\n\r\n"
+    t.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+    t.write(b"")  # an empty body: the head alone
+    assert sink.sent[-1] == b"HTTP/1.1 204 No Content\r\n\r\n"
+    t.write(b"HTTP/1.1 200 OK\r\n\r\n")  # HEAD: no body write; the protocol flushes
+    t.flush()
+    t.flush()
+    assert sink.sent[-1] == b"HTTP/1.1 200 OK\r\n\r\n" and len(sink.sent) == 5
+    t.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    t.close()  # flushes before closing
+    assert sink.sent[-1] == b"HTTP/1.1 400 Bad Request\r\n\r\n" and sink.closing
+    t.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    t.write(b"late")
+    assert len(sink.sent) == 6  # a closing transport is not written to
+    assert t.get_extra_info("peername") == ("127.0.0.1", 1)  # the rest: the real one's
 
-        sink2 = _Sink()
-        t2 = CoalescingTransport(sink2, loop)  # type: ignore[arg-type]
-        t2.write(b"dropped")
-        t2.abort()
-        await asyncio.sleep(0)
-        assert sink2.sent == [] and sink2.closing
-
-    asyncio.run(main())
+    sink2 = _Sink()
+    t2 = CoalescingTransport(sink2)  # type: ignore[arg-type]
+    t2.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    t2.abort()
+    assert sink2.sent == [] and sink2.closing

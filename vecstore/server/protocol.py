@@ -2,18 +2,17 @@
 
 uvicorn writes a response's status line and headers (ASGI
 ``http.response.start``) and its body (``http.response.body``) with two
-``transport.write`` calls, and uvloop sends each at once: two TCP segments
-per answer. The client wakes up on the first, finds no body, sleeps, and
-wakes again on the second; on loopback the sender pays for each wake-up
-inside its ``send``. py-spy put 30% of a query's server time on the header
-write (docs/server.md, Benchmark).
+``transport.write`` calls, and uvloop sends each at once: two ``send``
+calls and two TCP segments per answer, the first of which wakes the client
+up for a head without its body.
 
-:class:`CoalescingProtocol` hands uvicorn a transport proxy that holds the
-writes of one response and sends them joined, in one ``send``, when the
-response is complete (uvicorn's ``on_response_complete``), when the
-connection closes, or at the latest on the event loop's next iteration
-(a streamed response, a ``100 Continue``): nothing waits longer than the
-step that wrote it. Everything else is uvicorn's, unchanged.
+:class:`CoalescingProtocol` hands uvicorn a transport proxy that holds a
+response head (a write starting with a final status line) and sends it
+together with the next write (the body) in one ``send``. A head with no
+body write after it (HEAD, 204 / 304) goes out when uvicorn marks the
+response complete, and anything held goes out before the connection is
+closed. Interim responses (``100 Continue``) are not held. Nothing else
+changes: it is uvicorn's protocol.
 """
 
 from __future__ import annotations
@@ -23,52 +22,51 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+_HEAD = b"HTTP/1.1 "
+_INTERIM = b"HTTP/1.1 1"  # 1xx: sent at once (the client waits for it)
+
 
 class CoalescingTransport:
-    """A transport proxy: writes are held and sent joined by :meth:`flush`
-    (called by the protocol when a response is complete, by :meth:`close`,
-    and scheduled on the loop's next iteration by the first held write)."""
+    """A transport proxy that holds a response head until the next write
+    (or :meth:`flush`, or :meth:`close`) and sends both in one call."""
 
-    __slots__ = ("_transport", "_loop", "_held", "_handle")
+    __slots__ = ("_transport", "_held")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
-        self._loop = loop
-        self._held: list[bytes] = []
-        self._handle: asyncio.Handle | None = None
+        self._held: bytes | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not data:
+        held = self._held
+        if held is None:
+            if data[:9] == _HEAD and data[:10] != _INTERIM:
+                self._held = bytes(data)
+                return
+            if data:
+                self._transport.write(data)
             return
-        self._held.append(bytes(data))
-        if self._handle is None:
-            self._handle = self._loop.call_soon(self.flush)
+        self._held = None
+        if not self._transport.is_closing():
+            self._transport.write(held + data if data else held)
 
     def flush(self) -> None:
         held = self._held
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if not held:
-            return
-        self._held = []
-        if self._transport.is_closing():
-            return
-        self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
 
     def close(self) -> None:
         self.flush()
         self._transport.close()
 
     def abort(self) -> None:
-        self._held = []
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self._held = None
         self._transport.abort()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(map(len, self._held))
+        held = 0 if self._held is None else len(self._held)
+        return self._transport.get_write_buffer_size() + held
 
     def __getattr__(self, name: str) -> Any:  # everything else: the real transport's
         return getattr(self._transport, name)
@@ -78,7 +76,7 @@ class CoalescingProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol sending each response in one write."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        proxy: Any = CoalescingTransport(transport, self.loop)
+        proxy: Any = CoalescingTransport(transport)
         super().connection_made(proxy)
 
     def on_response_complete(self) -> None:

@@ -72,18 +72,8 @@ def test_import_model_is_camel_case() -> None:
     }
 
 
-def test_bounded_queries() -> None:
-    from vecstore.server.data import BOUNDED_TOP_K, bounded_query
 
-    assert bounded_query(10, [0.1, 0.2], None, None)
-    assert bounded_query(BOUNDED_TOP_K, [0.1], None, None)
-    assert not bounded_query(BOUNDED_TOP_K + 1, [0.1], None, None)  # many rows to materialise
-    assert not bounded_query(10, [0.1], None, {"genre": "x"})  # may scan every cluster
-    assert not bounded_query(10, [0.1], {"indices": [1], "values": [1.0]}, None)  # hybrid
-    assert not bounded_query(10, None, None, None)  # by id: may be a sparse record
-
-
-def test_quick_runs_bounded_reads_inline_and_the_rest_on_the_pool() -> None:
+def test_quick_reads_run_inline_only_alone_and_local() -> None:
     import asyncio
     import threading
 
@@ -94,14 +84,12 @@ def test_quick_runs_bounded_reads_inline_and_the_rest_on_the_pool() -> None:
 
     async def main() -> None:
         loop_thread = threading.current_thread().name
-        context.INFLIGHT[0] = 5  # other requests in flight
         try:
-            assert await context.quick(True, where, bounded=True) == loop_thread
-            assert (await context.quick(True, where)).startswith("vecstore-serve")
-            assert (await context.quick(False, where, bounded=True)).startswith("vecstore-serve")
             context.INFLIGHT[0] = 1  # alone: inline when local
             assert await context.quick(True, where) == loop_thread
             assert (await context.quick(False, where)).startswith("vecstore-serve")
+            context.INFLIGHT[0] = 5  # other requests in flight: the pool
+            assert (await context.quick(True, where)).startswith("vecstore-serve")
         finally:
             context.INFLIGHT[0] = 0
             context.close_pool()

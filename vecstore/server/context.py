@@ -125,21 +125,12 @@ async def threaded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await loop.run_in_executor(pool(), fn, *args)
 
 
-async def quick(local: bool, fn: Callable[..., Any], *args: Any, bounded: bool = False) -> Any:
-    """A short read (query, fetch) of a ``local`` store: run inline on the
-    event loop when it is ``bounded`` (its cost does not grow with the index:
-    see :func:`vecstore.server.data.bounded_query`) or the only request in
-    flight in this process; else on the pool, so that a long read (a filter
-    that scans every cluster, a large ``top_k`` with metadata) does not hold
-    up the requests behind it. Reads of a remote store (which may wait on
-    the network) always use the pool.
-
-    Inline saves a thread hand-off there and back (two thread wake-ups) and,
-    with many clients, the GIL hand-offs between the pool's threads: 8
-    threads querying one process cost 15-50% more CPU per query than the
-    same queries one after the other, for no shorter wall time on 2 cores
-    (docs/server.md, Benchmark). A process runs its bounded reads one at a
-    time; more cores are used by more workers (``--workers``)."""
-    if local and (bounded or INFLIGHT[0] <= 1):
+async def quick(local: bool, fn: Callable[..., Any], *args: Any) -> Any:
+    """A short read (query, fetch) of a ``local`` store: run inline when it
+    is the only request in flight in this process (a thread hand-off there
+    and back, two thread wake-ups, is saved), else on the pool so concurrent
+    requests overlap (the kernels release the GIL). Reads of a remote store
+    (which may wait on the network) always use the pool."""
+    if local and INFLIGHT[0] <= 1:
         return fn(*args)
     return await threaded(fn, *args)

@@ -23,11 +23,6 @@ DEFAULT_NS_LIMIT = 100
 MAX_NS_LIMIT = 1_000
 MAX_FETCH_IDS = 1_000
 MAX_NS_DIR = 255
-# reads that run inline on the event loop however many requests are in
-# flight (context.quick): their cost is bounded by the clusters one query
-# probes and a few rows, not by the size of the index
-BOUNDED_TOP_K = 100
-BOUNDED_FETCH_IDS = 100
 
 
 def index_of(ctx: Ctx, request: Request) -> Index:
@@ -74,15 +69,6 @@ def check_storable(ns: str) -> str:
 
 def namespace_not_found(ns: str, index: str) -> ApiError:
     return ApiError(404, "NOT_FOUND", f'Namespace "{ns}" not found in index "{index}"')
-
-
-def bounded_query(top_k: int, vector: Any, sparse: Any, flt: Any) -> bool:
-    """Whether a query costs about the same whatever the index's size: a
-    dense vector without filter or sparse part (it scans its ``nprobe``
-    clusters) and a small ``top_k`` (few rows to materialise). A filter may
-    scan every cluster, a sparse part (or an id query of a sparse record)
-    every segment."""
-    return vector is not None and sparse is None and flt is None and top_k <= BOUNDED_TOP_K
 
 
 def query_int(request: Request, name: str, lo: int, hi: int) -> int | None:
@@ -147,8 +133,7 @@ async def query(request: Request, ctx: Ctx) -> Response:
         index = reading(ctx, request, kwargs["namespace"])
         return convert.query_response(index.query(**kwargs))
 
-    bounded = bounded_query(top_k, vector, sparse, flt)
-    return JSONResponse(await quick(ctx.state.local, work, bounded=bounded))
+    return JSONResponse(await quick(ctx.state.local, work))
 
 
 @endpoint(write=False)
@@ -167,8 +152,7 @@ async def fetch(request: Request, ctx: Ctx) -> Response:
         index = reading(ctx, request, ns)
         return convert.fetch_response(index.fetch(ids=ids, namespace=ns))
 
-    bounded = len(ids) <= BOUNDED_FETCH_IDS
-    return JSONResponse(await quick(ctx.state.local, work, bounded=bounded))
+    return JSONResponse(await quick(ctx.state.local, work))
 
 
 @endpoint(write=False)

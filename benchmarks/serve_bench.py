@@ -6,9 +6,9 @@ Data: the real MiniLM set (shared/data/pypi-minilm-25k, 25,000 x 384,
 cosine), imported once by ``query_bench.imported`` (cached under
 ``benchmarks/.cache/qbench``). Each server runs as a subprocess (``vecstore
 serve``, log level warning) on a free 127.0.0.1 port: one per ``--workers``
-value, plus ``--baseline DIR`` (the server of another checkout, e.g. a
-``git worktree`` of an older commit: before / after in the same run). All
-run at once.
+value, plus with ``--baseline DIR`` the same for the server of another
+checkout (e.g. a ``git worktree`` of an older commit: before / after in the
+same run). All run at once.
 
 1. Latency, one client: the 500 held-out queries (top_k 10, namespace
    ``ns``), ``--passes`` times, in blocks of 50 taking turns: the Python
@@ -17,10 +17,11 @@ run at once.
    the API (the HTTP overhead: SDK encode, HTTP, server parse, JSON answer,
    SDK decode). Results are checked to be the same ids.
 2. Throughput, per server: queries/s of 1 client and of 8 concurrent
-   clients (each its own process and SDK client), in alternating windows of
-   ``--seconds`` (``--windows`` of each; medians), so that both see the same
-   load; with the CPU per query of the server (all its processes) and of
-   the clients, which share the machine's cores.
+   clients (each its own process and SDK client), in windows of
+   ``--seconds`` taking turns between the servers and the client counts
+   (``--windows`` rounds; medians), so that all see the same load; with the
+   CPU and context switches per query of the server (all its processes) and
+   the CPU per query of the clients, which share the machine's cores.
 
 Targets (issue 13): overhead <= 1 ms at p50; 8 clients >= 1.5x one client.
 Other processes share the 2 cores: the load average is printed with every
@@ -152,77 +153,96 @@ def _client(
         cpu.value = time.process_time()
 
 
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children (the workers)."""
+def _tree_cpu(pid: int) -> tuple[float, int]:
+    """CPU seconds (user + system) and context switches (voluntary: it waited;
+    involuntary: it was preempted) of a process and its children (the workers)."""
     import psutil
 
     total = 0.0
+    switches = 0
     proc = psutil.Process(pid)
     for p in [proc, *proc.children(recursive=True)]:
         try:
             t = p.cpu_times()
+            c = p.num_ctx_switches()
             total += t.user + t.system
+            switches += c.voluntary + c.involuntary
         except psutil.Error:
             pass
-    return total
+    return total, switches
 
 
 def throughput(
-    url: str, server_pid: int, queries: np.ndarray, ns: str, clients: int, seconds: float,
-    windows: int,
-) -> dict[str, float]:
-    """Queries/s of 1 client and of ``clients`` concurrent clients (each its
-    own process and SDK client), measured in alternating windows of
-    ``seconds`` (``windows`` of each), so that both see the same load of the
-    machine; with the CPU per query of the server (all its processes) and of
-    the clients."""
+    servers: dict[str, tuple[str, int]], queries: np.ndarray, ns: str, clients: int,
+    seconds: float, windows: int,
+) -> dict[str, dict[str, float]]:
+    """Per server (label -> (url, pid)): queries/s of 1 client and of
+    ``clients`` concurrent clients (each its own process and SDK client),
+    with the CPU and context switches per query of the server (all its
+    processes) and the CPU per query of the clients. Windows of ``seconds``
+    take turns (per round: each server with 1 client, then with ``clients``),
+    ``windows`` rounds, medians: every server and both client counts see the
+    same load of the machine."""
     ctx = mp.get_context("spawn")
     ready = ctx.Semaphore(0)
-    gos = [ctx.Event() for _ in range(clients)]
-    counts = [ctx.Value("q", 0, lock=False) for _ in range(clients)]
-    cpus = [ctx.Value("d", 0.0, lock=False) for _ in range(clients)]
-    procs = [
-        ctx.Process(
-            target=_client,
-            args=(url, queries[i::clients], ns, gos[i], counts[i], cpus[i], ready),
-            daemon=True,
-        )
-        for i in range(clients)
-    ]
+    groups: dict[str, tuple[int, list[Any], list[Any], list[Any]]] = {}
+    procs = []
+    for label, (url, pid) in servers.items():
+        gos = [ctx.Event() for _ in range(clients)]
+        counts = [ctx.Value("q", 0, lock=False) for _ in range(clients)]
+        cpus = [ctx.Value("d", 0.0, lock=False) for _ in range(clients)]
+        groups[label] = (pid, gos, counts, cpus)
+        procs += [
+            ctx.Process(
+                target=_client,
+                args=(url, queries[i::clients], ns, gos[i], counts[i], cpus[i], ready),
+                daemon=True,
+            )
+            for i in range(clients)
+        ]
     for p in procs:
         p.start()
     for _ in procs:
         if not ready.acquire(timeout=600):
             raise SystemExit("a client did not start")
-    out: dict[str, list[float]] = {k: [] for k in ("one", "many", "s1", "c1", "sn", "cn")}
+    keys = ("one", "many", "s1", "c1", "sn", "cn", "x1", "xn")
+    out: dict[str, dict[str, list[float]]] = {label: {k: [] for k in keys} for label in groups}
     try:
         for _ in range(windows):
-            for active, key in ((1, "one"), (clients, "many")):
-                for i, go in enumerate(gos):
-                    if i < active:
+            for label, (pid, gos, counts, cpus) in groups.items():
+                for active, key in ((1, "one"), (clients, "many")):
+                    for _pid, others, _c, _u in groups.values():
+                        for go in others:
+                            go.clear()
+                    for go in gos[:active]:
                         go.set()
-                    else:
-                        go.clear()
-                time.sleep(0.3)  # let the others finish their query in flight
-                n0 = sum(c.value for c in counts)
-                u0 = sum(c.value for c in cpus)
-                s0 = _tree_cpu(server_pid)
-                t0 = time.perf_counter()
-                time.sleep(seconds)
-                n = sum(c.value for c in counts) - n0
-                dt = time.perf_counter() - t0
-                out[key].append(n / dt)
-                tag = "1" if active == 1 else "n"
-                out["s" + tag].append((_tree_cpu(server_pid) - s0) / max(n, 1) * 1000)
-                out["c" + tag].append((sum(c.value for c in cpus) - u0) / max(n, 1) * 1000)
+                    time.sleep(0.3)  # let the others finish their query in flight
+                    n0 = sum(c.value for c in counts)
+                    u0 = sum(c.value for c in cpus)
+                    s0, x0 = _tree_cpu(pid)
+                    t0 = time.perf_counter()
+                    time.sleep(seconds)
+                    n = sum(c.value for c in counts) - n0
+                    dt = time.perf_counter() - t0
+                    s1, x1 = _tree_cpu(pid)
+                    tag = "1" if active == 1 else "n"
+                    o = out[label]
+                    o[key].append(n / dt)
+                    o["s" + tag].append((s1 - s0) / max(n, 1) * 1000)
+                    o["x" + tag].append((x1 - x0) / max(n, 1))
+                    o["c" + tag].append((sum(c.value for c in cpus) - u0) / max(n, 1) * 1000)
     finally:
         for p in procs:
             p.kill()
             p.join(10)
-    ratios = [m / o for m, o in zip(out["many"], out["one"], strict=True)]
-    med = {k: float(np.median(v)) for k, v in out.items()}
-    med["ratio"] = float(np.median(ratios))
-    return med
+    result: dict[str, dict[str, float]] = {}
+    for label, o in out.items():
+        med = {k: float(np.median(v)) for k, v in o.items()}
+        med["ratio"] = float(
+            np.median([m / one for m, one in zip(o["many"], o["one"], strict=True)])
+        )
+        result[label] = med
+    return result
 
 
 def main() -> None:
@@ -237,8 +257,9 @@ def main() -> None:
     )
     ap.add_argument(
         "--baseline", type=Path, default=None,
-        help="also run the server of another checkout of vecstore (e.g. `git worktree` of an "
-        "older commit), one worker, first: before / after in the same run",
+        help="also run the server of another checkout of vecstore (e.g. `git worktree` or "
+        "`git archive` of an older commit), for each --workers value: before / after in the "
+        "same run",
     )
     ap.add_argument("--reimport", action="store_true")
     args = ap.parse_args()
@@ -247,9 +268,11 @@ def main() -> None:
     print(f"{ds.name}: {len(ds.base):,} x {ds.base.shape[1]}, {len(ds.queries)} queries ({load()})")
     _, _, ns = imported(ds, reimport=args.reimport)
     store = QCACHE / f"store-{ds.name}"
-    servers: list[tuple[str, int, Path]] = [(f"{w} worker(s)", w, ROOT) for w in args.workers]
-    if args.baseline is not None:
-        servers.insert(0, ("baseline", 1, args.baseline.resolve()))
+    servers: list[tuple[str, int, Path]] = []
+    for w in args.workers:
+        if args.baseline is not None:
+            servers.append((f"before, {w} w", w, args.baseline.resolve()))
+        servers.append((f"{w} worker(s)", w, ROOT))
     running = {label: start_server(store, workers, code) for label, workers, code in servers}
     summary: list[str] = []
     try:
@@ -270,25 +293,36 @@ def main() -> None:
                     f"same ids {x['same']:.1%}",
                     flush=True,
                 )
-            for label, (proc, url) in running.items():
-                tp = throughput(url, proc.pid, ds.queries, ns, 8, args.seconds, args.windows)
+            tps = throughput(
+                {label: (url, proc.pid) for label, (proc, url) in running.items()},
+                ds.queries, ns, 8, args.seconds, args.windows,
+            )
+            print(
+                f"  throughput ({args.windows} rounds of {args.seconds:g} s windows taking turns, "
+                f"medians; {load()}):",
+                flush=True,
+            )
+            for label, tp in tps.items():
                 one, eight, ratio = tp["one"], tp["many"], tp["ratio"]
                 print(
-                    f"  throughput, {label} ({args.windows} alternating windows of "
-                    f"{args.seconds:g} s, medians; {load()}):\n"
+                    f"  {label}:\n"
                     f"    1 client : {one:7.1f} queries/s  (CPU per query: server "
-                    f"{tp['s1']:.2f} ms, client {tp['c1']:.2f} ms)\n"
+                    f"{tp['s1']:.2f} ms, client {tp['c1']:.2f} ms; server context switches "
+                    f"per query {tp['x1']:.2f})\n"
                     f"    8 clients: {eight:7.1f} queries/s  (CPU per query: server "
-                    f"{tp['sn']:.2f} ms, clients {tp['cn']:.2f} ms)\n"
+                    f"{tp['sn']:.2f} ms, clients {tp['cn']:.2f} ms; server context switches "
+                    f"per query {tp['xn']:.2f})\n"
                     f"    ratio 8 / 1 = {ratio:.2f}x (target >= 1.5x)",
                     flush=True,
                 )
                 over = lat[label]["p50"] - api["p50"]
                 summary.append(
                     f"  {label:14s} round {r + 1}: overhead p50 {over:.2f} ms "
+                    f"(API p50 {api['p50']:.2f}) "
                     f"[{'met' if over <= 1.0 else 'missed'}], 1 client {one:.0f} q/s, "
                     f"8 clients {eight:.0f} q/s, {ratio:.2f}x "
-                    f"[{'met' if ratio >= 1.5 else 'missed'}]"
+                    f"[{'met' if ratio >= 1.5 else 'missed'}]; CPU per query server "
+                    f"{tp['s1']:.2f} / {tp['sn']:.2f} ms, clients {tp['c1']:.2f} / {tp['cn']:.2f} ms"
                 )
     finally:
         for proc, _ in running.values():

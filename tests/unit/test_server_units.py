@@ -70,3 +70,28 @@ def test_import_model_is_camel_case() -> None:
         "createdAt": "2026-01-02T03:04:05.678Z", "finishedAt": "2026-01-02T03:04:05.678Z",
         "percentComplete": 100.0, "recordsImported": 5,
     }
+
+
+
+def test_quick_reads_run_inline_only_alone_and_local() -> None:
+    import asyncio
+    import threading
+
+    from vecstore.server import context
+
+    def where() -> str:
+        return threading.current_thread().name
+
+    async def main() -> None:
+        loop_thread = threading.current_thread().name
+        try:
+            context.INFLIGHT[0] = 1  # alone: inline when local
+            assert await context.quick(True, where) == loop_thread
+            assert (await context.quick(False, where)).startswith("vecstore-serve")
+            context.INFLIGHT[0] = 5  # other requests in flight: the pool
+            assert (await context.quick(True, where)).startswith("vecstore-serve")
+        finally:
+            context.INFLIGHT[0] = 0
+            context.close_pool()
+
+    asyncio.run(main())

@@ -109,11 +109,12 @@ def _logging(log_level: str, worker: bool = False) -> None:
     logging.getLogger("vecstore.server").setLevel(getattr(logging, level, logging.INFO))
 
 
-def _uvicorn_config(app: Any, host: str, port: int, log_level: str, **extra: Any) -> Any:
+def uvicorn_config(app: Any, host: str, port: int, log_level: str, **extra: Any) -> Any:
     import uvicorn
 
     return uvicorn.Config(
         app,
+        http=_http_protocol(),
         host=host,
         port=port,
         log_level=log_level.lower() if log_level.lower() != "debug" else "info",
@@ -124,6 +125,16 @@ def _uvicorn_config(app: Any, host: str, port: int, log_level: str, **extra: Any
         proxy_headers=False,  # the Host header names the index hosts; no proxy rewriting
         **extra,
     )
+
+
+def _http_protocol() -> Any:
+    """uvicorn's httptools protocol sending each response in one write
+    (:mod:`vecstore.server.protocol`); uvicorn's choice without httptools."""
+    try:
+        from vecstore.server.protocol import CoalescingProtocol
+    except ImportError:
+        return "auto"
+    return CoalescingProtocol
 
 
 def run(
@@ -154,7 +165,7 @@ def run(
             # is a clean exit here, status 0.
             self._captured_signals.clear()
 
-    server = Server(_uvicorn_config(app, host, port, log_level))
+    server = Server(uvicorn_config(app, host, port, log_level))
     log.info("vecstore serve: %s on http://%s:%d", _safe(store_uri), host, port)
     server.run()
 
@@ -180,7 +191,7 @@ def _run_workers(
             store_uri, storage_options, config, scheduler, log_level,
             fresh.Generations.create(run_dir),
         )
-        cfg = _uvicorn_config(factory, host, port, log_level, factory=True, workers=workers)
+        cfg = uvicorn_config(factory, host, port, log_level, factory=True, workers=workers)
         sock = cfg.bind_socket()
         log.info(
             "vecstore serve: %s on http://%s:%d, %d workers", _safe(store_uri), host, port, workers

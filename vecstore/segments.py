@@ -99,7 +99,15 @@ def write_small_table(
 
 
 def read_table(store: Store, key: str, columns: list[str] | None = None) -> pa.Table:
-    """Read a Parquet file (only ``columns`` if given; missing ones are skipped)."""
+    """Read a Parquet file (only ``columns`` if given; missing ones are skipped).
+
+    A whole file is fetched in one read and decoded from memory (2-3x less
+    CPU than through a file object for the small files a fold or a rebuild
+    reads by the hundred; one request instead of a footer read and ranged
+    reads on an object store); a column subset reads only its ranges."""
+    if columns is None:
+        data = store.read_bytes(key)
+        return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
     with store.open_input(key) as f:
         pf = pq.ParquetFile(f)
         if columns is not None:

@@ -315,9 +315,10 @@ class TailState:
             for c in self.chunks:
                 if not c.alive.any():
                     continue
-                parts.append(c.table.filter(pa.array(c.alive)))
+                every = bool(c.alive.all())  # (a load's chunk usually: no copy)
+                parts.append(c.table if every else c.table.filter(pa.array(c.alive)))
                 full = c.clusters if c.clusters is not None else np.full(c.n, -1, np.int32)
-                cl.append(full[c.alive])
+                cl.append(full if every else full[c.alive])
             assigned = any(c.clusters is not None for c in self.chunks)
         if not parts:
             return None, None

@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -567,6 +567,18 @@ def _assignment(
     return known
 
 
+def _appended_ids(rows: pa.Table, cluster: int, first_row: int) -> pa.Table:
+    """(id, cluster, row) of rows appended to a cluster of ``first_row`` rows."""
+    n = rows.num_rows
+    return pa.table(
+        {
+            "id": rows.column("id").combine_chunks().cast(pa.string()),
+            "cluster": pa.array(np.full(n, cluster, dtype=np.int32)),
+            "row": pa.array(np.arange(first_row, first_row + n, dtype=np.int32)),
+        }
+    )
+
+
 def _staged_of(entries: Sequence[wal.Entry]) -> tuple[ClusterEntry, ...]:
     """The staged segments a fold may attach as they are: those of a tail
     that is exactly one batch load (its rows are then, in order, the rows of
@@ -709,13 +721,7 @@ def _incremental(
                 byte_size=old.byte_size + sum(p.byte_size for p in pieces),
                 stats=stats,
             )
-            new_ids = pa.table(
-                {
-                    "id": part.column("id").combine_chunks().cast(pa.string()),
-                    "cluster": pa.array(np.full(n, cid, dtype=np.int32)),
-                    "row": pa.array(np.arange(old.row_count, old.row_count + n, dtype=np.int32)),
-                }
-            )
+            new_ids = _appended_ids(part, cid, old.row_count)
             kinds = meta_fields_of(part.schema)
         hidden_rows = gone_rows.get(cid)
         if hidden_rows is not None and len(hidden_rows):
@@ -768,7 +774,30 @@ def _incremental(
         hooks.check()  # a cancel stops before the next cluster
         return append(cid) if cid in deltas else rewrite(cid)
 
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vecstore-build") as pool:
+    def kept_ids(appended_ids: Sequence[pa.Table]) -> list[pa.Table]:
+        """The id lookup's rows: the base's minus those of rewritten clusters
+        and the hidden rows of appended ones, plus the appended rows."""
+        rewritten_ids = pa.array(sorted(touched - deltas), pa.int32())
+        keep = pc.invert(pc.is_in(loc.column("cluster"), value_set=rewritten_ids))
+        if len(gone) and deltas and hit is not None:  # hidden rows of appended clusters leave it
+            keep = pc.and_(keep, pc.invert(hit))
+        kept = loc.filter(keep)
+        return [kept, *(t.cast(kept.schema) for t in appended_ids)]
+
+    # only appends (a batch load's fold): the id lookup is known before any
+    # file is written (new rows continue each cluster's numbering), so it is
+    # sorted and written beside the appends
+    early: Future[str | None] | None = None
+    ids_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecstore-build-ids")
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vecstore-build")
+    with ids_pool, pool:
+        if deltas == touched:
+            added = [
+                _appended_ids(incoming[cid], cid, by_id[cid].row_count)
+                for cid in order
+                if cid in incoming
+            ]
+            early = ids_pool.submit(_write_ids, store, spec, namespace, tag, [], kept_ids(added))
         for cid, done in zip(order, pool.map(guarded, order), strict=True):
             finished += 1
             hooks.done(finished, total)
@@ -786,14 +815,10 @@ def _incremental(
             rewritten.append((entry, ids))
             for name, kinds in kinds_of.items():
                 fields.setdefault(name, set()).update(kinds)
+        id_rel = early.result() if early is not None else None
     kept_clusters = [c for c in base.clusters if c.id not in touched]
-    rewritten_ids = pa.array(sorted(touched - deltas), pa.int32())
-    keep = pc.invert(pc.is_in(loc.column("cluster"), value_set=rewritten_ids))
-    if len(gone) and deltas and hit is not None:  # hidden rows of appended clusters leave it
-        keep = pc.and_(keep, pc.invert(hit))
-    kept_ids = loc.filter(keep)
-    kept = [kept_ids, *(t.cast(kept_ids.schema) for t in appended_ids)]
-    id_rel = _write_ids(store, spec, namespace, tag, rewritten, kept)
+    if early is None:
+        id_rel = _write_ids(store, spec, namespace, tag, rewritten, kept_ids(appended_ids))
     m = assemble_manifest(
         spec,
         namespace,

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 from vecstore import commit, drift, kmeans, layout, manifests, wal, writer
 from vecstore.errors import AlreadyExistsError, CommitConflictError, NotFoundError, VecstoreError
 from vecstore.metadata import merge_stats, meta_fields_of
-from vecstore.resolve import id_locations
+from vecstore.resolve import id_location_parts, id_locations
 from vecstore.schemas import ClusterEntry, IndexSpec, Manifest
 from vecstore.schemas.models import MANIFEST_FORMAT_DELTA, MANIFEST_FORMAT_WAL
 from vecstore.segments import (
@@ -69,6 +69,8 @@ LEASE_SECONDS = 60.0
 # while its deltas and deletions stay under this fraction of its segment's
 # rows; past it the cluster is rewritten whole (compaction)
 DELTA_FRACTION = 0.25
+# id lookup files a fold may leave (sorted runs; more are merged into one)
+MAX_ID_FILES = 8
 CHECK_SECONDS = 0.25  # between clusters, a fold's check runs at most this often
 BUILD_THREADS = min(4, os.cpu_count() or 1)  # clusters merged and written at once
 IO_THREADS = 8  # clusters appended to at once (small files: store round trips)
@@ -508,6 +510,45 @@ def _sort_key(assignment: np.ndarray) -> np.ndarray:
     return assignment
 
 
+def _write_id_runs(
+    store: Store,
+    spec: IndexSpec,
+    namespace: str,
+    tag: str,
+    rels: Sequence[str],
+    parts: Sequence[pa.Table],
+    keep: pa.Array | pa.ChunkedArray,
+    new_rows: Sequence[pa.Table],
+) -> list[str]:
+    """A fold's id lookup as sorted runs, without sorting what is sorted: each
+    base id file (``rels``, rows ``parts``) whose rows ``keep`` all keeps is
+    reused as it is, one that loses rows is written filtered (still sorted),
+    and ``new_rows`` are sorted into one new file. When that makes more than
+    MAX_ID_FILES files, everything is merged into one sorted file (readers
+    search each file; listing merges them once per version)."""
+    mask = np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)
+    bounds = np.cumsum([0, *(t.num_rows for t in parts)]).tolist()
+    reused: list[str] = []
+    filtered: list[pa.Table] = []
+    for rel, t, a, b in zip(rels, parts, bounds[:-1], bounds[1:], strict=True):
+        m = mask[a:b]
+        if m.all():
+            reused.append(rel)
+        elif m.any():
+            filtered.append(t.filter(pa.array(m)))
+    new = [t for t in new_rows if t.num_rows]
+    if len(reused) + len(filtered) + (1 if new else 0) > MAX_ID_FILES:
+        kept = [
+            t.filter(pa.array(mask[a:b]))
+            for t, a, b in zip(parts, bounds[:-1], bounds[1:], strict=True)
+        ]
+        merged = _write_ids(store, spec, namespace, tag, [], [*kept, *new])
+        return [merged] if merged else []
+    out = reused + [writer.write_id_table(store, spec, namespace, tag, t) for t in filtered]
+    sorted_new = _write_ids(store, spec, namespace, tag, [], new) if new else None
+    return out + ([sorted_new] if sorted_new else [])
+
+
 def _write_ids(
     store: Store,
     spec: IndexSpec,
@@ -648,7 +689,8 @@ def _incremental(
     to (-1: none), reused when they used this version's centroids.
     ``staged``: a batch load's staged segments (:func:`_staged_of`); a cluster
     that takes a delta gets them as its delta segments, not a copy."""
-    loc = id_locations(store, base)
+    loc_parts = id_location_parts(store, base)
+    loc = id_locations(store, base) if not loc_parts else pa.concat_tables(loc_parts)
     by_id = {c.id: c for c in base.clusters}
     gone = pa.array(sorted(state.where), pa.string())
     # which rows of the id lookup the tail hides: one membership test, reused below
@@ -774,20 +816,20 @@ def _incremental(
         hooks.check()  # a cancel stops before the next cluster
         return append(cid) if cid in deltas else rewrite(cid)
 
-    def kept_ids(appended_ids: Sequence[pa.Table]) -> list[pa.Table]:
-        """The id lookup's rows: the base's minus those of rewritten clusters
-        and the hidden rows of appended ones, plus the appended rows."""
+    def write_lookup(new_rows: Sequence[pa.Table]) -> list[str]:
+        """The version's id lookup: the base's rows minus those of rewritten
+        clusters and the hidden rows of appended ones, plus ``new_rows``."""
         rewritten_ids = pa.array(sorted(touched - deltas), pa.int32())
         keep = pc.invert(pc.is_in(loc.column("cluster"), value_set=rewritten_ids))
         if len(gone) and deltas and hit is not None:  # hidden rows of appended clusters leave it
             keep = pc.and_(keep, pc.invert(hit))
-        kept = loc.filter(keep)
-        return [kept, *(t.cast(kept.schema) for t in appended_ids)]
+        return _write_id_runs(store, spec, namespace, tag, base.id_files, loc_parts, keep,
+                              new_rows)
 
     # only appends (a batch load's fold): the id lookup is known before any
     # file is written (new rows continue each cluster's numbering), so it is
     # sorted and written beside the appends
-    early: Future[str | None] | None = None
+    early: Future[list[str]] | None = None
     ids_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecstore-build-ids")
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vecstore-build")
     with ids_pool, pool:
@@ -797,7 +839,7 @@ def _incremental(
                 for cid in order
                 if cid in incoming
             ]
-            early = ids_pool.submit(_write_ids, store, spec, namespace, tag, [], kept_ids(added))
+            early = ids_pool.submit(write_lookup, added)
         for cid, done in zip(order, pool.map(guarded, order), strict=True):
             finished += 1
             hooks.done(finished, total)
@@ -815,17 +857,19 @@ def _incremental(
             rewritten.append((entry, ids))
             for name, kinds in kinds_of.items():
                 fields.setdefault(name, set()).update(kinds)
-        id_rel = early.result() if early is not None else None
+        id_files = early.result() if early is not None else None
     kept_clusters = [c for c in base.clusters if c.id not in touched]
-    if early is None:
-        id_rel = _write_ids(store, spec, namespace, tag, rewritten, kept_ids(appended_ids))
+    if id_files is None:
+        id_files = write_lookup(
+            [*appended_ids, *(_appended_ids(pa.table({"id": ids}), e.id, 0) for e, ids in rewritten)]
+        )
     m = assemble_manifest(
         spec,
         namespace,
         base.version + 1,
         kept_clusters + appended + [e for e, _ in rewritten],
         centroids=base.centroids,
-        id_files=[id_rel] if id_rel else [],
+        id_files=id_files,
         fields={k: sorted(v) for k, v in fields.items()},
     )
     return m, len(rewritten) + len(appended)

@@ -27,9 +27,14 @@ def _key(manifest: Manifest, rel: str) -> str:
     return f"{layout.namespace_prefix(manifest.index, manifest.namespace)}/{rel}"
 
 
+def id_location_parts(store: Store, manifest: Manifest) -> list[pa.Table]:
+    """The (id, cluster, row) rows of each of the version's id files, in order."""
+    return [read_table(store, _key(manifest, rel)) for rel in manifest.id_files]
+
+
 def id_locations(store: Store, manifest: Manifest) -> pa.Table:
     """Every (id, cluster, row) of the version's id files."""
-    parts = [read_table(store, _key(manifest, rel)) for rel in manifest.id_files]
+    parts = id_location_parts(store, manifest)
     if not parts:
         return pa.table(
             {

@@ -94,7 +94,15 @@ def write_id_file(
         ],
         schema=ID_INDEX_SCHEMA,
     )
-    t = t.sort_by("id")
+    return write_id_table(store, spec, namespace, owner, t.sort_by("id"))
+
+
+def write_id_table(
+    store: Any, spec: IndexSpec, namespace: str, owner: str, table: pa.Table
+) -> str:
+    """Write (id, cluster, row) rows ALREADY sorted by id as a lookup file
+    (a sorted file's rows filtered stay sorted); returns its relative path."""
+    t = table.select(ID_INDEX_SCHEMA.names).cast(ID_INDEX_SCHEMA)
     rel = new_name(".ids.parquet", owner)
     write = write_small_table if t.num_rows <= SMALL_TABLE_ROWS else write_table
     write(store, _ns_key(spec.name, namespace, rel), t)

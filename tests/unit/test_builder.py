@@ -146,6 +146,51 @@ def test_build_rewrites_only_touched_clusters(
     assert builder.build(local_store, SPEC, "ns").status == "nothing"
 
 
+def test_fold_keeps_sorted_id_runs_and_merges_past_the_limit(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fold does not re-sort the id lookup: a base id file nothing hides is
+    kept as it is, one that loses rows is written filtered, new rows go to one
+    sorted file; past MAX_ID_FILES everything is merged into one. Every file
+    stays sorted, every live id is in exactly one, and fetch / list agree."""
+    from vecstore.resolve import id_location_parts
+
+    monkeypatch.setattr(builder, "MAX_ID_FILES", 4)
+    rng = np.random.default_rng(5)
+    recs = [{"id": f"r{i:04d}", "values": _vec(rng), "metadata": {"i": i}} for i in range(600)]
+    write_namespace(local_store, SPEC, "ns", records_to_table(recs, SPEC), target_per_cluster=100)
+    base = manifests.load_namespace(local_store, "ix", "ns")
+    assert base is not None and len(base.id_files) == 1
+    model = {r["id"]: r["metadata"] for r in recs}
+    seen_files = [list(base.id_files)]
+    for step in range(6):
+        writes.upsert(local_store, SPEC, "ns", [(f"s{step}-{j}", _vec(rng), {"s": step})
+                                                for j in range(5)])
+        model.update({f"s{step}-{j}": {"s": step} for j in range(5)})
+        if step % 2:  # hide a row of the first id file: it is written filtered
+            writes.delete(local_store, SPEC, "ns", ids=[f"r{step:04d}"])
+            del model[f"r{step:04d}"]
+        m = builder.build(local_store, SPEC, "ns").manifest
+        assert m is not None and 1 <= len(m.id_files) <= 4
+        seen_files.append(list(m.id_files))
+        parts = id_location_parts(local_store, m)
+        ids = [i for t in parts for i in t.column("id").to_pylist()]
+        assert sorted(ids) == sorted(model) and len(ids) == len(set(ids))
+        for t in parts:
+            col = t.column("id").to_pylist()
+            assert col == sorted(col)
+    # the first fold kept the base's file as it was and added one of new rows
+    assert seen_files[1][0] == seen_files[0][0] and len(seen_files[1]) == 2
+    # a fold that deletes from a kept file rewrites it; the limit merged the runs once
+    assert any(len(f) == 1 for f in seen_files[2:])
+    tail.tail_reader(local_store, SPEC).drop("ns")
+    assert view_ids(local_store, SPEC, "ns") == sorted(model)
+    got = view_fetch(local_store, SPEC, "ns", ["r0000", "r0001", "s0-0", "s5-4"])
+    assert {k: v[1] for k, v in got.items()} == {
+        "r0000": {"i": 0}, "s0-0": {"s": 0}, "s5-4": {"s": 5}
+    }
+
+
 def test_build_of_a_namespace_created_by_upserts_clusters_it(memory_store: Store) -> None:
     rng = np.random.default_rng(1)
     writes.upsert(memory_store, SPEC, "ns", [(f"a{i}", _vec(rng)) for i in range(300)])

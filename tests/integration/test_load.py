@@ -242,9 +242,9 @@ def test_cancelled_load_leaves_nothing(
     index, model = base
     before_a = data_files(store_root, index.name, "a")
     root = tmp_path / "big"
-    n = 60_000
+    n = 200_000  # long enough that the cancel lands before the marker, also on a quiet machine
     monkeypatch.setenv("VECSTORE_CHUNK_BYTES", str(256 * 1024))  # many scan tasks
-    write_records(root, "a", [f"a-c{i}" for i in range(n)], vectors(n, DIM, seed=12), files=6,
+    write_records(root, "a", [f"a-c{i}" for i in range(n)], vectors(n, DIM, seed=12), files=20,
                   tag="c", meta=False)
     op = index.start_import(uri=str(root), mode="upsert")
     wait_until(lambda: index.describe_import(op.id).phase in ("scan", "dedup", "write"),

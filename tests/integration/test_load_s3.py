@@ -82,3 +82,129 @@ def test_load_on_s3(
     left = store_files(vs.store, layout.index_prefix("docs"))
     assert [k for k in left if f"/data/{failed.id}-" in k or f"/{failed.id}/loads/" in k
             or "/staging/" in k] == []
+
+
+KILL_CHILD = '''
+import json, sys
+
+from vecstore import VecStore
+from vecstore.runners import close_runners
+
+
+def main() -> None:
+    store, options, index, uri = sys.argv[1:5]
+    idx = VecStore(store, storage_options=json.loads(options)).Index(index)
+    op = idx.start_import(uri=uri, error_mode="continue", mode="upsert")
+    print(op.id, flush=True)
+    try:
+        idx.wait_for_import(op.id)
+    finally:
+        close_runners()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_load_killed_or_cancelled_on_s3_loads_each_file_once(
+    dask_runner: Any, request: pytest.FixtureRequest, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, seed: int,
+) -> None:
+    """The store on S3: a load whose runner is killed with SIGKILL at a random
+    point (seeded), then recovered, and a load cancelled mid-way, then run
+    again: every record once, and the same directory again skips every file."""
+    import contextlib
+    import json
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from datagen import wait_until
+    from test_import_crash import session_members
+    from test_load import run
+
+    home = new_place("s3", request, tmp_path)
+    vs = VecStore(home.uri("vs"), storage_options=home.options)
+    vs.create_index(name="docs", dimension=DIM, metric="euclidean")
+    index = vs.Index("docs")
+    ids = [f"a-{i}" for i in range(3000)]
+    vals = vectors(3000, DIM, seed=seed)
+    split_write(tmp_path / "base" / "a", dense_table(ids, vals, None), 2)
+    assert run(index, tmp_path / "base", mode="create").status == "Completed"
+    model: Model = {"a": {i: (v, None) for i, v in zip(ids, vals, strict=True)}}
+
+    # killed at a random point, then recovered
+    load = tmp_path / "load"
+    up = [f"a-{i}" for i in range(0, 3000, 3)] + [f"a-n{i}" for i in range(40_000)]
+    up_vals = vectors(len(up), DIM, seed=seed + 10)
+    write_records(load, "a", up, up_vals, files=4, tag="k")
+    b_ids = [f"b-{i}" for i in range(600)]
+    b_vals = vectors(600, DIM, seed=seed + 20)
+    write_records(load, "b", b_ids, b_vals, tag="k")
+    script = tmp_path / "child.py"
+    script.write_text(KILL_CHILD)
+    env = {**os.environ, "VECSTORE_WORKERS": "2", "PYTHONWARNINGS": "ignore",
+           "VECSTORE_BUILD_IN_BACKGROUND": "0", "VECSTORE_CHUNK_BYTES": str(256 * 1024)}
+    env.pop("VECSTORE_SCHEDULER", None)
+    with (tmp_path / "child.log").open("wb") as log:
+        child = subprocess.Popen(
+            [sys.executable, str(script), home.uri("vs"), json.dumps(home.options), "docs",
+             str(load)],
+            stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
+        )
+        try:
+            assert child.stdout is not None
+            job_id = child.stdout.readline().decode().strip()
+            assert job_id, (tmp_path / "child.log").read_text()
+            time.sleep(random.Random(seed).uniform(0.3, 2.5))
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait(30)
+    wait_until(lambda: not session_members(child.pid), timeout=20,
+               what="the killed runner's processes to go away")
+    if not index.jobs.get(job_id).done:
+        monkeypatch.setenv("VECSTORE_STALE_SECONDS", "1")
+        wait_until(
+            lambda: time.time() - index.jobs.get(job_id).heartbeat_at.timestamp() > 1.2,  # type: ignore[union-attr]
+            timeout=10, what="a stale heartbeat",
+        )
+        assert index.recover_imports() == [job_id]
+    job = index.wait_for_import(job_id, timeout=TIMEOUT)
+    assert job.status == "Completed", job
+    assert job.records_imported == len(up) + 600, job
+    apply_to_model(model, "a", up, up_vals, "k")
+    apply_to_model(model, "b", b_ids, b_vals, "k")
+    assert_matches(index, model)
+    monkeypatch.setenv("VECSTORE_STALE_SECONDS", "30")
+    again = run(index, load)
+    assert (again.status, again.files_skipped, again.records_imported) == ("Completed", 5, 0)
+
+    # cancelled mid-way, then run again
+    load2 = tmp_path / "load2"
+    c_ids = [f"a-c{i}" for i in range(60_000)]
+    c_vals = vectors(len(c_ids), DIM, seed=seed + 30)
+    write_records(load2, "a", c_ids, c_vals, files=6, tag="c")
+    monkeypatch.setenv("VECSTORE_CHUNK_BYTES", str(256 * 1024))
+    op = index.start_import(uri=str(load2), mode="upsert")
+    wait_until(lambda: index.describe_import(op.id).phase in ("scan", "dedup", "write")
+               or index.describe_import(op.id).status != "InProgress",
+               timeout=TIMEOUT, what="the load to scan")
+    index.cancel_import(op.id)
+    cancelled = index.wait_for_import(op.id, timeout=TIMEOUT)
+    rerun = run(index, load2)
+    assert rerun.status == "Completed", rerun
+    if cancelled.status == "Cancelled":
+        assert (rerun.files_skipped, rerun.files_loaded) == (0, 6)
+    else:  # the cancel came after the marker: the rerun skips every file
+        assert (rerun.files_skipped, rerun.files_loaded) == (6, 0)
+    apply_to_model(model, "a", c_ids, c_vals, "c")
+    assert_matches(index, model)
+    left = store_files(vs.store, layout.index_prefix("docs"))
+    assert [k for k in left if "/staging/" in k] == []

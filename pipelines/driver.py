@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -807,7 +807,7 @@ class ImportDriver:
         # point at which all namespaces of this import become visible at once)
         change = commits.CreateNamespaces(import_id=self.job.id, manifests=tuple(built))
         try:
-            commits.apply(self.store, self.spec.name, change, guard=guard)
+            committed = commits.apply(self.store, self.spec.name, change, guard=guard)
             self._marked = True
         except commits.MissingFileError as exc:
             raise IngestError(exc.message, namespace=exc.namespace) from None
@@ -834,7 +834,7 @@ class ImportDriver:
                       len(staged), time.monotonic() - t0)
         # computed before the record gets every namespace: a heartbeat written
         # meanwhile stays a small running record (issue 9)
-        quality = self._quality_figures(sorted(set(plans) | set(counts)))
+        quality = self._quality_figures(sorted(set(plans) | set(counts)), committed.manifests)
         self._stats.final(counts)
         self._detail = True  # the final record has every namespace
         if load:
@@ -856,7 +856,9 @@ class ImportDriver:
             )
         )
 
-    def _quality_figures(self, namespaces: list[str]) -> dict[str, Any]:
+    def _quality_figures(
+        self, namespaces: list[str], committed: Mapping[str, Manifest]
+    ) -> dict[str, Any]:
         """Quality figures of the committed namespaces, for the record's
         ``report["quality"]`` (docs/quality.md): one bounded task on a worker;
         a failure or timeout is logged and leaves ``{"error": ...}``, never
@@ -865,12 +867,16 @@ class ImportDriver:
 
         fut = None
         try:
+            # the balance of the namespaces this commit created comes from the
+            # manifests in hand: the task reads only the ones it estimates
+            balances = {ns: quality.namespace_balance(m) for ns, m in committed.items()}
             fut = self.client.submit(
                 quality.import_report,
                 self.store,
                 self.spec,
                 namespaces,
                 seed=self.ctx.seed,
+                balances=balances,
                 pure=False,
             )
             figures: dict[str, Any] = fut.result(timeout=quality.TIMEOUT_SECONDS)

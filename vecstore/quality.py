@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -206,6 +206,15 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}"[:300]
 
 
+def _load_manifests(store: Store, spec: IndexSpec, names: Sequence[str]) -> dict[str, Manifest]:
+    """The visible manifests of ``names`` that have one (read on a few threads)."""
+    if not names:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(MANIFEST_THREADS, len(names)))) as pool:
+        found = list(pool.map(lambda ns: manifests.load_namespace(store, spec.name, ns), names))
+    return {ns: m for ns, m in zip(names, found, strict=True) if m is not None}
+
+
 def namespace_balance(manifest: Manifest) -> dict[str, Any]:
     """Records and cluster balance of a namespace version (live rows, from its manifest)."""
     live = [c.row_count - c.deleted_count for c in manifest.clusters]
@@ -341,6 +350,7 @@ def import_report(
     sample: int = IMPORT_SAMPLE,
     queries: int = IMPORT_QUERIES,
     recall_namespaces: int = RECALL_NAMESPACES,
+    balances: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Quality figures of the visible versions of ``namespaces`` (an import's
     or a load's, after its commit), for the job record's ``report``:
@@ -356,18 +366,29 @@ def import_report(
     Balance comes from the manifests (every namespace); recall reads a
     bounded sample of each of the largest namespaces only. An error in one
     namespace's estimate is logged and leaves its ``recall_at_10`` None
-    (with ``error``); this function only raises if the manifests cannot be read."""
+    (with ``error``); this function only raises if the manifests cannot be read.
+
+    ``balances``: :func:`namespace_balance` of namespaces whose committed
+    manifests the caller holds (an import's new namespaces): their manifests
+    are not read again, only those of the namespaces estimated."""
     t0 = time.perf_counter()
     names = list(dict.fromkeys(namespaces))
-    with ThreadPoolExecutor(max_workers=max(1, min(MANIFEST_THREADS, len(names)))) as pool:
-        found = list(pool.map(lambda ns: manifests.load_namespace(store, spec.name, ns), names))
-    mans = {ns: m for ns, m in zip(names, found, strict=True) if m is not None}
-    figures = {ns: namespace_balance(m) for ns, m in mans.items()}
+    wanted = set(names)
+    given = {ns: dict(b) for ns, b in (balances or {}).items() if ns in wanted}
+    mans = _load_manifests(store, spec, [ns for ns in names if ns not in given])
+    figures = {
+        ns: given[ns] if ns in given else namespace_balance(mans[ns])
+        for ns in names
+        if ns in given or ns in mans
+    }
     largest = sorted(figures, key=lambda ns: (-int(figures[ns]["records"]), ns))
     detail = largest[: max(0, recall_namespaces)]
+    mans.update(_load_manifests(store, spec, [ns for ns in detail if ns not in mans]))
     recalls: list[float] = []
     for ns in detail:
         try:
+            if ns not in mans:
+                raise VecstoreError(f'namespace "{ns}" has no visible manifest')
             r = namespace_recall(
                 store, spec, mans[ns], seed=_seed_of(seed, ns), sample=sample, queries=queries
             )

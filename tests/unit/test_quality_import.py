@@ -99,6 +99,32 @@ def test_small_namespace_is_exact_and_many_namespaces_are_summarised(tmp_path: P
     }
 
 
+def test_balances_in_hand_give_the_same_report_without_reading_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver passes the balance of the namespaces it just committed: the
+    report is the same, and only the estimated namespaces' manifests are read."""
+    store, spec = _spec(tmp_path)
+    names = [f"n{i:02d}" for i in range(6)]
+    for i, ns in enumerate(names):
+        _write(store, spec, ns, _blobs(300 + 400 * i, 8, i), per=256)
+    plain = quality.import_report(store, spec, names, recall_namespaces=2)
+    held = {ns: quality.namespace_balance(manifests.load_namespace(store, "q", ns))  # type: ignore[arg-type]
+            for ns in names}
+    read: list[str] = []
+    real = manifests.load_namespace
+
+    def counting(store_: object, index: str, ns: str) -> object:
+        read.append(ns)
+        return real(store_, index, ns)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(quality.manifests, "load_namespace", counting)
+    given = quality.import_report(store, spec, names, recall_namespaces=2, balances=held)
+    assert sorted(read) == ["n04", "n05"]  # the two largest, estimated
+    for key in ("namespaces", "balance_ratio", "recall_at_10", "recall_namespaces", "by_namespace"):
+        assert given[key] == plain[key], key
+
+
 def test_an_error_in_one_estimate_leaves_that_figure_missing(tmp_path: Path) -> None:
     store, spec = _spec(tmp_path)
     m = _write(store, spec, "a", _blobs(20_000, 40, 2))

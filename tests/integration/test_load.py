@@ -53,6 +53,25 @@ def run(index: Index, uri: Path, *, mode: str = "upsert", error_mode: str = "con
     return index.wait_for_import(op.id, timeout=TIMEOUT)
 
 
+def cancel_then_rerun(index: Index, root: Path, files: int) -> ImportJob:
+    """Cancel a load of ``root`` while it scans, run it again, and check the
+    rerun loads each file once (all of them if the cancel won, none if the
+    cancel came after the marker); the rerun's job."""
+    op = index.start_import(uri=str(root), mode="upsert")
+    wait_until(lambda: index.describe_import(op.id).phase in ("scan", "dedup", "write")
+               or index.describe_import(op.id).status != "InProgress",
+               timeout=TIMEOUT, what="the load to scan")
+    index.cancel_import(op.id)
+    cancelled = index.wait_for_import(op.id, timeout=TIMEOUT)
+    rerun = run(index, root)
+    assert rerun.status == "Completed", rerun
+    if cancelled.status == "Cancelled":
+        assert (rerun.files_skipped, rerun.files_loaded) == (0, files)
+    else:  # the cancel came after the marker: the rerun skips every file
+        assert (rerun.files_skipped, rerun.files_loaded) == (files, 0)
+    return rerun
+
+
 def assert_matches(index: Index, model: Model) -> None:
     """The index holds exactly the model's records (built or not)."""
     stats = index.describe_index_stats()
@@ -351,17 +370,7 @@ def test_cancelled_load_then_rerun_loads_each_file_once(
     ids = [f"a-c{i}" for i in range(n)]
     vals = vectors(n, DIM, seed=23)
     write_records(root, "a", ids, vals, files=6, tag="c", meta=False)
-    op = index.start_import(uri=str(root), mode="upsert")
-    wait_until(lambda: index.describe_import(op.id).phase in ("scan", "dedup", "write"),
-               timeout=TIMEOUT, what="the load to scan")
-    index.cancel_import(op.id)
-    cancelled = index.wait_for_import(op.id, timeout=TIMEOUT)
-    rerun = run(index, root)
-    assert rerun.status == "Completed", rerun
-    if cancelled.status == "Cancelled":
-        assert (rerun.files_skipped, rerun.files_loaded) == (0, 6)
-    else:  # the cancel came after the marker: the rerun skips every file
-        assert (rerun.files_skipped, rerun.files_loaded) == (6, 0)
+    cancel_then_rerun(index, root, 6)
     recs = model["a"]
     for id_, v in zip(ids, vals, strict=True):
         recs[id_] = (v, None)

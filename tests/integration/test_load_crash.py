@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.dask, pytest.mark.slow]
 DIM = 16
 
 CHILD = '''
-import os, signal, sys, time
+import json, os, signal, sys, time
 
 from vecstore import VecStore
 from vecstore.runners import close_runners
@@ -59,6 +59,7 @@ def die(*args, **kwargs):
 
 def main() -> None:
     store, index, uri, kill_at = sys.argv[1:5]
+    options = json.loads(sys.argv[5]) if len(sys.argv) > 5 else None  # (a store on S3)
     if kill_at == "after_marker":
         import vecstore.pipelines.driver as driver
         driver.roll_forward = die
@@ -74,7 +75,7 @@ def main() -> None:
             return real(*args, **kwargs)
 
         loads.apply = apply
-    idx = VecStore(store).Index(index)
+    idx = VecStore(store, storage_options=options).Index(index)
     op = idx.start_import(uri=uri, error_mode="continue", mode="upsert")
     print(op.id, flush=True)
     try:

@@ -84,29 +84,6 @@ def test_load_on_s3(
             or "/staging/" in k] == []
 
 
-KILL_CHILD = '''
-import json, sys
-
-from vecstore import VecStore
-from vecstore.runners import close_runners
-
-
-def main() -> None:
-    store, options, index, uri = sys.argv[1:5]
-    idx = VecStore(store, storage_options=json.loads(options)).Index(index)
-    op = idx.start_import(uri=uri, error_mode="continue", mode="upsert")
-    print(op.id, flush=True)
-    try:
-        idx.wait_for_import(op.id)
-    finally:
-        close_runners()
-
-
-if __name__ == "__main__":
-    main()
-'''
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_load_killed_or_cancelled_on_s3_loads_each_file_once(
@@ -127,7 +104,8 @@ def test_load_killed_or_cancelled_on_s3_loads_each_file_once(
 
     from datagen import wait_until
     from test_import_crash import session_members
-    from test_load import run
+    from test_load import cancel_then_rerun, run
+    from test_load_crash import CHILD
 
     home = new_place("s3", request, tmp_path)
     vs = VecStore(home.uri("vs"), storage_options=home.options)
@@ -148,14 +126,14 @@ def test_load_killed_or_cancelled_on_s3_loads_each_file_once(
     b_vals = vectors(600, DIM, seed=seed + 20)
     write_records(load, "b", b_ids, b_vals, tag="k")
     script = tmp_path / "child.py"
-    script.write_text(KILL_CHILD)
+    script.write_text(CHILD)
     env = {**os.environ, "VECSTORE_WORKERS": "2", "PYTHONWARNINGS": "ignore",
            "VECSTORE_BUILD_IN_BACKGROUND": "0", "VECSTORE_CHUNK_BYTES": str(256 * 1024)}
     env.pop("VECSTORE_SCHEDULER", None)
     with (tmp_path / "child.log").open("wb") as log:
         child = subprocess.Popen(
-            [sys.executable, str(script), home.uri("vs"), json.dumps(home.options), "docs",
-             str(load)],
+            [sys.executable, str(script), home.uri("vs"), "docs", str(load), "random",
+             json.dumps(home.options)],
             stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
         )
         try:
@@ -192,18 +170,7 @@ def test_load_killed_or_cancelled_on_s3_loads_each_file_once(
     c_vals = vectors(len(c_ids), DIM, seed=seed + 30)
     write_records(load2, "a", c_ids, c_vals, files=6, tag="c")
     monkeypatch.setenv("VECSTORE_CHUNK_BYTES", str(256 * 1024))
-    op = index.start_import(uri=str(load2), mode="upsert")
-    wait_until(lambda: index.describe_import(op.id).phase in ("scan", "dedup", "write")
-               or index.describe_import(op.id).status != "InProgress",
-               timeout=TIMEOUT, what="the load to scan")
-    index.cancel_import(op.id)
-    cancelled = index.wait_for_import(op.id, timeout=TIMEOUT)
-    rerun = run(index, load2)
-    assert rerun.status == "Completed", rerun
-    if cancelled.status == "Cancelled":
-        assert (rerun.files_skipped, rerun.files_loaded) == (0, 6)
-    else:  # the cancel came after the marker: the rerun skips every file
-        assert (rerun.files_skipped, rerun.files_loaded) == (6, 0)
+    cancel_then_rerun(index, load2, 6)
     apply_to_model(model, "a", c_ids, c_vals, "c")
     assert_matches(index, model)
     left = store_files(vs.store, layout.index_prefix("docs"))

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 from vecstore import commit, drift, kmeans, layout, manifests, wal, writer
 from vecstore.errors import AlreadyExistsError, CommitConflictError, NotFoundError, VecstoreError
 from vecstore.metadata import merge_stats, meta_fields_of
-from vecstore.resolve import id_location_parts, id_locations
+from vecstore.resolve import id_location_parts, joined_locations
 from vecstore.schemas import ClusterEntry, IndexSpec, Manifest
 from vecstore.schemas.models import MANIFEST_FORMAT_DELTA, MANIFEST_FORMAT_WAL
 from vecstore.segments import (
@@ -690,7 +690,7 @@ def _incremental(
     ``staged``: a batch load's staged segments (:func:`_staged_of`); a cluster
     that takes a delta gets them as its delta segments, not a copy."""
     loc_parts = id_location_parts(store, base)
-    loc = id_locations(store, base) if not loc_parts else pa.concat_tables(loc_parts)
+    loc = joined_locations(loc_parts)
     by_id = {c.id: c for c in base.clusters}
     gone = pa.array(sorted(state.where), pa.string())
     # which rows of the id lookup the tail hides: one membership test, reused below

@@ -34,7 +34,11 @@ def id_location_parts(store: Store, manifest: Manifest) -> list[pa.Table]:
 
 def id_locations(store: Store, manifest: Manifest) -> pa.Table:
     """Every (id, cluster, row) of the version's id files."""
-    parts = id_location_parts(store, manifest)
+    return joined_locations(id_location_parts(store, manifest))
+
+
+def joined_locations(parts: Sequence[pa.Table]) -> pa.Table:
+    """:func:`id_location_parts` as one table (empty, typed, if none)."""
     if not parts:
         return pa.table(
             {

@@ -94,6 +94,9 @@ class Chunk:
     first_row: int  # file row number of the first row of the first row group
     num_rows: int
     nbytes: int
+    # the chunk is the whole file (its only chunk): a small one is read in one
+    # call (tasks.SMALL_FILE_BYTES)
+    whole: bool = False
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,7 @@ def chunk_file(
     if group:
         chunks.append(
             Chunk(ns, start_index + len(chunks), file_idx, key, tuple(group), first, row - first,
-                  int(acc))
+                  int(acc), whole=not chunks)
         )
     return chunks
 

@@ -29,7 +29,14 @@ import pyarrow.parquet as pq
 
 from vecstore.errors import SchemaError, VecstoreError
 
-__all__ = ["clean_text", "footer_error", "iter_batches", "open_parquet", "read_error"]
+__all__ = [
+    "clean_text",
+    "footer_error",
+    "iter_batches",
+    "open_parquet",
+    "read_error",
+    "read_whole",
+]
 
 # Not the file's fault: re-raised as they are.
 _STORE_ERRORS: tuple[type[BaseException], ...] = (
@@ -146,3 +153,15 @@ def _locate(
     # every group reads on its own (a transient failure?): blame the first candidate
     g = candidates[0]
     return read_error(shown, g, starts[g], sizes[g], str(exc))
+
+
+def read_whole(
+    data: bytes, row_groups: Sequence[int], columns: list[str] | None = None
+) -> pa.Table:
+    """Row groups of a small file whose bytes were read in one call (one GET
+    on an object store instead of a footer read and ranged reads), decoded
+    without pyarrow's thread pool, page checksums verified. Errors are
+    pyarrow's own: callers fall back to :func:`open_parquet` and
+    :func:`iter_batches`, which read again and raise the messages above."""
+    pf = pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=True)
+    return pf.read_row_groups(list(row_groups), columns=columns, use_threads=False)

@@ -32,10 +32,11 @@ float32 by :func:`vecstore.schemas.arrow.as_float32` everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -53,7 +54,7 @@ from vecstore.metadata import meta_fields_of
 from vecstore.pipelines import plan as P
 from vecstore.pipelines.discover import FileInfo, SourceFile, display_path, inspect_file
 from vecstore.pipelines.hashing import digest_rows, digest_segments, hash_segments
-from vecstore.pipelines.reading import iter_batches, open_parquet
+from vecstore.pipelines.reading import iter_batches, open_parquet, read_whole
 from vecstore.records import Reject, record_error, validate_batch
 from vecstore.refs import FILE_ROW
 from vecstore.schemas import ClusterEntry, RecordLayout
@@ -172,6 +173,35 @@ def _dense_values(arr: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return ok, mat[finite]
 
 
+# A source file of at most this many bytes, one chunk, is read in one call
+# (its bytes, then decoded at once) by sample and scan, and a scan unit's
+# consecutive small files are validated and scattered together
+# (:func:`_scan_small`) up to BATCH_BYTES.
+SMALL_FILE_BYTES = 1024 * 1024
+
+
+def _small(chunk: P.Chunk) -> bool:
+    return chunk.whole and chunk.nbytes <= SMALL_FILE_BYTES and chunk.num_rows <= P.BATCH_ROWS
+
+
+def _small_batches(
+    ctx: P.Context, chunk: P.Chunk, columns: list[str] | None = None
+) -> list[pa.RecordBatch] | None:
+    """A small whole file's rows as at most one record batch, read in one call
+    (what ``iter_batches`` yields for it, without its per-file cost). None when
+    the chunk is not small or that read fails: the caller's exact path then
+    reads again and raises what it raises."""
+    if not _small(chunk):
+        return None
+    try:
+        t = read_whole(ctx.source.read_bytes(chunk.key), chunk.row_groups, columns)
+    except CancelledError:
+        raise
+    except Exception:
+        return None
+    return t.combine_chunks().to_batches() if t.num_rows else []
+
+
 # ------------------------------------------------------------------ inspect
 def inspect(ctx: P.Context, f: SourceFile) -> FileInfo:
     return inspect_file(ctx.source, f, ctx.spec.record_layout, ctx.spec.dimension)
@@ -196,8 +226,26 @@ def sample(ctx: P.Context, chunk: P.Chunk, fraction: float) -> np.ndarray:
     one), and rows are drawn from those: the sample stays spread over every
     file while reading a fraction of the data.
     """
-    check = CancelCheck(ctx.cancel_event)
+    return _sample_matrix(ctx, _sample_values(ctx, chunk, fraction))
+
+
+def _sample_matrix(ctx: P.Context, parts: Sequence[pa.Array]) -> np.ndarray:
+    """The valid dense vectors of drawn ``values`` columns, as one matrix."""
     dim = int(ctx.spec.dimension or 0)
+    if not parts:
+        return np.zeros((0, dim), np.float32)
+    if all(p.type == parts[0].type for p in parts[1:]):
+        groups = [parts[0] if len(parts) == 1 else pa.concat_arrays(parts)]
+    else:  # files of different value types (float / double, list / large list)
+        groups = list(parts)
+    mats = [_dense_values(col, dim)[1] for col in groups]
+    return (mats[0] if len(mats) == 1 else np.concatenate(mats)).astype(np.float32, copy=False)
+
+
+def _sample_values(ctx: P.Context, chunk: P.Chunk, fraction: float) -> list[pa.Array]:
+    """The drawn rows of :func:`sample`, as ``values`` columns (the validity
+    filter is row by row, so it runs once over many chunks' draws)."""
+    check = CancelCheck(ctx.cancel_event)
     rng = np.random.default_rng([ctx.seed, chunk.file_idx, chunk.index, len(chunk.ns)])
     groups = list(chunk.row_groups)
     q = min(1.0, 3.0 * fraction)
@@ -206,27 +254,26 @@ def sample(ctx: P.Context, chunk: P.Chunk, fraction: float) -> np.ndarray:
         row_fraction = min(1.0, fraction * len(groups) / len(picked))
     else:
         picked, row_fraction = groups, fraction
-    parts: list[np.ndarray] = []
+    parts: list[pa.Array] = []
     check()  # a stopped import opens no more source files (each open may retry for seconds)
     # no readahead: on a remote source it would fetch MBs past each picked
     # row group, turning the sample into a second full read of the file
     shown = display_path(ctx.source, chunk.key)
-    with ctx.source.open_input(chunk.key, readahead=False) as fh:
-        pf = open_parquet(fh, shown)
-        for batch in iter_batches(
-            pf, shown, picked, batch_size=P.BATCH_ROWS, columns=["values"]
-        ):
+    with contextlib.ExitStack() as stack:
+        batches: Iterable[pa.RecordBatch] | None = _small_batches(ctx, chunk, ["values"])
+        if batches is None:
+            fh = stack.enter_context(ctx.source.open_input(chunk.key, readahead=False))
+            pf = open_parquet(fh, shown)
+            batches = iter_batches(pf, shown, picked, batch_size=P.BATCH_ROWS, columns=["values"])
+        for batch in batches:
             check()
             n = batch.num_rows
             take = np.flatnonzero(rng.random(n) < row_fraction) if row_fraction < 1.0 else np.arange(n)
             if not len(take):
                 continue
-            col = batch.column(0).take(pa.array(take))
-            _, mat = _dense_values(col, dim)
-            parts.append(mat)
-    if not parts:
-        return np.zeros((0, dim), np.float32)
-    return np.concatenate(parts).astype(np.float32, copy=False)
+            col = batch.column(0)
+            parts.append(col.take(pa.array(take)) if len(take) < n else col)
+    return parts
 
 
 def sample_unit(ctx: P.Context, chunks: Sequence[P.Chunk], fraction: float) -> np.ndarray:
@@ -238,20 +285,21 @@ def sample_unit(ctx: P.Context, chunks: Sequence[P.Chunk], fraction: float) -> n
     sample is the same, but most small files are not opened at all. Big
     chunks (probability 1) are sampled as :func:`sample` does.
     """
-    dim = int(ctx.spec.dimension or 0)
+    parts: list[pa.Array] = []
     if fraction >= 1.0 or len(chunks) == 1:
-        parts = [sample(ctx, c, fraction) for c in chunks]
+        for c in chunks:
+            parts += _sample_values(ctx, c, fraction)
     else:
         rng = np.random.default_rng([ctx.seed, chunks[0].file_idx, chunks[0].index, 1])
-        parts = []
+        drawn = False
         for c in chunks:
             q = min(1.0, 3.0 * fraction * len(c.row_groups))
             if q >= 1.0 or rng.random() < q:
-                parts.append(sample(ctx, c, min(1.0, fraction / q)))
-        if not parts:
-            parts.append(sample(ctx, chunks[int(rng.integers(len(chunks)))], fraction))
-    parts = [p for p in parts if len(p)]
-    return np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+                parts += _sample_values(ctx, c, min(1.0, fraction / q))
+                drawn = True
+        if not drawn:
+            parts += _sample_values(ctx, chunks[int(rng.integers(len(chunks)))], fraction)
+    return _sample_matrix(ctx, parts)
 
 
 def train(ctx: P.Context, k: int, *samples: np.ndarray) -> np.ndarray:
@@ -498,9 +546,90 @@ def scan_unit(
     assign rows to clusters and scatter them (one spill for all: many small
     files make few scratch files). Carries the namespace's sizing only."""
     spill = _Spill(ctx, chunks[0])
-    out = [_scan_chunk(ctx, c, nsplan, spill, centroids) for c in chunks]
+    out: list[ChunkResult] = []
+    batchable = (
+        ctx.spec.record_layout != RecordLayout.SPARSE and centroids is not None and nsplan.k > 0
+    )
+    i = 0
+    while i < len(chunks):
+        j, size = i, 0
+        while batchable and j < len(chunks) and _small(chunks[j]) and size < BATCH_BYTES:
+            size += chunks[j].nbytes
+            j += 1
+        run = chunks[i : max(j, i + 1)]
+        assert centroids is not None or len(run) == 1
+        done = _scan_small(ctx, run, nsplan, spill, centroids) if len(run) > 1 else None
+        if done is None:
+            done = [_scan_chunk(ctx, c, nsplan, spill, centroids) for c in run]
+        out += done
+        i += len(run)
     spill.flush()
     return out
+
+
+def _scan_small(
+    ctx: P.Context,
+    chunks: Sequence[P.Chunk],
+    nsplan: P.Sizing | P.NamespacePlan,
+    spill: _Spill,
+    centroids: np.ndarray | None,
+) -> list[ChunkResult] | None:
+    """:func:`_scan_chunk` of consecutive small whole files of one namespace,
+    the per-record steps run once over all their rows: one read call per
+    file, one validation of their rows concatenated, one cluster assignment
+    and one scatter. None (nothing added to ``spill``) unless that is the
+    plain case -- every file reads in one call, same schema, no rejected
+    record: the caller then scans the files one by one, which reads,
+    validates and reports exactly as before (docs/scale.md "Many small
+    files")."""
+    check = CancelCheck(ctx.cancel_event)
+    raw: list[pa.Table] = []
+    for c in chunks:
+        check()
+        got = _small_batches(ctx, c)
+        if got is None:
+            return None
+        raw.append(pa.Table.from_batches(got) if got else pa.table({}))
+    tables = [t for t in raw if t.num_rows]
+    if not tables:
+        return None
+    if any(not t.schema.equals(tables[0].schema) for t in tables[1:]):
+        return None
+    try:
+        batch = pa.concat_tables(tables).combine_chunks().to_batches()[0]
+        vb = validate_batch(batch, ctx.spec.record_layout, ctx.spec.dimension, "", 0)
+    except CancelledError:
+        raise
+    except Exception:  # the exact path raises what it raises
+        return None
+    counts = np.array([c.num_rows for c in chunks], np.int64)
+    if vb.rejects or vb.table.num_rows != int(counts.sum()) or any(
+        t.num_rows != c.num_rows for t, c in zip(raw, chunks, strict=True)
+    ):
+        return None
+    check()
+    t = vb.table
+    files = np.repeat(np.array([c.file_idx for c in chunks], np.int32), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rows = np.arange(len(files), dtype=np.int64) - np.repeat(
+        starts - np.array([c.first_row for c in chunks], np.int64), counts
+    )
+    clusters = _clusters_for(ctx, chunks[0], t, centroids, 0)
+    _scatter(ctx, chunks[0], nsplan, spill, t, clusters, files, rows)
+    spill.maybe_flush()
+    fields = {k: sorted(v) for k, v in meta_fields_of(t.schema).items()}
+    return [
+        ChunkResult(
+            ns=c.ns,
+            chunk=c.index,
+            rows_read=c.num_rows,
+            valid=c.num_rows,
+            skipped={},
+            nbytes=c.nbytes,
+            meta_fields=fields if c.num_rows else {},
+        )
+        for c in chunks
+    ]
 
 
 def _scan_chunk(
@@ -525,11 +654,15 @@ def _scan_chunk(
     abort = ctx.error_mode == "abort"
     shown = display_path(ctx.source, chunk.key)
     check()  # a stopped import opens no more source files (each open may retry for seconds)
-    # pyarrow reads (and coalesces) the chunk's column chunks itself; a
-    # readahead would also fetch the next chunk's row groups
-    with ctx.source.open_input(chunk.key, readahead=False) as fh:
-        pf = open_parquet(fh, shown)
-        for batch in iter_batches(pf, shown, chunk.row_groups, batch_size=P.BATCH_ROWS):
+    with contextlib.ExitStack() as stack:
+        batches: Iterable[pa.RecordBatch] | None = _small_batches(ctx, chunk)
+        if batches is None:
+            # pyarrow reads (and coalesces) the chunk's column chunks itself; a
+            # readahead would also fetch the next chunk's row groups
+            fh = stack.enter_context(ctx.source.open_input(chunk.key, readahead=False))
+            pf = open_parquet(fh, shown)
+            batches = iter_batches(pf, shown, chunk.row_groups, batch_size=P.BATCH_ROWS)
+        for batch in batches:
             check()
             if firsts is not None and not firsts and "values" in batch.schema.names:
                 _, mat = _dense_values(batch.column("values"), int(ctx.spec.dimension or 0))
@@ -915,6 +1048,14 @@ class _ReadOnce:
                 return
             data = self._cache[key] = self._source.read_bytes(key)
         yield pa.BufferReader(data)
+
+    def read_bytes(self, key: str) -> bytes:
+        data = self._cache.get(key)
+        if data is None:
+            data = self._source.read_bytes(key)
+            if self.enabled:
+                self._cache[key] = data
+        return data
 
     def forget(self) -> None:
         self._cache.clear()

@@ -47,6 +47,18 @@ class LocalStore(Store):
 
         return self._call("list", prefix, go)
 
+    def read_bytes(self, key: str) -> bytes:
+        """:meth:`Store.read_bytes` straight from the file (fsspec's ``cat_file``
+        costs ~4x the CPU of a small file's read: 100,000 small source files
+        are read twice each)."""
+        path = self.path(key)
+
+        def go() -> bytes:
+            with open(path, "rb") as f:
+                return f.read()
+
+        return self._call("read", key, go)
+
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self.path(key)
         self._call("write", key, lambda: _atomic_write(path, data))

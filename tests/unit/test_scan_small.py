@@ -1,0 +1,166 @@
+"""Many small files of one namespace (tasks._scan_small and the one-call
+reads of small files, issue 9): the k-means sample and a scan unit's
+scratch, rejects, counts and errors are the same as the file-by-file path
+(reads through ``iter_batches``), on real Parquet files, in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from vecstore import VecStore, kmeans
+from vecstore.errors import VecstoreError
+from vecstore.pipelines import plan as P
+from vecstore.pipelines import tasks
+from vecstore.pipelines.discover import SourceFile, inspect_file
+from vecstore.storage import Store
+
+DIM = 8
+
+
+def _write(path: Path, ids: list[str], vals: np.ndarray, meta: list[str] | None = None,
+           double: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols: dict[str, Any] = {
+        "id": pa.array(ids),
+        "values": pa.array([list(map(float, v)) for v in vals],
+                           pa.list_(pa.float64() if double else pa.float32())),
+    }
+    if meta is not None:
+        cols["metadata"] = pa.array(meta)
+    pq.write_table(pa.table(cols), path)
+
+
+def _dataset(src: Path, files: int, *, nan: set[int] = frozenset(), meta: bool = False,
+             double: set[int] = frozenset(), dups: bool = True) -> None:
+    """``files`` files of 10 records in namespace ``n``; with ``dups`` file 7
+    repeats an id of file 2 and file 9 a vector of file 3; ``meta``: every
+    file has metadata, the keys differing by file."""
+    rng = np.random.default_rng(5)
+    kept: dict[int, tuple[list[str], np.ndarray]] = {}
+    for f in range(files):
+        ids = [f"f{f}-r{j}" for j in range(10)]
+        vals = rng.normal(size=(10, DIM)).astype(np.float32)
+        if dups and f == 7:
+            ids[4] = kept[2][0][1]
+        if dups and f == 9:
+            vals[6] = kept[3][1][0]
+        if f in nan:
+            vals[3, 2] = np.nan
+        kept[f] = (ids, vals)
+        m = [f'{{"k{f % 3}": {j}, "s": "x{j}"}}' for j in range(10)] if meta else None
+        _write(src / "n" / f"{f:04d}.parquet", ids, vals, m, double=f in double)
+
+
+def _scratch(store: Store, root: str) -> dict[str, list[dict[str, Any]]]:
+    base = Path(store.path(root))
+    out = {}
+    for p in sorted(base.rglob("*.arrow")):
+        out[str(p.relative_to(base))] = pa.ipc.open_file(pa.py_buffer(p.read_bytes())).read_all().to_pylist()
+    return out
+
+
+def _run(tmp_path: Path, src: Path, mode: str, batched: bool,
+         monkeypatch: pytest.MonkeyPatch) -> Any:
+    """(sample, scan results, scratch, rejects, small runs used) or the error."""
+    name = f"s{len(list(tmp_path.glob('store*')))}"
+    vs = VecStore(str(tmp_path / f"store{name}"))
+    vs.create_index("docs", dimension=DIM, metric="euclidean")
+    spec = vs.Index("docs").spec
+    source = Store(str(src))
+    fs = []
+    for f in sorted((src / "n").iterdir()):
+        info = inspect_file(source, SourceFile(key=f"n/{f.name}", size=f.stat().st_size,
+                                               namespace="n"), spec.record_layout, spec.dimension)
+        fs.append((info.key, info.size, list(info.row_groups)))
+    # a sample of 160 of the 600 rows: each small file drawn with p = 0.8
+    monkeypatch.setattr(kmeans, "POINTS_PER_CENTROID", 40)
+    plan = P.plan_namespace("n", fs, spec, target_per_cluster=150)
+    assert plan.k > 1 and plan.sample_fraction < 1.0 and all(c.whole for c in plan.chunks)
+    ctx = P.Context.make(source, vs.store, spec, f"job{name}", mode)
+    used = {"runs": 0}
+    real = tasks._scan_small
+
+    def spy(*a: Any) -> Any:
+        got = real(*a)
+        used["runs"] += got is not None
+        return got
+
+    with monkeypatch.context() as m:
+        m.setattr(tasks, "_scan_small", spy)
+        if not batched:  # the reference: every file through open_parquet + iter_batches
+            m.setattr(tasks, "SMALL_FILE_BYTES", 0)
+        units = [plan.chunks[:30], plan.chunks[30:]]
+        sample = np.concatenate([tasks.sample_unit(ctx, u, plan.sample_fraction) for u in units])
+        cents = tasks.train(ctx, plan.k, sample)
+        try:
+            results = [r for u in units for r in tasks.scan_unit(ctx, u, plan.sizing, cents)]
+        except VecstoreError as exc:
+            return ("error", type(exc).__name__, str(exc)), used
+    fields: dict[str, set[str]] = {}
+    for r in results:  # the driver's view: the namespace's fields, any chunk
+        for k, v in r.meta_fields.items():
+            fields.setdefault(k, set()).update(v)
+    plain = [(r.chunk, r.rows_read, r.valid, r.skipped, r.nbytes) for r in results]
+    rej = Path(vs.store.path(ctx.rejects))
+    rejects = {
+        str(p.relative_to(rej)): pq.read_table(p).to_pylist() for p in sorted(rej.rglob("*.parquet"))
+    } if rej.exists() else {}
+    return (sample.tobytes(), plain, fields, _scratch(vs.store, ctx.staging), rejects), used
+
+
+@pytest.mark.parametrize("meta", [False, True])
+def test_small_files_batched_equal_file_by_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, meta: bool
+) -> None:
+    src = tmp_path / "src"
+    _dataset(src, 60, meta=meta)
+    got, used = _run(tmp_path, src, "continue", True, monkeypatch)
+    want, ref = _run(tmp_path, src, "continue", False, monkeypatch)
+    assert used["runs"] == 2 and ref["runs"] == 0  # one batch per unit; none in the reference
+    assert got == want
+    sample, plain, fields, scratch, rejects = got
+    assert len(sample) and sum(p[2] for p in plain) == 600 and not rejects
+    assert {k.split("/")[0] for k in scratch} == {"ids", "vals", "shuffle"}
+    assert set(fields) == ({"k0", "k1", "k2", "s"} if meta else set())
+
+
+@pytest.mark.parametrize("mode", ["continue", "abort"])
+def test_rejects_and_mixed_types_fall_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """A NaN in file 40 (a reject): its unit is scanned file by file, the
+    other unit batched; a file of doubles in the first unit: a schema of its
+    own, that unit file by file too. Same results, or the same error."""
+    src = tmp_path / "src"
+    _dataset(src, 60, nan={40}, double={5})
+    got, used = _run(tmp_path, src, mode, True, monkeypatch)
+    want, _ = _run(tmp_path, src, mode, False, monkeypatch)
+    assert got == want
+    assert used["runs"] == 0
+    if mode == "continue":
+        (rej,) = got[4].values()
+        assert [r["code"] for r in rej] == ["non_finite"] and rej[0]["row"] == 3
+        assert sum(p[3].get("non_finite", 0) for p in got[1]) == 1
+    else:
+        assert got[0] == "error" and "0040.parquet" in got[2] and "row 3" in got[2]
+
+
+def test_corrupt_small_file_raises_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    _dataset(src, 60, dups=False)
+    bad = src / "n" / "0033.parquet"
+    data = bytearray(bad.read_bytes())
+    data[4:60] = b"\xff" * 56  # the first data page
+    bad.write_bytes(bytes(data))
+    got, _ = _run(tmp_path, src, "continue", True, monkeypatch)
+    want, _ = _run(tmp_path, src, "continue", False, monkeypatch)
+    assert got == want
+    assert got[0] == "error" and "0033.parquet" in got[2] and "row group 0" in got[2]

@@ -752,6 +752,7 @@ class ImportDriver:
         cents = dict(zip(centroids, self.client.gather(list(centroids.values())), strict=True))
         counts: dict[str, int] = {}
         built: list[Manifest] = []
+        prepared: list[Manifest] = []  # written (invisible) by their pack task
         staged: list[Any] = []
         for ns in plans:
             pr = packed.get(ns)
@@ -772,6 +773,9 @@ class ImportDriver:
                         [c for r in results for c in r.clusters], ids, prefixes, n,
                     )
                 )
+                continue
+            if pr is not None and pr.manifest is not None:
+                prepared.append(pr.manifest)
                 continue
             cent_rel = pr.centroids if pr is not None else None
             if ns in cents:
@@ -807,7 +811,10 @@ class ImportDriver:
         # point at which all namespaces of this import become visible at once)
         change = commits.CreateNamespaces(import_id=self.job.id, manifests=tuple(built))
         try:
-            committed = commits.apply(self.store, self.spec.name, change, guard=guard)
+            _raise_prepare_error(packed)
+            committed = commits.apply(
+                self.store, self.spec.name, change, guard=guard, prepared=prepared
+            )
             self._marked = True
         except commits.MissingFileError as exc:
             raise IngestError(exc.message, namespace=exc.namespace) from None
@@ -1085,3 +1092,18 @@ class _Totals:
 
 
 __all__ = ["ImportDriver"]
+
+
+def _raise_prepare_error(packed: Mapping[str, tasks.PackResult]) -> None:
+    """What a pack task's ``commit.prepare`` met (in namespace order), raised
+    as the driver's own commit would have: after every record error."""
+    for ns in sorted(packed):
+        err = packed[ns].commit_error
+        if err is None:
+            continue
+        kind, message, where = err
+        if kind == "CommitConflictError":
+            raise CommitConflictError(message, namespace=where)
+        if kind == "MissingFileError":
+            raise commits.MissingFileError(message, namespace=where)
+        raise IngestError(message, namespace=where)

@@ -48,8 +48,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from vecstore import kmeans
-from vecstore.errors import CancelledError
+from vecstore import kmeans, layout
+from vecstore.errors import CancelledError, CommitConflictError, IngestError
 from vecstore.metadata import meta_fields_of
 from vecstore.pipelines import plan as P
 from vecstore.pipelines.discover import FileInfo, SourceFile, display_path, inspect_file
@@ -57,7 +57,7 @@ from vecstore.pipelines.hashing import digest_rows, digest_segments, hash_segmen
 from vecstore.pipelines.reading import iter_batches, open_parquet, read_whole
 from vecstore.records import Reject, record_error, validate_batch
 from vecstore.refs import FILE_ROW
-from vecstore.schemas import ClusterEntry, RecordLayout
+from vecstore.schemas import ClusterEntry, Manifest, RecordLayout
 from vecstore.schemas.arrow import REJECT_SCHEMA, as_float32
 from vecstore.segments import dense_matrix
 from vecstore.writer import write_centroids_file, write_cluster, write_id_file
@@ -974,6 +974,10 @@ class PackResult:
     dup_error: str | None  # ABORT mode: the first duplicate's message
     buckets: list[BucketResult]
     centroids: str | None  # the centroids file written (dense, hybrid)
+    # its manifest, written invisible by the task (commit.prepare), or None
+    manifest: Manifest | None = None
+    # what commit.prepare raised for the task's namespaces: (error type, message, namespace)
+    commit_error: tuple[str, str, str] | None = None
 
     @property
     def valid(self) -> int:
@@ -1020,10 +1024,68 @@ def pack(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[PackResult]:
             out.append(_pack_direct(mine, p) if direct else _pack_one(mine, p))
             once.forget()
         flush()
-    return out
+    return _prepare(ctx, plans, out)
+
+
+def _prepare(
+    ctx: P.Context, plans: Sequence[P.NamespacePlan], out: list[PackResult]
+) -> list[PackResult]:
+    """The manifests of the task's new namespaces, written invisible
+    (:func:`vecstore.commit.prepare`): the commit's file work per namespace
+    runs here, beside the import, and the driver only makes them visible
+    with the marker. Nothing is written when the import will fail anyway
+    (a duplicate in ABORT mode) or by a superseded attempt. A commit error
+    (the namespace was created meanwhile...) is returned, not raised, so
+    that an earlier record error of another task still wins (the driver
+    raises it at its commit, as before)."""
+    from vecstore import commit as commits
+    from vecstore.writer import assemble_manifest
+
+    if any(r.dup_error for r in out):
+        return out
+    by_ns = {p.ns: p for p in plans}
+    built: dict[str, Manifest] = {}
+    for r in out:
+        rows = sum(b.rows for b in r.buckets)
+        if by_ns[r.ns].existing or rows == 0:
+            continue  # a load's staged load; an empty namespace (the driver's error)
+        fields: dict[str, set[str]] = {}
+        for c in r.chunks:
+            for name, kinds in c.meta_fields.items():
+                fields.setdefault(name, set()).update(kinds)
+        built[r.ns] = assemble_manifest(
+            ctx.spec,
+            r.ns,
+            1,  # the commit assigns the version
+            [c for b in sorted(r.buckets, key=lambda b: b.bucket) for c in b.clusters],
+            centroids=r.centroids,
+            id_files=[b.id_file for b in sorted(r.buckets, key=lambda b: b.bucket) if b.id_file],
+            import_id=ctx.job_id,
+            fields=fields,
+        )
+    if not built:
+        return out
+    check = CancelCheck(ctx.cancel_event)
+
+    def guard() -> None:
+        check()
+        if ctx.store.exists(layout.claim_key(ctx.spec.name, ctx.job_id, ctx.attempt + 1)):
+            raise CancelledError("Import attempt superseded")
+
+    change = commits.CreateNamespaces(import_id=ctx.job_id, manifests=tuple(built.values()))
+    try:
+        written = commits.prepare(ctx.store, ctx.spec.name, change, guard=guard,
+                                  workers=PREPARE_THREADS)
+    except (IngestError, CommitConflictError, commits.MissingFileError) as exc:
+        ns = str(exc.context.get("namespace", ""))
+        error = (type(exc).__name__, exc.message, ns)
+        return [dataclasses.replace(r, commit_error=error) for r in out]
+    mine = {m.namespace: m for m in written}
+    return [dataclasses.replace(r, manifest=mine.get(r.ns)) for r in out]
 
 
 READ_ONCE_BYTES = 16 * 1024 * 1024
+PREPARE_THREADS = 4  # a pack task's manifests: small files, the store's latency overlapped
 
 
 class _ReadOnce:

@@ -41,10 +41,26 @@ def cleanup_attempt(store: Store, index: str, staging: str, owner: str) -> None:
     of the job, whose newer attempt owns its manifests, marker and files."""
     for ns_key in store.ls(layout.namespaces_prefix(index)):
         ns = layout.ns_from_dir(ns_key.rsplit("/", 1)[-1])
-        for key in store.ls(layout.data_prefix(index, ns)):
-            if key.rsplit("/", 1)[-1].startswith(f"{owner}-"):
-                store.delete(key)
+        mine = [
+            key for key in store.ls(layout.data_prefix(index, ns))
+            if key.rsplit("/", 1)[-1].startswith(f"{owner}-")
+        ]
+        if mine:  # a manifest its workers prepared (invisible: no marker) goes too
+            _drop_manifests(store, index, ns, owner)
+        for key in mine:
+            store.delete(key)
     store.delete_prefix(staging)
+
+
+def _drop_manifests(store: Store, index: str, ns: str, owner: str) -> None:
+    """Delete the manifests of ``ns`` that reference a data file of ``owner``."""
+    for v in manifests.manifest_versions(store, index, ns):
+        try:
+            m = manifests.read_manifest(store, index, ns, v)
+        except Exception:
+            continue
+        if any(rel.rsplit("/", 1)[-1].startswith(f"{owner}-") for rel in m.files()):
+            store.delete(layout.manifest_key(index, ns, v))
 
 
 def finish_staging(store: Store, index: str, job_id: str) -> None:

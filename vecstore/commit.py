@@ -53,7 +53,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,6 +73,7 @@ __all__ = [
     "RetryPolicy",
     "apply",
     "check_files",
+    "prepare",
 ]
 
 T = TypeVar("T")
@@ -307,6 +308,7 @@ def apply(
     guard: Callable[[], None] | None = None,
     retry: RetryPolicy | None = None,
     workers: int | None = None,
+    prepared: Sequence[Manifest] = (),
 ) -> Committed:
     """Commit ``change`` to ``index`` under the rules in the module docstring.
 
@@ -315,6 +317,11 @@ def apply(
     it raises aborts the commit with nothing visible. Raises the change's
     own errors (IngestError, NotFoundError), :class:`MissingFileError`, or
     :class:`CommitConflictError` when retries are exhausted.
+
+    ``prepared`` (a :class:`CreateNamespaces` only): manifests of the same
+    import already written by :func:`prepare` (other namespaces than the
+    change's); they become visible with the marker, and are taken back with
+    the others if the commit fails before it.
     """
     rules = _rules(store, change)
     policy = retry or RetryPolicy()
@@ -322,50 +329,112 @@ def apply(
     for m in change.manifests if isinstance(change, CreateNamespaces) else ():
         if m.index != index:
             raise ValueError(f'CreateNamespaces: manifest of index "{m.index}", not "{index}"')
+    if prepared and (rules.marker is None or any(m.import_id != rules.marker for m in prepared)):
+        raise ValueError("prepared manifests: only of the import a CreateNamespaces commits")
+    every = [*nss, *(m.namespace for m in prepared)]
     with _Pool(max(1, min(workers or MAX_WORKERS, len(nss)))) as pool:
         run = pool.map
         # 1. validate every namespace against its visible state, before any write
-        bases = run(lambda ns: manifests.latest_visible(store, index, ns), nss)
-        planned = run(
-            lambda nb: rules.build(index, nb[0], nb[1], _next(nb[1])),
-            zip(nss, bases, strict=True),
-        )
+        planned = _plan(store, index, rules, nss, run)
         if rules.marker is None:
             check_files(store, index, planned, pool)
         if guard is not None:
             guard()
         # 2. write every manifest; conflicts are settled one namespace at a time
-        written: list[Manifest] = []
+        written: list[Manifest] = list(prepared)
         # the namespace catalog: an import records its namespaces after its
         # marker (one snapshot); other changes through manifests.commit
-        pending = catalog.begin(store, index, nss) if rules.marker is not None else None
+        pending = catalog.begin(store, index, every) if rules.marker is not None else None
         try:
-            marked = rules.marker is not None
-            outcomes = run(lambda m: _try_put(store, m, marked=marked), planned)
-            written += [m for m, ok in zip(planned, outcomes, strict=True) if ok is True]
-            for ok in outcomes:
-                if isinstance(ok, BaseException):
-                    raise ok
-            for m, ok in zip(planned, outcomes, strict=True):
-                if ok is False:
-                    written.append(_settle(store, index, rules, m, policy))
+            _put_all(store, index, rules, planned, policy, run, written)
             # 3. the visibility point
             if rules.marker is not None:
                 if guard is not None:
                     guard()
-                check_files(store, index, written, pool)
+                check_files(store, index, written, pool)  # the prepared ones' too (rule 4)
                 manifests.mark_import_committed(store, index, rules.marker)
         except BaseException:
             if rules.marker is not None and _marker_absent(store, index, rules.marker):
                 run(lambda m: _unput(store, m), written)  # invisible: take them back
             if pending is not None:
-                catalog.abort(store, index, pending, nss)
+                catalog.abort(store, index, pending, every)
             raise
         if pending is not None:
             catalog.finish(store, index, pending, written)
         by_ns = {m.namespace: m for m in written}
         run(lambda ns: rules.after(store, index, by_ns[ns]), nss)
-    return Committed({ns: by_ns[ns] for ns in nss})
+    return Committed({ns: by_ns[ns] for ns in every})
+
+
+def prepare(
+    store: Store,
+    index: str,
+    change: CreateNamespaces,
+    *,
+    guard: Callable[[], None] | None = None,
+    retry: RetryPolicy | None = None,
+    workers: int | None = None,
+) -> tuple[Manifest, ...]:
+    """Steps 1 and 2 of :func:`apply` for an import's namespaces, without the
+    visibility point: each namespace validated against its visible state and
+    its manifest written (invisible: it carries the import id, rule 5); the
+    file check (rule 4) stays with ``apply``, right before the marker. The import's workers
+    call it for the namespaces they imported (a packed task), so the file
+    work of a 10,000-namespace commit runs beside the import instead of
+    after it, in the driver; the driver's ``apply(..., prepared=...)`` then
+    makes them visible with the marker (docs/commit.md "Prepared
+    manifests"). ``guard`` runs before the first write. Raises like
+    :func:`apply`; whatever this call wrote is taken back first."""
+    rules = _Create(change, store)
+    policy = retry or RetryPolicy()
+    nss = rules.namespaces()
+    written: list[Manifest] = []
+    with _Pool(max(1, min(workers or MAX_WORKERS, len(nss)))) as pool:
+        run = pool.map
+        planned = _plan(store, index, rules, nss, run)
+        if guard is not None:
+            guard()
+        try:
+            _put_all(store, index, rules, planned, policy, run, written)
+        except BaseException:
+            run(lambda m: _unput(store, m), written)
+            raise
+    return tuple(written)
+
+
+def _plan(
+    store: Store, index: str, rules: _Rules, nss: Sequence[str], run: Callable[..., list[Any]]
+) -> list[Manifest]:
+    """Rule 1: each namespace's manifest at the version after its visible state."""
+    bases = run(lambda ns: manifests.latest_visible(store, index, ns), nss)
+    planned: list[Manifest] = run(
+        lambda nb: rules.build(index, nb[0], nb[1], _next(nb[1])),
+        zip(nss, bases, strict=True),
+    )
+    return planned
+
+
+def _put_all(
+    store: Store,
+    index: str,
+    rules: _Rules,
+    planned: Sequence[Manifest],
+    policy: RetryPolicy,
+    run: Callable[..., list[Any]],
+    written: list[Manifest],
+) -> None:
+    """Rule 2: write every planned manifest (appended to ``written`` as they
+    land, so a failure leaves them accounted for); conflicts settled one
+    namespace at a time (rule 3)."""
+    marked = rules.marker is not None
+    outcomes = run(lambda m: _try_put(store, m, marked=marked), planned)
+    written += [m for m, ok in zip(planned, outcomes, strict=True) if ok is True]
+    for ok in outcomes:
+        if isinstance(ok, BaseException):
+            raise ok
+    for m, ok in zip(planned, outcomes, strict=True):
+        if ok is False:
+            written.append(_settle(store, index, rules, m, policy))
 
 
 def _next(base: Manifest | None) -> int:

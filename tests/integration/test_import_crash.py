@@ -26,6 +26,7 @@ from datagen import (
     dense_import,
     files_under,
     ids_of,
+    index_dir,
     leftovers,
     namespace_dir,
     wait_until,
@@ -316,3 +317,63 @@ def test_cancel_after_kill_cancels_at_once(
     assert leftovers(store_root, index.name, job_id) == NOTHING_LEFT
     assert index.describe_import(job_id) == job
     assert index.list_namespaces() == []
+
+
+TINY = {f"t{i:04d}": 5 for i in range(2000)}
+
+
+def test_killed_after_pack_tasks_prepared_manifests_resumes_exactly_once(
+    make_index: Callable[..., Index], store_root: Path, src: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pack tasks write their namespaces' manifests (invisible until the
+    marker) while the import runs: a runner killed then leaves manifests of
+    an uncommitted import. Nothing is visible; recovery removes them and the
+    resumed attempt commits every namespace exactly once, at version 1."""
+    dense_import(src, TINY, dim=4)
+    index = make_index(dimension=4)
+    script = tmp_path / "run_import.py"
+    script.write_text(RUNNER_SCRIPT)
+    log = (tmp_path / "child.log").open("wb")
+    env = {**os.environ, "VECSTORE_WORKERS": "2", "PYTHONWARNINGS": "ignore"}
+    env.pop("VECSTORE_SCHEDULER", None)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(store_root), index.name, str(src)],
+        stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
+    )
+    nsdir = index_dir(store_root, index.name) / "namespaces"
+    try:
+        assert child.stdout is not None
+        job_id = child.stdout.readline().decode().strip()
+        assert job_id, (tmp_path / "child.log").read_text()
+
+        def prepared() -> bool:
+            return any(nsdir.glob("*/_manifests/*.json"))
+
+        wait_until(prepared, timeout=120, interval=0.02, what="a pack task's manifests")
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(10)
+        wait_until(lambda: not session_members(child.pid), timeout=10,
+                   what="the killed runner's processes to go away")
+    finally:
+        if child.poll() is None or session_members(child.pid):
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(10)
+        log.close()
+    if index.jobs.get(job_id).done:
+        pytest.skip("the import committed before the kill (machine too fast for this test)")
+    left = sorted(p.parent.parent.name for p in nsdir.glob("*/_manifests/*.json"))
+    assert left and index.list_namespaces() == []  # written, not visible
+    monkeypatch.setenv("VECSTORE_STALE_SECONDS", "3")
+    job = index.wait_for_import(job_id, timeout=300)
+    assert (job.status, job.attempt, job.error) == ("Completed", 2, None), job
+    assert job.records_imported == sum(TINY.values())
+    store = Store(str(store_root))
+    for ns in (left[0], left[-1], "t0000", "t1999"):
+        m = manifests.load_namespace(store, index.name, ns)
+        assert m is not None and m.record_count == 5 and m.import_id == job_id
+        assert manifests.manifest_versions(store, index.name, ns) == [1]
+        on_disk = {f for f in files_under(namespace_dir(store_root, index.name, ns))
+                   if f.startswith("data/")}
+        assert on_disk == set(m.files()), "orphan data files of the killed attempt"
+    assert len(index.list_namespaces()) == len(TINY)

@@ -84,10 +84,21 @@ def test_many_small_namespaces_are_packed(
         real_save(self, job)
 
     monkeypatch.setattr(JobStore, "save", save)
+    commits_seen: list[tuple[int, int]] = []  # (manifests the driver wrote, prepared by tasks)
+    real_apply = D.commits.apply
+
+    def apply(store: Any, index: str, change: Any, **kw: Any) -> Any:
+        commits_seen.append((len(change.manifests), len(kw.get("prepared", ()))))
+        return real_apply(store, index, change, **kw)
+
+    monkeypatch.setattr(D.commits, "apply", apply)
     index = make_index(dimension=DIM)
     data = _small_namespaces(src, 300, 5)
     job = run_import(index, src)
     assert job.status == "Completed", job.error
+    # every packed namespace's manifest was written by its pack task (invisible
+    # until the marker); the driver wrote none
+    assert commits_seen == [(0, 300)]
     expected = {ns: _expected(i, ids) for i, (ns, (ids, _)) in enumerate(data.items())}
     assert job.records_imported == sum(len(v) for v in expected.values())
     assert job.records_skipped == {"duplicate_id": 43, "non_finite": 27}

@@ -133,6 +133,88 @@ def test_guard_failing_before_the_marker_takes_the_manifests_back(store: Store) 
     assert not manifests.import_committed(store, INDEX, "imp1")
 
 
+def prepare(store: Store, import_id: str, *nss: str, **kw: Any) -> tuple[Manifest, ...]:
+    change = CreateNamespaces(import_id=import_id, manifests=tuple(staged(store, ns) for ns in nss))
+    return commit.prepare(store, INDEX, change, retry=FAST, **kw)
+
+
+def test_prepared_manifests_become_visible_with_the_marker_only(store: Store) -> None:
+    """Manifests a pack task prepared (written, invisible) and the driver's
+    own become visible together, at the marker; the catalog records both."""
+    early = prepare(store, "imp1", "a", "b") + prepare(store, "imp1", "c")
+    assert [(m.namespace, m.version, m.import_id) for m in early] == [
+        ("a", 1, "imp1"), ("b", 1, "imp1"), ("c", 1, "imp1")
+    ]
+    assert manifests.manifest_versions(store, INDEX, "a") == [1]  # written...
+    assert manifests.list_namespaces(store, INDEX) == {}  # ...not visible
+    done = create(store, "imp1", "d", prepared=early)
+    assert sorted(done.manifests) == ["a", "b", "c", "d"]
+    assert sorted(manifests.list_namespaces(store, INDEX)) == ["a", "b", "c", "d"]
+    from vecstore import catalog
+
+    assert sorted(catalog.namespaces(store, INDEX)) == ["a", "b", "c", "d"]
+    assert not store.ls(layout.catalog_intents_prefix(INDEX))
+
+
+def test_prepare_validates_and_takes_its_writes_back(store: Store) -> None:
+    create(store, "imp0", "b")
+    with pytest.raises(IngestError) as info:
+        prepare(store, "imp1", "a", "b")
+    assert info.value.message == exists_msg("b")
+    assert manifests.manifest_versions(store, INDEX, "a") == []
+    manifests.commit(store, staged(store, "x", import_id="other"))  # an import in flight
+    with pytest.raises(IngestError, match='"x" is being created by another import'):
+        prepare(store, "imp1", "a", "x")
+    assert manifests.manifest_versions(store, INDEX, "a") == []  # written, then taken back
+    with pytest.raises(RuntimeError, match="superseded"):
+        prepare(store, "imp1", "a", guard=lambda: (_ for _ in ()).throw(RuntimeError("superseded")))
+    assert manifests.manifest_versions(store, INDEX, "a") == []
+
+
+def test_a_failed_commit_takes_prepared_manifests_back(store: Store) -> None:
+    early = prepare(store, "imp1", "a")
+    calls: list[int] = []
+
+    def guard() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        create(store, "imp1", "b", prepared=early, guard=guard)
+    assert manifests.manifest_versions(store, INDEX, "a") == []
+    assert manifests.manifest_versions(store, INDEX, "b") == []
+    with pytest.raises(ValueError, match="prepared manifests"):
+        create(store, "imp2", "c", prepared=prepare(store, "imp1", "d"))
+
+
+def test_file_check_covers_prepared_manifests(store: Store) -> None:
+    """Rule 4 stays with the driver's commit: a file of a prepared manifest
+    deleted before the marker fails the import and nothing is visible."""
+    early = prepare(store, "imp1", "a")
+    store.delete(f"{layout.namespace_prefix(INDEX, 'a')}/{early[0].id_files[0]}")
+    with pytest.raises(MissingFileError, match='referenced by namespace "a"'):
+        create(store, "imp1", "b", prepared=early)
+    assert manifests.list_namespaces(store, INDEX) == {}
+    assert manifests.manifest_versions(store, INDEX, "a") == []
+
+
+def test_superseded_attempt_drops_the_manifests_its_workers_prepared(store: Store) -> None:
+    """cleanup_attempt (a superseded attempt that wrote no marker): its data
+    files and the manifests referencing them go; another attempt's stay."""
+    from vecstore.cleanup import cleanup_attempt
+
+    old = CreateNamespaces(import_id="imp1", manifests=(staged(store, "a", tag="imp1-a1-x"),))
+    new = CreateNamespaces(import_id="imp1", manifests=(staged(store, "b", tag="imp1-a2-y"),))
+    commit.prepare(store, INDEX, old)
+    commit.prepare(store, INDEX, new)
+    cleanup_attempt(store, INDEX, "staging/none", "imp1-a1")
+    assert manifests.manifest_versions(store, INDEX, "a") == []
+    assert not store.ls(layout.data_prefix(INDEX, "a"))
+    assert manifests.manifest_versions(store, INDEX, "b") == [1]
+    assert len(store.ls(layout.data_prefix(INDEX, "b"))) == 2
+
+
 def test_import_into_a_live_namespace_writes_nothing(store: Store) -> None:
     create(store, "imp1", "b")
     with pytest.raises(IngestError) as info:

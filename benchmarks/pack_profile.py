@@ -44,6 +44,10 @@ def main() -> int:
 
     if a.write_threads and hasattr(tasks, "WRITE_THREADS"):
         tasks.WRITE_THREADS = a.write_threads
+        if hasattr(tasks, "PREPARE_THREADS"):
+            tasks.PREPARE_THREADS = a.write_threads
+        if hasattr(Store, "io_threads"):  # the count as given, whatever the store
+            Store.io_threads = lambda self, wanted: wanted  # type: ignore[method-assign]
     work = Path(tempfile.mkdtemp(prefix="packprof-"))
     try:
         src = work / "src"

@@ -1075,7 +1075,7 @@ def _prepare(
     change = commits.CreateNamespaces(import_id=ctx.job_id, manifests=tuple(built.values()))
     try:
         written = commits.prepare(ctx.store, ctx.spec.name, change, guard=guard,
-                                  workers=PREPARE_THREADS)
+                                  workers=ctx.store.io_threads(PREPARE_THREADS))
     except (IngestError, CommitConflictError, commits.MissingFileError) as exc:
         ns = str(exc.context.get("namespace", ""))
         error = (type(exc).__name__, exc.message, ns)
@@ -1299,7 +1299,10 @@ def _pack_batch(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[PackRe
     for keys in (codes, np.ascontiguousarray(both).view(np.dtype((np.void, 24))).ravel()):
         _, first_idx, counts_k = np.unique(keys, return_index=True, return_counts=True)
         suspects.update(ns_of[first_idx[counts_k > 1]].tolist())
-    with ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vecstore-pack") as pool:
+    threads = ctx.store.io_threads(WRITE_THREADS)
+    # one thread on local disk: the writes' system calls overlap the next
+    # namespace's work without the hand-offs of several threads
+    with ThreadPoolExecutor(threads, thread_name_prefix="vecstore-pack") as pool:
         return _write_batch(ctx, plans, chunks, table, files, rows, x, digests, suspects, pool)
 
 

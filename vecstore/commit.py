@@ -332,7 +332,7 @@ def apply(
     if prepared and (rules.marker is None or any(m.import_id != rules.marker for m in prepared)):
         raise ValueError("prepared manifests: only of the import a CreateNamespaces commits")
     every = [*nss, *(m.namespace for m in prepared)]
-    with _Pool(max(1, min(workers or MAX_WORKERS, len(nss)))) as pool:
+    with _Pool(max(1, min(workers or store.io_threads(MAX_WORKERS), len(nss)))) as pool:
         run = pool.map
         # 1. validate every namespace against its visible state, before any write
         planned = _plan(store, index, rules, nss, run)
@@ -389,7 +389,7 @@ def prepare(
     policy = retry or RetryPolicy()
     nss = rules.namespaces()
     written: list[Manifest] = []
-    with _Pool(max(1, min(workers or MAX_WORKERS, len(nss)))) as pool:
+    with _Pool(max(1, min(workers or store.io_threads(MAX_WORKERS), len(nss)))) as pool:
         run = pool.map
         planned = _plan(store, index, rules, nss, run)
         if guard is not None:

@@ -190,3 +190,35 @@ def test_many_small_files_bounded_task_payload(
 
 def test_detail_threshold_is_what_the_driver_uses() -> None:
     assert D.NS_DETAIL_MAX == 100
+
+
+def test_write_to_a_namespace_an_import_is_creating_is_refused(
+    make_index: Callable[..., Index], store_root: Path, src: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A packed namespace's manifest is written by its pack task, so from
+    then on a write to it is refused with a clear message (it is being
+    created by an import; before, it was accepted and the whole import then
+    failed at its commit); the import completes with its own records."""
+    data = _small_namespaces(src, 20, 5)
+    index = make_index(dimension=DIM)
+    refused: list[str] = []
+    real = D.ImportDriver._commit
+
+    def racing(self: D.ImportDriver, *args: Any) -> Any:
+        try:
+            index.upsert([("late", [0.5] * DIM)], namespace="t0003")
+        except Exception as exc:  # noqa: BLE001 - the refusal is what this test looks at
+            refused.append(f"{type(exc).__name__}: {exc}")
+        return real(self, *args)
+
+    monkeypatch.setattr(D.ImportDriver, "_commit", racing)
+    job = run_import(index, src)
+    assert job.status == "Completed", job.error
+    assert refused == [
+        'AlreadyExistsError: Namespace "t0003" of index "docs" is being created by an '
+        "import; write to it once the import has finished"
+    ]
+    assert ids_of(store_root, "docs", "t0003") == _expected(3, data["t0003"][0])
+    index.upsert([("late", [0.5] * DIM)], namespace="t0003")  # once it finished: accepted
+    assert index.fetch(["late"], namespace="t0003").vectors["late"].id == "late"

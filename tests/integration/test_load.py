@@ -381,8 +381,10 @@ def test_new_namespace_created_meanwhile_fails_the_load_clearly(
     base: tuple[Index, Model], store_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A namespace new at discovery that a write creates before the load's
-    commit: nothing of the load is committed (the existing namespace's part
-    neither), the message says why, and the rerun loads into it."""
+    scan (its manifest is written by the scan's pack task, which then finds
+    the namespace there): nothing of the load is committed (the existing
+    namespace's part neither), the message says why, and the rerun loads
+    into it."""
     from vecstore.pipelines.driver import ImportDriver
 
     index, model = base
@@ -391,21 +393,21 @@ def test_new_namespace_created_meanwhile_fails_the_load_clearly(
     n_ids = [f"n-{i}" for i in range(50)]
     n_vals = vectors(50, DIM, seed=31)
     write_records(root, "n", n_ids, n_vals, tag="r")
-    real = ImportDriver._stage_load
+    real = ImportDriver._scan
     other = vectors(1, DIM, seed=32)[0].tolist()
 
-    def racing(self: ImportDriver, *args: Any) -> None:
+    def racing(self: ImportDriver, *args: Any) -> Any:
         index.upsert([("n-other", other)], namespace="n")
-        real(self, *args)
+        return real(self, *args)
 
-    monkeypatch.setattr(ImportDriver, "_stage_load", racing)
+    monkeypatch.setattr(ImportDriver, "_scan", racing)
     job = run(index, root)
     assert job.status == "Failed", job
     assert job.error is not None and 'The namespace "n" was created by another writer' in job.error
     model["n"] = {"n-other": (np.asarray(other, np.float32), None)}
     assert_matches(index, model)
     assert job_files(store_root, index.name, job.id) == []
-    monkeypatch.setattr(ImportDriver, "_stage_load", real)
+    monkeypatch.setattr(ImportDriver, "_scan", real)
     again = run(index, root)
     assert again.status == "Completed" and again.files_skipped == 0, again
     apply_to_model(model, "a", ["a-0"], vectors(1, DIM, seed=30), "r")

@@ -278,6 +278,14 @@ class Store:
             key=key,
         )
 
+    def io_threads(self, wanted: int) -> int:
+        """Threads worth using for many small independent requests (a pack
+        task's files, a commit's manifests): ``wanted`` on a remote store,
+        whose latency they overlap; 1 on local disk and in memory, where the
+        file system serialises metadata updates and the threads' GIL
+        hand-offs cost more CPU than they save (docs/scale.md)."""
+        return max(1, wanted) if self.is_remote else 1
+
     def _listing_lock(self) -> contextlib.AbstractContextManager[Any]:
         """Held around operations that list or change keys (see memory.py)."""
         return contextlib.nullcontext()

@@ -104,8 +104,10 @@ class ObjectStore(Store):
                     raise
                 return False
             finally:
+                # retried like any delete: a fault here must not leave the
+                # probe beside the manifests (best effort after the retries)
                 with contextlib.suppress(Exception):
-                    self.fs.rm_file(path)
+                    self.delete(probe)
 
         try:
             supported = self._call("probe conditional writes at", probe, go)

@@ -229,23 +229,44 @@ def sample(ctx: P.Context, chunk: P.Chunk, fraction: float) -> np.ndarray:
     return _sample_matrix(ctx, _sample_values(ctx, chunk, fraction))
 
 
-def _sample_matrix(ctx: P.Context, parts: Sequence[pa.Array]) -> np.ndarray:
-    """The valid dense vectors of drawn ``values`` columns, as one matrix."""
+def _sample_matrix(ctx: P.Context, parts: Sequence[pa.Array | np.ndarray]) -> np.ndarray:
+    """The valid dense vectors of drawn rows, in order, as one float32 matrix:
+    runs of ``values`` columns of one type are converted together (the
+    validity filter is row by row); matrices are already converted."""
     dim = int(ctx.spec.dimension or 0)
-    if not parts:
+    mats: list[np.ndarray] = []
+    run: list[pa.Array] = []
+
+    def convert() -> None:
+        if run:
+            col = run[0] if len(run) == 1 else pa.concat_arrays(run)
+            mats.append(_dense_values(col, dim)[1].astype(np.float32, copy=False))
+            run.clear()
+
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            convert()
+            mats.append(part)
+        else:
+            if run and part.type != run[0].type:  # float / double, list / large list
+                convert()
+            run.append(part)
+    convert()
+    mats = [m for m in mats if len(m)]
+    if not mats:
         return np.zeros((0, dim), np.float32)
-    if all(p.type == parts[0].type for p in parts[1:]):
-        groups = [parts[0] if len(parts) == 1 else pa.concat_arrays(parts)]
-    else:  # files of different value types (float / double, list / large list)
-        groups = list(parts)
-    mats = [_dense_values(col, dim)[1] for col in groups]
-    return (mats[0] if len(mats) == 1 else np.concatenate(mats)).astype(np.float32, copy=False)
+    return mats[0] if len(mats) == 1 else np.concatenate(mats)
 
 
-def _sample_values(ctx: P.Context, chunk: P.Chunk, fraction: float) -> list[pa.Array]:
-    """The drawn rows of :func:`sample`, as ``values`` columns (the validity
-    filter is row by row, so it runs once over many chunks' draws)."""
+def _sample_values(
+    ctx: P.Context, chunk: P.Chunk, fraction: float
+) -> list[pa.Array | np.ndarray]:
+    """The drawn rows of :func:`sample`: a small file's as its ``values``
+    column (converted with the next small files' at once), a big chunk's
+    converted batch by batch (float32 matrices: a double source's draws are
+    not held at twice the size)."""
     check = CancelCheck(ctx.cancel_event)
+    dim = int(ctx.spec.dimension or 0)
     rng = np.random.default_rng([ctx.seed, chunk.file_idx, chunk.index, len(chunk.ns)])
     groups = list(chunk.row_groups)
     q = min(1.0, 3.0 * fraction)
@@ -254,7 +275,8 @@ def _sample_values(ctx: P.Context, chunk: P.Chunk, fraction: float) -> list[pa.A
         row_fraction = min(1.0, fraction * len(groups) / len(picked))
     else:
         picked, row_fraction = groups, fraction
-    parts: list[pa.Array] = []
+    parts: list[pa.Array | np.ndarray] = []
+    small = _small(chunk)
     check()  # a stopped import opens no more source files (each open may retry for seconds)
     # no readahead: on a remote source it would fetch MBs past each picked
     # row group, turning the sample into a second full read of the file
@@ -272,7 +294,8 @@ def _sample_values(ctx: P.Context, chunk: P.Chunk, fraction: float) -> list[pa.A
             if not len(take):
                 continue
             col = batch.column(0)
-            parts.append(col.take(pa.array(take)) if len(take) < n else col)
+            col = col.take(pa.array(take)) if len(take) < n else col
+            parts.append(col if small else _dense_values(col, dim)[1].astype(np.float32, copy=False))
     return parts
 
 
@@ -285,7 +308,7 @@ def sample_unit(ctx: P.Context, chunks: Sequence[P.Chunk], fraction: float) -> n
     sample is the same, but most small files are not opened at all. Big
     chunks (probability 1) are sampled as :func:`sample` does.
     """
-    parts: list[pa.Array] = []
+    parts: list[pa.Array | np.ndarray] = []
     if fraction >= 1.0 or len(chunks) == 1:
         for c in chunks:
             parts += _sample_values(ctx, c, fraction)

@@ -625,22 +625,32 @@ def _scan_small(
         raise
     except Exception:  # the exact path raises what it raises
         return None
-    counts = np.array([c.num_rows for c in chunks], np.int64)
-    if vb.rejects or vb.table.num_rows != int(counts.sum()) or any(
+    if vb.rejects or vb.table.num_rows != sum(c.num_rows for c in chunks) or any(
         t.num_rows != c.num_rows for t, c in zip(raw, chunks, strict=True)
     ):
         return None
     check()
     t = vb.table
+    files, rows = _file_rows(chunks)
+    clusters = _clusters_for(ctx, chunks[0], t, centroids, 0)
+    _scatter(ctx, chunks[0], nsplan, spill, t, clusters, files, rows)
+    spill.maybe_flush()
+    return _all_valid(chunks, {k: sorted(v) for k, v in meta_fields_of(t.schema).items()})
+
+
+def _file_rows(chunks: Sequence[P.Chunk]) -> tuple[np.ndarray, np.ndarray]:
+    """(file index, file row) of every row of ``chunks`` read one after another."""
+    counts = np.array([c.num_rows for c in chunks], np.int64)
     files = np.repeat(np.array([c.file_idx for c in chunks], np.int32), counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rows = np.arange(len(files), dtype=np.int64) - np.repeat(
         starts - np.array([c.first_row for c in chunks], np.int64), counts
     )
-    clusters = _clusters_for(ctx, chunks[0], t, centroids, 0)
-    _scatter(ctx, chunks[0], nsplan, spill, t, clusters, files, rows)
-    spill.maybe_flush()
-    fields = {k: sorted(v) for k, v in meta_fields_of(t.schema).items()}
+    return files, rows
+
+
+def _all_valid(chunks: Sequence[P.Chunk], fields: dict[str, list[str]]) -> list[ChunkResult]:
+    """The results of chunks whose every row was valid (a batched read)."""
     return [
         ChunkResult(
             ns=c.ns,
@@ -1303,12 +1313,7 @@ def _pack_batch(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[PackRe
         return [_pack_direct(ctx, p) for p in plans]
     check()
     table = vb.table
-    counts = np.array([c.num_rows for c in chunks], np.int64)
-    files = np.repeat(np.array([c.file_idx for c in chunks], np.int32), counts)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rows = np.arange(len(files), dtype=np.int64) - np.repeat(
-        starts - np.array([c.first_row for c in chunks], np.int64), counts
-    )
+    files, rows = _file_rows(chunks)
     ns_rows = np.array([p.rows for p in plans], np.int64)
     ns_of = np.repeat(np.arange(len(plans)), ns_rows)
     # namespaces with a repeated id or vector (most have none): found at once
@@ -1354,18 +1359,7 @@ def _write_batch(
     for j, p in enumerate(plans):
         check()
         n = int(ns_rows[j])
-        mine = [
-            ChunkResult(
-                ns=p.ns,
-                chunk=c.index,
-                rows_read=c.num_rows,
-                valid=c.num_rows,
-                skipped={},
-                nbytes=c.nbytes,
-                meta_fields=fields if c.num_rows else {},
-            )
-            for c in chunks[ci : ci + len(p.chunks)]
-        ]
+        mine = _all_valid(chunks[ci : ci + len(p.chunks)], fields)
         ci += len(p.chunks)
         t = table.slice(at, n)
         f, r = files[at : at + n], rows[at : at + n]

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -77,13 +78,10 @@ def session_members(sid: int) -> list[psutil.Process]:
     return out
 
 
-@pytest.fixture
-def killed_import(
-    make_index: Callable[..., Index], store_root: Path, src: Path, tmp_path: Path
-) -> Iterator[tuple[Index, str]]:
-    """An import started by a child process, killed (whole process group) in its scan."""
-    dense_import(src, ROWS, dim=DIM, files=4, row_group_size=10_000)
-    index = make_index(dimension=DIM)
+def start_runner(
+    store_root: Path, index: Index, src: Path, tmp_path: Path
+) -> tuple[subprocess.Popen[bytes], Any]:
+    """The import of ``src`` in a child process (its own session and LocalCluster)."""
     script = tmp_path / "run_import.py"
     script.write_text(RUNNER_SCRIPT)
     log = (tmp_path / "child.log").open("wb")
@@ -93,6 +91,17 @@ def killed_import(
         [sys.executable, str(script), str(store_root), index.name, str(src)],
         stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
     )
+    return child, log
+
+
+@pytest.fixture
+def killed_import(
+    make_index: Callable[..., Index], store_root: Path, src: Path, tmp_path: Path
+) -> Iterator[tuple[Index, str]]:
+    """An import started by a child process, killed (whole process group) in its scan."""
+    dense_import(src, ROWS, dim=DIM, files=4, row_group_size=10_000)
+    index = make_index(dimension=DIM)
+    child, log = start_runner(store_root, index, src, tmp_path)
     try:
         assert child.stdout is not None
         job_id = child.stdout.readline().decode().strip()
@@ -203,15 +212,7 @@ def test_paused_runner_does_not_interfere_after_being_superseded(
     data, no second commit, no files of its own left behind."""
     dense_import(src, ROWS, dim=DIM, files=4, row_group_size=10_000)
     index = make_index(dimension=DIM)
-    script = tmp_path / "run_import.py"
-    script.write_text(RUNNER_SCRIPT)
-    log = (tmp_path / "child.log").open("wb")
-    env = {**os.environ, "VECSTORE_WORKERS": "2", "PYTHONWARNINGS": "ignore"}
-    env.pop("VECSTORE_SCHEDULER", None)
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(store_root), index.name, str(src)],
-        stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
-    )
+    child, log = start_runner(store_root, index, src, tmp_path)
     try:
         assert child.stdout is not None
         job_id = child.stdout.readline().decode().strip()
@@ -332,15 +333,7 @@ def test_killed_after_pack_tasks_prepared_manifests_resumes_exactly_once(
     resumed attempt commits every namespace exactly once, at version 1."""
     dense_import(src, TINY, dim=4)
     index = make_index(dimension=4)
-    script = tmp_path / "run_import.py"
-    script.write_text(RUNNER_SCRIPT)
-    log = (tmp_path / "child.log").open("wb")
-    env = {**os.environ, "VECSTORE_WORKERS": "2", "PYTHONWARNINGS": "ignore"}
-    env.pop("VECSTORE_SCHEDULER", None)
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(store_root), index.name, str(src)],
-        stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
-    )
+    child, log = start_runner(store_root, index, src, tmp_path)
     nsdir = index_dir(store_root, index.name) / "namespaces"
     try:
         assert child.stdout is not None

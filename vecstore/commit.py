@@ -191,6 +191,13 @@ class _Create(_Rules):
         return self.by_ns[ns].model_copy(update=update)
 
     def pending(self, index: str, ns: str, holder: Manifest) -> None:
+        if holder.import_id == self.marker:
+            # this import's own invisible manifest: a pack task that Dask ran
+            # again (its worker was lost after commit.prepare), or a dead
+            # attempt's: nothing builds on it, so it is taken back and the
+            # slot retried
+            _unput(self.store, holder)
+            return
         raise IngestError(
             f'The namespace "{ns or "__default__"}" is being created by another import '
             f"({holder.import_id}). Imports are only allowed into nonexistent namespaces.",

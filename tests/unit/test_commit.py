@@ -171,6 +171,21 @@ def test_prepare_validates_and_takes_its_writes_back(store: Store) -> None:
     assert manifests.manifest_versions(store, INDEX, "a") == []
 
 
+def test_a_task_run_again_replaces_its_own_prepared_manifest(store: Store) -> None:
+    """Dask runs a pack task again when its worker is lost after it
+    prepared: the second run's manifest replaces the first's (same import),
+    and the import commits that one; another import's stays a conflict."""
+    first = prepare(store, "imp1", "a")
+    again = prepare(store, "imp1", "a")
+    assert again[0].version == 1 and again[0].id_files != first[0].id_files
+    assert manifests.read_manifest(store, INDEX, "a", 1) == again[0]
+    done = create(store, "imp1", prepared=again)
+    assert manifests.load_namespace(store, INDEX, "a") == done.manifests["a"] == again[0]
+    prepare(store, "imp2", "b")
+    with pytest.raises(IngestError, match='"b" is being created by another import'):
+        prepare(store, "imp3", "b")
+
+
 def test_a_failed_commit_takes_prepared_manifests_back(store: Store) -> None:
     early = prepare(store, "imp1", "a")
     calls: list[int] = []

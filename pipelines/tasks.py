@@ -1105,7 +1105,9 @@ def _prepare(
         if ctx.store.exists(layout.claim_key(ctx.spec.name, ctx.job_id, ctx.attempt + 1)):
             raise CancelledError("Import attempt superseded")
 
-    change = commits.CreateNamespaces(import_id=ctx.job_id, manifests=tuple(built.values()))
+    change = commits.CreateNamespaces(
+        import_id=ctx.job_id, manifests=tuple(built.values()), owner=ctx.owner
+    )
     try:
         written = commits.prepare(ctx.store, ctx.spec.name, change, guard=guard,
                                   workers=ctx.store.io_threads(PREPARE_THREADS))

@@ -96,6 +96,11 @@ class CreateNamespaces(_Change):
     kind: Literal["create_namespaces"] = "create_namespaces"
     import_id: str
     manifests: tuple[Manifest, ...]
+    # the prefix of the data files this attempt of the import writes
+    # (``<import id>-a<attempt>``): an invisible manifest of the same import
+    # whose files all carry it was written by this very attempt (a task Dask
+    # ran again) and is taken back instead of failing the import
+    owner: str | None = None
 
 
 class DeleteNamespace(_Change):
@@ -174,12 +179,22 @@ class _Create(_Rules):
     def __init__(self, change: CreateNamespaces, store: Store) -> None:
         self.store = store
         self.marker = change.import_id
+        self.owner = change.owner
         self.by_ns = {m.namespace: m for m in change.manifests}
         if len(self.by_ns) != len(change.manifests):
             raise ValueError("CreateNamespaces: one manifest per namespace")
 
     def namespaces(self) -> list[str]:
         return list(self.by_ns)
+
+    def _own(self, holder: Manifest) -> bool:
+        files = holder.files()
+        return bool(
+            self.owner
+            and holder.import_id == self.marker
+            and files
+            and all(f.rsplit("/", 1)[-1].startswith(f"{self.owner}-") for f in files)
+        )
 
     def build(self, index: str, ns: str, base: Manifest | None, version: int) -> Manifest:
         if base is not None and not base.deleted:
@@ -191,11 +206,11 @@ class _Create(_Rules):
         return self.by_ns[ns].model_copy(update=update)
 
     def pending(self, index: str, ns: str, holder: Manifest) -> None:
-        if holder.import_id == self.marker:
-            # this import's own invisible manifest: a pack task that Dask ran
-            # again (its worker was lost after commit.prepare), or a dead
-            # attempt's: nothing builds on it, so it is taken back and the
-            # slot retried
+        if self._own(holder):
+            # this attempt's own invisible manifest: a pack task that Dask ran
+            # again (its worker was lost after commit.prepare). Nothing builds
+            # on it: taken back, the slot retried. (Another attempt's is a
+            # conflict: it may be a newer attempt's, and this one a zombie.)
             _unput(self.store, holder)
             return
         raise IngestError(

@@ -173,17 +173,28 @@ def test_prepare_validates_and_takes_its_writes_back(store: Store) -> None:
 
 def test_a_task_run_again_replaces_its_own_prepared_manifest(store: Store) -> None:
     """Dask runs a pack task again when its worker is lost after it
-    prepared: the second run's manifest replaces the first's (same import),
-    and the import commits that one; another import's stays a conflict."""
-    first = prepare(store, "imp1", "a")
-    again = prepare(store, "imp1", "a")
+    prepared: the second run's manifest replaces the first's (same attempt:
+    its files carry the attempt's owner prefix), and the import commits that
+    one. Another attempt's manifest (maybe a newer attempt's, this one a
+    zombie) or another import's stays a conflict."""
+
+    def run(ns: str, owner: str, import_id: str = "imp1") -> tuple[Manifest, ...]:
+        m = staged(store, ns, tag=f"{owner}-{uuid.uuid4().hex}")
+        change = CreateNamespaces(import_id=import_id, manifests=(m,), owner=owner)
+        return commit.prepare(store, INDEX, change, retry=FAST)
+
+    first = run("a", "imp1-a1")
+    again = run("a", "imp1-a1")
     assert again[0].version == 1 and again[0].id_files != first[0].id_files
     assert manifests.read_manifest(store, INDEX, "a", 1) == again[0]
     done = create(store, "imp1", prepared=again)
     assert manifests.load_namespace(store, INDEX, "a") == done.manifests["a"] == again[0]
-    prepare(store, "imp2", "b")
+    newer = run("b", "imp2-a2", "imp2")
+    with pytest.raises(IngestError, match=r'"b" is being created by another import \(imp2\)'):
+        run("b", "imp2-a1", "imp2")  # a zombie attempt 1 does not take attempt 2's slot
+    assert manifests.read_manifest(store, INDEX, "b", 1) == newer[0]
     with pytest.raises(IngestError, match='"b" is being created by another import'):
-        prepare(store, "imp3", "b")
+        run("b", "imp3-a1", "imp3")
 
 
 def test_a_failed_commit_takes_prepared_manifests_back(store: Store) -> None:

@@ -758,7 +758,8 @@ class ImportDriver:
             pr = packed.get(ns)
             results = pr.buckets if pr is not None else buckets[ns]
             results = sorted(results, key=lambda r: r.bucket)
-            n = sum(r.rows for r in results)
+            prepared_m = pr.manifest if pr is not None else None
+            n = prepared_m.record_count if prepared_m is not None else sum(r.rows for r in results)
             counts[ns] = n
             if n == 0:
                 raise IngestError(

@@ -83,14 +83,19 @@ def _snapshot(vs: VecStore, ctx: P.Context, results: list[tasks.PackResult]) -> 
     for r in results:
         prefix = layout.namespace_prefix(ctx.spec.name, r.ns)
         buckets = []
-        for b in r.buckets:
+        # a prepared namespace carries its manifest (clusters, id files) instead
+        parts = [(b.bucket, b.rows, b.clusters, b.id_file) for b in r.buckets] if r.buckets else (
+            [(0, r.manifest.record_count, r.manifest.clusters, (r.manifest.id_files or [None])[0])]
+            if r.manifest is not None else []
+        )
+        for bucket, rows, clusters, id_file in parts:
             segs = [
                 (c.id, c.row_count, c.byte_size, c.stats,
                  pq.read_table(store.path(f"{prefix}/{c.segment}")).to_pylist())
-                for c in b.clusters
+                for c in clusters
             ]
-            ids = pq.read_table(store.path(f"{prefix}/{b.id_file}")).to_pylist() if b.id_file else None
-            buckets.append((b.bucket, b.rows, segs, ids))
+            ids = pq.read_table(store.path(f"{prefix}/{id_file}")).to_pylist() if id_file else None
+            buckets.append((bucket, rows, segs, ids))
         cents = read_centroids(store, f"{prefix}/{r.centroids}").tobytes() if r.centroids else None
         out.append((r.ns, r.chunks, r.dups, r.dup_error, buckets, cents))
     rej = Path(store.path(ctx.rejects))

@@ -71,7 +71,7 @@ from vecstore.schemas import (
     RecordLayout,
 )
 from vecstore.storage import Store
-from vecstore.writer import assemble_manifest, write_centroids_file
+from vecstore.writer import write_centroids_file
 
 log = logging.getLogger("vecstore.import")
 
@@ -775,21 +775,15 @@ class ImportDriver:
                     )
                 )
                 continue
-            if pr is not None and pr.manifest is not None:
-                prepared.append(pr.manifest)
+            if prepared_m is not None:
+                prepared.append(prepared_m)
                 continue
             cent_rel = pr.centroids if pr is not None else None
             if ns in cents:
                 cent_rel = write_centroids_file(self.store, self.spec, ns, self.ctx.owner, cents[ns])
             built.append(
-                assemble_manifest(
-                    self.spec,
-                    ns,
-                    1,  # the commit assigns the version
-                    [c for r in results for c in r.clusters],
-                    centroids=cent_rel,
-                    id_files=[r.id_file for r in results if r.id_file],
-                    import_id=self.job.id,
+                tasks.new_manifest(
+                    self.spec, ns, results, centroids=cent_rel, import_id=self.job.id,
                     fields=fields.get(ns, {}),
                 )
             )

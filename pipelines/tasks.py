@@ -36,7 +36,7 @@ import contextlib
 import dataclasses
 import io
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -57,10 +57,15 @@ from vecstore.pipelines.hashing import digest_rows, digest_segments, hash_segmen
 from vecstore.pipelines.reading import iter_batches, open_parquet, read_whole
 from vecstore.records import Reject, record_error, validate_batch
 from vecstore.refs import FILE_ROW
-from vecstore.schemas import ClusterEntry, Manifest, RecordLayout
+from vecstore.schemas import ClusterEntry, IndexSpec, Manifest, RecordLayout
 from vecstore.schemas.arrow import REJECT_SCHEMA, as_float32
 from vecstore.segments import dense_matrix
-from vecstore.writer import write_centroids_file, write_cluster, write_id_file
+from vecstore.writer import (
+    assemble_manifest,
+    write_centroids_file,
+    write_cluster,
+    write_id_file,
+)
 
 SCRATCH_SUFFIX = ".arrow"
 FLUSH_BYTES = 64 * 1024 * 1024
@@ -943,6 +948,30 @@ def write_bucket(
 
 
 # ---------------------------------------------------- duplicates, per namespace
+def new_manifest(
+    spec: IndexSpec,
+    ns: str,
+    buckets: Sequence[BucketResult],
+    *,
+    centroids: str | None,
+    import_id: str,
+    fields: Mapping[str, Iterable[str]],
+) -> Manifest:
+    """A new namespace's manifest from its bucket results, in bucket order
+    (the version is assigned by the commit)."""
+    ordered = sorted(buckets, key=lambda b: b.bucket)
+    return assemble_manifest(
+        spec,
+        ns,
+        1,
+        [c for b in ordered for c in b.clusters],
+        centroids=centroids,
+        id_files=[b.id_file for b in ordered if b.id_file],
+        import_id=import_id,
+        fields=fields,
+    )
+
+
 def split_key(key: int) -> tuple[int, int]:
     return FILE_ROW.split_one(key)
 
@@ -1095,7 +1124,6 @@ def _prepare(
     that an earlier record error of another task still wins (the driver
     raises it at its commit, as before)."""
     from vecstore import commit as commits
-    from vecstore.writer import assemble_manifest
 
     if any(r.dup_error for r in out):
         return out
@@ -1105,19 +1133,9 @@ def _prepare(
         rows = sum(b.rows for b in r.buckets)
         if by_ns[r.ns].existing or rows == 0:
             continue  # a load's staged load; an empty namespace (the driver's error)
-        fields: dict[str, set[str]] = {}
-        for c in r.chunks:
-            for name, kinds in c.meta_fields.items():
-                fields.setdefault(name, set()).update(kinds)
-        built[r.ns] = assemble_manifest(
-            ctx.spec,
-            r.ns,
-            1,  # the commit assigns the version
-            [c for b in sorted(r.buckets, key=lambda b: b.bucket) for c in b.clusters],
-            centroids=r.centroids,
-            id_files=[b.id_file for b in sorted(r.buckets, key=lambda b: b.bucket) if b.id_file],
-            import_id=ctx.job_id,
-            fields=fields,
+        built[r.ns] = new_manifest(
+            ctx.spec, r.ns, r.buckets, centroids=r.centroids, import_id=ctx.job_id,
+            fields=_merged(r.chunks).meta_fields,
         )
     if not built:
         return out

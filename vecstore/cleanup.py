@@ -27,7 +27,7 @@ def cleanup_import(store: Store, index: str, job_id: str, *, keep_rejects: bool 
                 store.delete(layout.manifest_key(index, ns, v))
         prefix = layout.data_prefix(index, ns)
         for key in store.ls(prefix):
-            if key.rsplit("/", 1)[-1].startswith(f"{job_id}-"):
+            if layout.written_by(key, job_id):
                 store.delete(key)
         _drop_if_empty(store, index, ns)
     finish_staging(store, index, job_id)
@@ -41,10 +41,7 @@ def cleanup_attempt(store: Store, index: str, staging: str, owner: str) -> None:
     of the job, whose newer attempt owns its manifests, marker and files."""
     for ns_key in store.ls(layout.namespaces_prefix(index)):
         ns = layout.ns_from_dir(ns_key.rsplit("/", 1)[-1])
-        mine = [
-            key for key in store.ls(layout.data_prefix(index, ns))
-            if key.rsplit("/", 1)[-1].startswith(f"{owner}-")
-        ]
+        mine = [k for k in store.ls(layout.data_prefix(index, ns)) if layout.written_by(k, owner)]
         if mine:  # a manifest its workers prepared (invisible: no marker) goes too
             _drop_manifests(store, index, ns, owner)
         for key in mine:
@@ -59,7 +56,7 @@ def _drop_manifests(store: Store, index: str, ns: str, owner: str) -> None:
             m = manifests.read_manifest(store, index, ns, v)
         except Exception:
             continue
-        if any(rel.rsplit("/", 1)[-1].startswith(f"{owner}-") for rel in m.files()):
+        if any(layout.written_by(rel, owner) for rel in m.files()):
             store.delete(layout.manifest_key(index, ns, v))
 
 

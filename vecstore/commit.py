@@ -193,7 +193,7 @@ class _Create(_Rules):
             self.owner
             and holder.import_id == self.marker
             and files
-            and all(f.rsplit("/", 1)[-1].startswith(f"{self.owner}-") for f in files)
+            and all(layout.written_by(f, self.owner) for f in files)
         )
 
     def build(self, index: str, ns: str, base: Manifest | None, version: int) -> Manifest:

@@ -75,6 +75,13 @@ def data_prefix(index: str, namespace: str) -> str:
     return f"{namespace_prefix(index, namespace)}/data"
 
 
+def written_by(key: str, owner: str) -> bool:
+    """Whether the data file ``key`` (a key or a ``data/...`` path) was named
+    for ``owner`` -- an import id, or one attempt's ``<id>-a<n>`` -- by
+    ``segments.new_name``."""
+    return key.rsplit("/", 1)[-1].startswith(f"{owner}-")
+
+
 def catalog_prefix(index: str) -> str:
     return f"{index_prefix(index)}/_catalog"
 

@@ -779,7 +779,7 @@ class ImportDriver:
                 prepared.append(prepared_m)
                 continue
             cent_rel = pr.centroids if pr is not None else None
-            if ns in cents:
+            if ns in cents and not tasks.one_cluster(plans[ns]):  # one cluster: no file
                 cent_rel = write_centroids_file(self.store, self.spec, ns, self.ctx.owner, cents[ns])
             built.append(
                 tasks.new_manifest(

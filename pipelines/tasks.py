@@ -699,12 +699,9 @@ def _scan_chunk(
     nsplan: P.Sizing | P.NamespacePlan,
     spill: _Spill | None,
     centroids: np.ndarray | None,
-    firsts: list[np.ndarray] | None = None,
     collect: list[Scanned] | None = None,
 ) -> ChunkResult:
-    """``firsts``: when given and empty, receives the first row that
-    :func:`sample` would keep (valid dimension, finite values).
-    ``collect``: receives the valid rows instead of ``spill`` (a packed
+    """``collect``: receives the valid rows instead of ``spill`` (a packed
     namespace imported in memory, :func:`_pack_direct`)."""
     check = CancelCheck(ctx.cancel_event)
     rejects: list[Reject] = []
@@ -725,10 +722,6 @@ def _scan_chunk(
             batches = iter_batches(pf, shown, chunk.row_groups, batch_size=P.BATCH_ROWS)
         for batch in batches:
             check()
-            if firsts is not None and not firsts and "values" in batch.schema.names:
-                _, mat = _dense_values(batch.column("values"), int(ctx.spec.dimension or 0))
-                if len(mat):
-                    firsts.append(mat[:1].astype(np.float32, copy=False))
             vb = validate_batch(batch, ctx.spec.record_layout, ctx.spec.dimension, shown, row)
             if vb.rejects:
                 if abort:
@@ -1203,15 +1196,20 @@ class _ReadOnce:
         self._cache.clear()
 
 
+def one_cluster(p: P.NamespacePlan) -> bool:
+    """A packed namespace of one cluster, its whole source the sample: every
+    row goes to cluster 0 and no centroids file is written (one cluster is
+    always scanned; a build re-clusters such a namespace when it grows,
+    docs/scale.md "One-cluster namespaces")."""
+    return p.k == 1 and p.sample_fraction >= 1.0
+
+
 def _pack_one(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
     from vecstore.writer import write_centroids_file
 
     centroids = None
     dense = ctx.spec.record_layout != RecordLayout.SPARSE
-    # one cluster and the whole namespace as sample: k-means keeps the first
-    # sampled vector, which the scan sees anyway (every row goes to cluster 0)
-    single = dense and not p.existing and p.k == 1 and p.sample_fraction >= 1.0
-    firsts: list[np.ndarray] | None = [] if single else None
+    single = dense and not p.existing and one_cluster(p)
     if p.existing:  # a load: the namespace's own centroids, no training
         centroids = existing_centroids(ctx, p.ns, p.centroids) if p.centroids else None
     elif single:
@@ -1219,10 +1217,8 @@ def _pack_one(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
     elif dense:
         centroids = train(ctx, p.k, *[sample(ctx, c, p.sample_fraction) for c in p.chunks])
     spill = _Spill(ctx, p.chunks[0])
-    chunks = [_scan_chunk(ctx, c, p, spill, centroids, firsts) for c in p.chunks]
+    chunks = [_scan_chunk(ctx, c, p, spill, centroids) for c in p.chunks]
     spill.flush()
-    if firsts is not None:
-        centroids = train(ctx, 1, *firsts[:1])
     if not sum(c.valid for c in chunks):  # the driver fails the import for it
         for part in range(p.partitions):
             _read_dir(ctx, P.keys_dir(ctx, "ids", p.ns, part))
@@ -1244,7 +1240,7 @@ def _pack_one(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
     drop_keys = np.sort(d.keys)
     buckets = [gather(ctx, p.ns, b, drop_keys, not p.existing) for b in range(p.buckets)]
     rel = p.centroids if p.existing else None
-    if centroids is not None and not p.existing:
+    if centroids is not None and not p.existing and not single:
         rel = write_centroids_file(ctx.store, ctx.spec, p.ns, ctx.owner, centroids)
     return PackResult(p.ns, chunks, dup_counts(d), None, buckets, rel)
 
@@ -1255,17 +1251,14 @@ def _pack_direct(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
     or key tables, one dedup and one gather over them. Same files, rejects
     and messages (the same steps on the same rows, in the same order)."""
     dense = ctx.spec.record_layout != RecordLayout.SPARSE
-    single = dense and p.k == 1 and p.sample_fraction >= 1.0  # see _pack_one
-    firsts: list[np.ndarray] | None = [] if single else None
+    single = dense and one_cluster(p)
     centroids = None
     if single:
         centroids = np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
     elif dense:
         centroids = train(ctx, p.k, *[sample(ctx, c, p.sample_fraction) for c in p.chunks])
     got: list[Scanned] = []
-    chunks = [_scan_chunk(ctx, c, p, None, centroids, firsts, got) for c in p.chunks]
-    if firsts is not None:
-        centroids = train(ctx, 1, *firsts[:1])
+    chunks = [_scan_chunk(ctx, c, p, None, centroids, got) for c in p.chunks]
     if not got:  # the driver fails the import for it
         return PackResult(p.ns, chunks, {}, None, [], None)
     tables = [g[0] for g in got]
@@ -1292,7 +1285,7 @@ def _pack_direct(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
     CancelCheck(ctx.cancel_event)()
     bucket = write_bucket(ctx, p.ns, 0, data, np.sort(d.keys))
     rel = None
-    if centroids is not None:
+    if centroids is not None and not single:
         rel = write_centroids_file(ctx.store, ctx.spec, p.ns, ctx.owner, centroids)
     return PackResult(p.ns, chunks, dup_counts(d), None, [bucket], rel)
 
@@ -1400,7 +1393,7 @@ def _write_batch(
     fields = {k: sorted(v) for k, v in meta_fields_of(table.schema).items()}
     ns_rows = np.array([p.rows for p in plans], np.int64)
     out: list[PackResult] = []
-    writes: list[tuple[int, Future[tuple[BucketResult, str]]]] = []
+    writes: list[tuple[int, Future[BucketResult]]] = []
     at = 0
     ci = 0
     for j, p in enumerate(plans):
@@ -1410,7 +1403,6 @@ def _write_batch(
         ci += len(p.chunks)
         t = table.slice(at, n)
         f, r = files[at : at + n], rows[at : at + n]
-        centroids = train(ctx, 1, x[at : at + 1])
         drops = np.zeros(0, np.int64)
         dups: dict[str, int] = {}
         if j in suspects:
@@ -1433,18 +1425,9 @@ def _write_batch(
             drops = np.sort(d.keys)
         data = t.append_column("_file", pa.array(f)).append_column("_row", pa.array(r))
         data = data.append_column("_cluster", pa.array(np.zeros(n, np.int32)))
-        writes.append((len(out), pool.submit(_write_tiny, ctx, p.ns, data, drops, centroids)))
+        writes.append((len(out), pool.submit(write_bucket, ctx, p.ns, 0, data, drops, cancel=False)))
         out.append(PackResult(p.ns, mine, dups, None, [], None))  # its files: below
         at += n
     for i, fut in writes:  # in namespace order: the first failed write is raised
-        bucket, rel = fut.result()
-        out[i] = dataclasses.replace(out[i], buckets=[bucket], centroids=rel)
+        out[i] = dataclasses.replace(out[i], buckets=[fut.result()])
     return out
-
-
-def _write_tiny(
-    ctx: P.Context, ns: str, data: pa.Table, drops: np.ndarray, centroids: np.ndarray
-) -> tuple[BucketResult, str]:
-    """A tiny namespace's segment, id file and centroids file."""
-    bucket = write_bucket(ctx, ns, 0, data, drops, cancel=False)
-    return bucket, write_centroids_file(ctx.store, ctx.spec, ns, ctx.owner, centroids)

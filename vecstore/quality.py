@@ -300,7 +300,9 @@ def namespace_recall(
     ``queries`` / ``sampled`` rows used."""
     from vecstore.query.planner import build_state, probe_count, rank_clusters
 
-    if spec.record_layout == RecordLayout.SPARSE or not manifest.centroids:
+    if spec.record_layout == RecordLayout.SPARSE or (
+        not manifest.centroids and len(manifest.clusters) > 1
+    ):  # one cluster needs no centroids (a packed tiny namespace): exact below
         return {"recall_at_10": None, "why": "no centroids"}
     state = build_state(store, manifest)
     k, p = state.k, probe_count(state, None)

@@ -95,8 +95,11 @@ def test_single_cluster_for_small_namespace(
     job = run_import(index, src)
     assert job.status == "Completed", job
     m, segs, cents = load_namespace_data(store_root, index.name, "ns")
-    assert cents is not None and cents.shape == (1, DIM)
+    # one cluster: no centroids file (docs/scale.md "One-cluster namespaces")
+    assert cents is None and m.centroids is None
     assert [c.id for c in m.clusters] == [0] and segs[0][1].num_rows == 10
+    got = index.query(vector=[1.0] * DIM, top_k=10, namespace="ns")
+    assert sorted(x.id for x in got.matches) == [f"r{i}" for i in range(10)]
 
 
 def test_sparse_index_plain_row_chunks(

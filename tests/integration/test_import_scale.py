@@ -112,7 +112,9 @@ def test_many_small_namespaces_are_packed(
     res = index.query(vector=vals0[3].tolist(), top_k=1, namespace="t0001")
     assert res.matches[0].id == ids0[3]
     m, _, cents = load_namespace_data(store_root, "docs", "t0001")
-    assert cents is not None and m.import_id == job.id
+    # one cluster: no centroids file (docs/scale.md "One-cluster namespaces")
+    assert cents is None and m.centroids is None and m.import_id == job.id
+    assert [c.row_count for c in m.clusters] == [len(ids0)]
     # rejects per namespace, the duplicate naming its first occurrence
     rejects = read_rejects(str(job.rejects_uri))
     by_ns = Counter((r["namespace"], r["code"]) for r in rejects)
@@ -153,7 +155,9 @@ def test_packed_equals_unpacked(
         if job.status == "Completed":
             ids = {ns: ids_of(store_root, f"p{pack}", ns) for ns in data}
             cents = {ns: load_namespace_data(store_root, f"p{pack}", ns)[2] for ns in data}
-            ids = {ns: (v, cents[ns].tobytes()) for ns, v in ids.items()}  # same centroids too
+            # same centroids too: none, one cluster (docs/scale.md "One-cluster namespaces")
+            assert all(c is None for c in cents.values())
+            ids = {ns: (v, cents[ns]) for ns, v in ids.items()}
             rejects = read_rejects(str(job.rejects_uri))
             outcomes.append((job.status, job.records_imported, job.records_skipped, ids, rejects))
         else:

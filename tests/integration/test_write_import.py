@@ -39,6 +39,9 @@ def test_writes_to_an_imported_namespace(make_index: Callable[..., Index], src: 
     index = make_index(dimension=D)
     tables = dense_import(src, {"docs": 50}, D)
     assert run_import(index, src).status == "Completed"
+    # one cluster, imported by a pack task: no centroids file (docs/scale.md)
+    m = manifests.load_namespace(index.store, index.name, "docs")
+    assert m is not None and m.centroids is None and len(m.clusters) == 1
     x = np.asarray(tables["docs"].column("values").to_pylist(), dtype=np.float32)
     index.delete(ids=["docs-0"], namespace="docs")
     index.upsert([("docs-1", (-x[1]).tolist()), ("new", x[0].tolist())], namespace="docs")
@@ -48,6 +51,9 @@ def test_writes_to_an_imported_namespace(make_index: Callable[..., Index], src: 
     assert index.build(namespace="docs")["docs"].status == "built"
     got = index.query(vector=x[1].tolist(), top_k=50, namespace="docs", nprobe=100)
     assert got.matches[-1].id == "docs-1" and len(got.matches) == 50
+    built = manifests.load_namespace(index.store, index.name, "docs")
+    assert built is not None and built.centroids is not None  # the build re-clustered
+    assert index.fetch(["new", "docs-2"], namespace="docs").vectors.keys() == {"new", "docs-2"}
 
 
 def test_delete_then_reimport_does_not_replay_the_old_log(

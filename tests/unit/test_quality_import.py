@@ -184,3 +184,20 @@ def test_sparse_namespace_has_balance_and_no_recall(tmp_path: Path) -> None:
     assert f["records"] == 3000 and f["clusters"] == 3 and f["recall_at_10"] is None
     assert rep["recall_at_10"] is None and rep["recall_namespaces"] == 0
     assert rep["balance_ratio"] == {"min": 1.0, "median": 1.0, "max": 1.0}
+
+
+def test_one_cluster_without_centroids_is_exact(tmp_path: Path) -> None:
+    """A packed tiny namespace has one cluster and no centroids file: every
+    query scans that cluster, so its recall is exact (a manifest of several
+    clusters and no centroids cannot be estimated)."""
+    store, spec = _spec(tmp_path)
+    m = _write(store, spec, "tiny", _blobs(40, 2, 5), per=1000)
+    assert len(m.clusters) == 1
+    one = m.model_copy(update={"centroids": None})
+    assert quality.namespace_recall(store, spec, one) == {
+        "recall_at_10": 1.0, "nprobe": 1, "clusters": 1, "exact": True,
+    }
+    many = _write(store, spec, "many", _blobs(2_000, 8, 6), per=256)
+    assert len(many.clusters) > 1
+    got = quality.namespace_recall(store, spec, many.model_copy(update={"centroids": None}))
+    assert got == {"recall_at_10": None, "why": "no centroids"}

@@ -129,7 +129,9 @@ def dense_matrix(column: pa.ChunkedArray | pa.Array, dimension: int) -> np.ndarr
         return np.zeros((0, dimension), dtype=np.float32)
     if not pa.types.is_fixed_size_list(arr.type):
         raise FormatError(f"expected fixed_size_list<float32>[{dimension}], got {arr.type}")
-    flat = arr.flatten() if arr.offset else arr.values
+    flat = arr.values  # the whole child array: ignores the slice's offset and length
+    if arr.offset or len(flat) != len(arr) * dimension:
+        flat = arr.flatten()  # a slice (at any offset): only its own values
     out: np.ndarray = flat.to_numpy(zero_copy_only=False).reshape(len(arr), dimension)
     return out
 

@@ -71,7 +71,6 @@ from vecstore.schemas import (
     RecordLayout,
 )
 from vecstore.storage import Store
-from vecstore.writer import write_centroids_file
 
 log = logging.getLogger("vecstore.import")
 
@@ -779,8 +778,8 @@ class ImportDriver:
                 prepared.append(prepared_m)
                 continue
             cent_rel = pr.centroids if pr is not None else None
-            if ns in cents and not tasks.one_cluster(plans[ns]):  # one cluster: no file
-                cent_rel = write_centroids_file(self.store, self.spec, ns, self.ctx.owner, cents[ns])
+            if ns in cents:
+                cent_rel = tasks.centroids_file(self.ctx, plans[ns], cents[ns])
             built.append(
                 tasks.new_manifest(
                     self.spec, ns, results, centroids=cent_rel, import_id=self.job.id,

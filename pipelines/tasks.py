@@ -1197,25 +1197,37 @@ class _ReadOnce:
 
 
 def one_cluster(p: P.NamespacePlan) -> bool:
-    """A packed namespace of one cluster, its whole source the sample: every
+    """A new namespace of one cluster, its whole source the sample: every
     row goes to cluster 0 and no centroids file is written (one cluster is
     always scanned; a build re-clusters such a namespace when it grows,
     docs/scale.md "One-cluster namespaces")."""
     return p.k == 1 and p.sample_fraction >= 1.0
 
 
-def _pack_one(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
-    from vecstore.writer import write_centroids_file
+def _new_centroids(ctx: P.Context, p: P.NamespacePlan) -> np.ndarray | None:
+    """What a new namespace's rows are assigned to: nothing (sparse), the one
+    cluster (:func:`one_cluster`: no training), or centroids trained on its
+    sample."""
+    if ctx.spec.record_layout == RecordLayout.SPARSE:
+        return None
+    if one_cluster(p):
+        return np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
+    return train(ctx, p.k, *[sample(ctx, c, p.sample_fraction) for c in p.chunks])
 
-    centroids = None
-    dense = ctx.spec.record_layout != RecordLayout.SPARSE
-    single = dense and not p.existing and one_cluster(p)
+
+def centroids_file(ctx: P.Context, p: P.NamespacePlan, centroids: np.ndarray | None) -> str | None:
+    """The centroids file of a new namespace, written; None without
+    centroids or with one cluster (:func:`one_cluster`)."""
+    if centroids is None or one_cluster(p):
+        return None
+    return write_centroids_file(ctx.store, ctx.spec, p.ns, ctx.owner, centroids)
+
+
+def _pack_one(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
     if p.existing:  # a load: the namespace's own centroids, no training
         centroids = existing_centroids(ctx, p.ns, p.centroids) if p.centroids else None
-    elif single:
-        centroids = np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
-    elif dense:
-        centroids = train(ctx, p.k, *[sample(ctx, c, p.sample_fraction) for c in p.chunks])
+    else:
+        centroids = _new_centroids(ctx, p)
     spill = _Spill(ctx, p.chunks[0])
     chunks = [_scan_chunk(ctx, c, p, spill, centroids) for c in p.chunks]
     spill.flush()
@@ -1239,9 +1251,7 @@ def _pack_one(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
         write_dup_rejects(ctx, p.ns, shown, d)
     drop_keys = np.sort(d.keys)
     buckets = [gather(ctx, p.ns, b, drop_keys, not p.existing) for b in range(p.buckets)]
-    rel = p.centroids if p.existing else None
-    if centroids is not None and not p.existing and not single:
-        rel = write_centroids_file(ctx.store, ctx.spec, p.ns, ctx.owner, centroids)
+    rel = p.centroids if p.existing else centroids_file(ctx, p, centroids)
     return PackResult(p.ns, chunks, dup_counts(d), None, buckets, rel)
 
 
@@ -1250,13 +1260,7 @@ def _pack_direct(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
     partition (every tiny namespace), its rows kept as scanned: no shuffle
     or key tables, one dedup and one gather over them. Same files, rejects
     and messages (the same steps on the same rows, in the same order)."""
-    dense = ctx.spec.record_layout != RecordLayout.SPARSE
-    single = dense and one_cluster(p)
-    centroids = None
-    if single:
-        centroids = np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
-    elif dense:
-        centroids = train(ctx, p.k, *[sample(ctx, c, p.sample_fraction) for c in p.chunks])
+    centroids = _new_centroids(ctx, p)
     got: list[Scanned] = []
     chunks = [_scan_chunk(ctx, c, p, None, centroids, got) for c in p.chunks]
     if not got:  # the driver fails the import for it
@@ -1284,10 +1288,7 @@ def _pack_direct(ctx: P.Context, p: P.NamespacePlan) -> PackResult:
     data = data.append_column("_cluster", pa.array(clusters.astype(np.int32)))
     CancelCheck(ctx.cancel_event)()
     bucket = write_bucket(ctx, p.ns, 0, data, np.sort(d.keys))
-    rel = None
-    if centroids is not None and not single:
-        rel = write_centroids_file(ctx.store, ctx.spec, p.ns, ctx.owner, centroids)
-    return PackResult(p.ns, chunks, dup_counts(d), None, [bucket], rel)
+    return PackResult(p.ns, chunks, dup_counts(d), None, [bucket], centroids_file(ctx, p, centroids))
 
 
 # Tiny namespaces (one cluster, at most BATCH_NS_BYTES of source each) are

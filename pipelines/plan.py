@@ -95,7 +95,7 @@ class Chunk:
     num_rows: int
     nbytes: int
     # the chunk is the whole file (its only chunk): a small one is read in one
-    # call (tasks.SMALL_FILE_BYTES)
+    # call (reading.SMALL_FILE_BYTES)
     whole: bool = False
 
 

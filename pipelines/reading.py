@@ -47,6 +47,13 @@ _STORE_ERRORS: tuple[type[BaseException], ...] = (
     VecstoreError,
 )
 # What pyarrow raises for bytes it cannot decode (thrift errors are plain OSError).
+# A source file of at most this many bytes, one chunk, is read in one call
+# (one GET on an object store) by sample and scan (tasks._small).
+SMALL_FILE_BYTES = 1024 * 1024
+# pyarrow finds a file's footer by reading its last 64 KiB: a file no larger
+# is read whole, in one call, to inspect it (the same bytes, one request).
+FOOTER_BYTES = 64 * 1024
+
 _READ_ERRORS: tuple[type[BaseException], ...] = (pa.ArrowException, ValueError, OSError)
 
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")

@@ -54,7 +54,12 @@ from vecstore.metadata import meta_fields_of
 from vecstore.pipelines import plan as P
 from vecstore.pipelines.discover import FileInfo, SourceFile, display_path, inspect_file
 from vecstore.pipelines.hashing import digest_rows, digest_segments, hash_segments
-from vecstore.pipelines.reading import iter_batches, open_parquet, read_whole
+from vecstore.pipelines.reading import (
+    SMALL_FILE_BYTES,
+    iter_batches,
+    open_parquet,
+    read_whole,
+)
 from vecstore.records import Reject, record_error, validate_batch
 from vecstore.refs import FILE_ROW
 from vecstore.schemas import ClusterEntry, IndexSpec, Manifest, RecordLayout
@@ -178,15 +183,19 @@ def _dense_values(arr: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return ok, mat[finite]
 
 
-# A source file of at most this many bytes, one chunk, is read in one call
-# (its bytes, then decoded at once) by sample and scan, and a scan unit's
-# consecutive small files are validated and scattered together
+# A source file of at most SMALL_FILE_BYTES (reading.py), one chunk, is read
+# in one call (its bytes, then decoded at once) by sample and scan, and a scan
+# unit's consecutive small files are validated and scattered together
 # (:func:`_scan_small`) up to BATCH_BYTES.
-SMALL_FILE_BYTES = 1024 * 1024
 
 
 def _small(chunk: P.Chunk) -> bool:
     return chunk.whole and chunk.nbytes <= SMALL_FILE_BYTES and chunk.num_rows <= P.BATCH_ROWS
+
+
+# sample_unit draws a chunk of one row group of at most this many rows whole
+# (a few hundred thousand such rows make a namespace of hundreds of drawn files)
+DRAWN_WHOLE_ROWS = 1_000
 
 
 def _small_batches(
@@ -272,10 +281,17 @@ def _sample_values(
     not held at twice the size)."""
     check = CancelCheck(ctx.cancel_event)
     dim = int(ctx.spec.dimension or 0)
-    rng = np.random.default_rng([ctx.seed, chunk.file_idx, chunk.index, len(chunk.ns)])
     groups = list(chunk.row_groups)
     q = min(1.0, 3.0 * fraction)
-    if q < 1.0:
+    # seeded only when something is drawn: a small file taken whole by
+    # sample_unit needs no generator (its construction is a quarter of the
+    # file's decode)
+    rng = (
+        np.random.default_rng([ctx.seed, chunk.file_idx, chunk.index, len(chunk.ns)])
+        if fraction < 1.0
+        else None
+    )
+    if rng is not None and q < 1.0:
         picked = [g for g in groups if rng.random() < q] or [groups[int(rng.integers(len(groups)))]]
         row_fraction = min(1.0, fraction * len(groups) / len(picked))
     else:
@@ -295,7 +311,11 @@ def _sample_values(
         for batch in batches:
             check()
             n = batch.num_rows
-            take = np.flatnonzero(rng.random(n) < row_fraction) if row_fraction < 1.0 else np.arange(n)
+            take = (
+                np.flatnonzero(rng.random(n) < row_fraction)
+                if rng is not None and row_fraction < 1.0
+                else np.arange(n)
+            )
             if not len(take):
                 continue
             col = batch.column(0)
@@ -307,11 +327,15 @@ def _sample_values(
 def sample_unit(ctx: P.Context, chunks: Sequence[P.Chunk], fraction: float) -> np.ndarray:
     """:func:`sample` of consecutive chunks (one task), concatenated.
 
-    Small chunks (a few row groups: many small files) are themselves drawn,
-    each with probability ``min(1, 3 * fraction * row groups)`` and then
-    sampled at ``fraction`` divided by it (at least one chunk): the expected
-    sample is the same, but most small files are not opened at all. Big
-    chunks (probability 1) are sampled as :func:`sample` does.
+    Chunks of a few row groups are themselves drawn, each with probability
+    ``q = min(1, spread * fraction * row groups)``, and then sampled at
+    ``fraction / q`` (at least one chunk): the expected sample is the same,
+    but most of them are not opened at all. A chunk of one row group of at
+    most DRAWN_WHOLE_ROWS rows has spread 1: it is drawn with probability
+    ``fraction`` and then taken whole, as reading it costs the same for one
+    row or all (100,000 small files: a third of the files read at spread 3).
+    Other chunks have spread 3, so their sample comes from more row groups;
+    big chunks (probability 1) are sampled as :func:`sample` does.
     """
     parts: list[pa.Array | np.ndarray] = []
     if fraction >= 1.0 or len(chunks) == 1:
@@ -321,7 +345,8 @@ def sample_unit(ctx: P.Context, chunks: Sequence[P.Chunk], fraction: float) -> n
         rng = np.random.default_rng([ctx.seed, chunks[0].file_idx, chunks[0].index, 1])
         drawn = False
         for c in chunks:
-            q = min(1.0, 3.0 * fraction * len(c.row_groups))
+            spread = 1.0 if len(c.row_groups) == 1 and c.num_rows <= DRAWN_WHOLE_ROWS else 3.0
+            q = min(1.0, spread * fraction * len(c.row_groups))
             if q >= 1.0 or rng.random() < q:
                 parts += _sample_values(ctx, c, min(1.0, fraction / q))
                 drawn = True

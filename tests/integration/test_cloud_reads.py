@@ -116,6 +116,27 @@ def test_discovery_lists_and_inspect_reads_only_footers(
     assert footer_bytes <= 0.15 * total
 
 
+@pytest.mark.parametrize("proxied", _kinds(), indirect=True)
+def test_inspect_reads_a_small_file_in_one_get(
+    proxied: tuple[Place, CountingProxy], tmp_path: Path
+) -> None:
+    """A file no larger than pyarrow's footer read (64 KiB) is inspected with
+    one whole-object GET and no metadata request: the same bytes pyarrow's
+    tail read would fetch, in one request (100,000 small files)."""
+    place, proxy = proxied
+    _, _, sizes = seed_import(place, tmp_path, {"a": 40, "b": 30}, dim=16, files=2)
+    assert max(sizes.values()) <= FOOTER_READ
+    source = Store(place.uri("import"), via(place, proxy))
+    disc = discover(source, source.uri, set())
+    start = proxy.mark()
+    infos = [inspect_file(source, f, "dense", 16) for f in disc.files]
+    inspected = proxy.since(start)
+    assert sum(i.num_rows for i in infos) == 70
+    assert len(inspected) == len(disc.files) == 4, summary(inspected)
+    assert all(is_data_get(r) for r in inspected), summary(inspected)
+    assert bytes_read(inspected) == sum(sizes.values())
+
+
 # -------------------------------------------------------------- an import
 @pytest.mark.parametrize("proxied", _kinds(), indirect=True)
 def test_import_reads_the_source_about_once(

@@ -78,7 +78,7 @@ def _run(tmp_path: Path, src: Path, mode: str, batched: bool,
         info = inspect_file(source, SourceFile(key=f"n/{f.name}", size=f.stat().st_size,
                                                namespace="n"), spec.record_layout, spec.dimension)
         fs.append((info.key, info.size, list(info.row_groups)))
-    # a sample of 160 of the 600 rows: each small file drawn with p = 0.8
+    # a sample of 160 of the 600 rows: each small file drawn whole with p = 0.27
     monkeypatch.setattr(kmeans, "POINTS_PER_CENTROID", 40)
     plan = P.plan_namespace("n", fs, spec, target_per_cluster=150)
     assert plan.k > 1 and plan.sample_fraction < 1.0 and all(c.whole for c in plan.chunks)
@@ -164,3 +164,38 @@ def test_corrupt_small_file_raises_as_before(
     want, _ = _run(tmp_path, src, "continue", False, monkeypatch)
     assert got == want
     assert got[0] == "error" and "0033.parquet" in got[2] and "row group 0" in got[2]
+
+
+def test_sample_draws_small_files_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sample_unit over many one-row-group files of 10 rows: each file is
+    drawn with probability ``fraction`` and taken whole, so about
+    ``fraction`` of the files are read (not three times as many), and the
+    sample is about ``fraction`` of the rows, drawn from files spread over
+    the unit."""
+    src = tmp_path / "src"
+    _dataset(src, 400, dups=False)
+    vs = VecStore(str(tmp_path / "store"))
+    vs.create_index("docs", dimension=DIM, metric="euclidean")
+    spec = vs.Index("docs").spec
+    source = Store(str(src))
+    fs = [(f"n/{f.name}", f.stat().st_size, [10]) for f in sorted((src / "n").iterdir())]
+    monkeypatch.setattr(kmeans, "POINTS_PER_CENTROID", 40)
+    plan = P.plan_namespace("n", fs, spec, target_per_cluster=400)
+    assert 0.1 < plan.sample_fraction < 0.35, plan.sample_fraction
+    ctx = P.Context.make(source, vs.store, spec, "job", "continue")
+    read: list[str] = []
+    real = type(source).read_bytes
+
+    def counted(self: Store, key: str) -> bytes:
+        read.append(key)
+        return real(self, key)
+
+    monkeypatch.setattr(type(source), "read_bytes", counted)
+    sample = tasks.sample_unit(ctx, plan.chunks, plan.sample_fraction)
+    expect = plan.sample_fraction * 400  # files drawn; binomial sd < 10
+    assert abs(len(read) - expect) < 40, (len(read), expect)
+    assert len(sample) == 10 * len(read)  # each drawn file whole
+    drawn = sorted(int(k.split("/")[1][:4]) for k in read)
+    assert drawn[0] < 100 and drawn[-1] >= 300  # spread over the unit
+    again = tasks.sample_unit(ctx, plan.chunks, plan.sample_fraction)
+    assert again.tobytes() == sample.tobytes()  # seeded

@@ -461,7 +461,10 @@ class ImportDriver:
                 )
 
         self._run_tasks(
-            [self.client.submit(tasks.inspect_many, ctx, b, pure=False) for b in batches],
+            [
+                self.client.submit(tasks.inspect_many, ctx, P.Shipped.of(b), pure=False)
+                for b in batches
+            ],
             "inspect",
             0.02,
             0.05,
@@ -569,7 +572,9 @@ class ImportDriver:
         trains: dict[str, Any] = {}
         for p in plans:
             futs = [
-                self.client.submit(tasks.sample_unit, ctx, u, p.sample_fraction, pure=False)
+                self.client.submit(
+                    tasks.sample_unit, ctx, P.Shipped.of(u), p.sample_fraction, pure=False
+                )
                 for u in P.units(p.chunks)
             ]
             inner.extend(futs)
@@ -633,14 +638,19 @@ class ImportDriver:
         weights: list[float] = []
         for it in items:
             if isinstance(it, list):
-                futs.append(self.client.submit(tasks.pack, ctx, it, pure=False))
+                futs.append(self.client.submit(tasks.pack, ctx, P.Shipped.of(it), pure=False))
                 weights.append(float(max(sum(p.nbytes for p in it), 1)))
                 continue
             sizing = it.sizing
             for u in P.units(it.chunks):
                 futs.append(
                     self.client.submit(
-                        tasks.scan_unit, ctx, u, sizing, centroids.get(it.ns), pure=False
+                        tasks.scan_unit,
+                        ctx,
+                        P.Shipped.of(u),
+                        sizing,
+                        centroids.get(it.ns),
+                        pure=False,
                     )
                 )
                 weights.append(float(max(sum(c.nbytes for c in u), 1)))

@@ -221,8 +221,11 @@ def inspect(ctx: P.Context, f: SourceFile) -> FileInfo:
     return inspect_file(ctx.source, f, ctx.spec.record_layout, ctx.spec.dimension)
 
 
-def inspect_many(ctx: P.Context, files: Sequence[SourceFile]) -> list[FileInfo]:
+def inspect_many(
+    ctx: P.Context, shipped: P.Shipped[Sequence[SourceFile]] | Sequence[SourceFile]
+) -> list[FileInfo]:
     """Footers of several files (one task for many small files), in order."""
+    files = P.unship(shipped)
     check = CancelCheck(ctx.cancel_event)
     out = []
     for f in files:
@@ -324,7 +327,11 @@ def _sample_values(
     return parts
 
 
-def sample_unit(ctx: P.Context, chunks: Sequence[P.Chunk], fraction: float) -> np.ndarray:
+def sample_unit(
+    ctx: P.Context,
+    shipped: P.Shipped[Sequence[P.Chunk]] | Sequence[P.Chunk],
+    fraction: float,
+) -> np.ndarray:
     """:func:`sample` of consecutive chunks (one task), concatenated.
 
     Chunks of a few row groups are themselves drawn, each with probability
@@ -337,6 +344,7 @@ def sample_unit(ctx: P.Context, chunks: Sequence[P.Chunk], fraction: float) -> n
     Other chunks have spread 3, so their sample comes from more row groups;
     big chunks (probability 1) are sampled as :func:`sample` does.
     """
+    chunks = P.unship(shipped)
     parts: list[pa.Array | np.ndarray] = []
     if fraction >= 1.0 or len(chunks) == 1:
         for c in chunks:
@@ -591,13 +599,14 @@ def scan(
 
 def scan_unit(
     ctx: P.Context,
-    chunks: Sequence[P.Chunk],
+    shipped: P.Shipped[Sequence[P.Chunk]] | Sequence[P.Chunk],
     nsplan: P.Sizing | P.NamespacePlan,
     centroids: np.ndarray | None,
 ) -> list[ChunkResult]:
     """Validate consecutive chunks of one namespace, write their rejects,
     assign rows to clusters and scatter them (one spill for all: many small
     files make few scratch files). Carries the namespace's sizing only."""
+    chunks = P.unship(shipped)
     spill = _Spill(ctx, chunks[0])
     out: list[ChunkResult] = []  # merged into one result for the driver at the end
     batchable = (
@@ -1087,7 +1096,9 @@ class PackResult:
         return sum(c.valid for c in self.chunks)
 
 
-def pack(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[PackResult]:
+def pack(
+    ctx: P.Context, shipped: P.Shipped[Sequence[P.NamespacePlan]] | Sequence[P.NamespacePlan]
+) -> list[PackResult]:
     """Import small namespaces in one task, one after the other: the steps
     of the sample, train, scan, dedup and gather tasks, with their scratch in
     memory. Every file written and every reject is the one the unpacked path
@@ -1098,6 +1109,7 @@ def pack(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[PackResult]:
     (``dup_error``) so the driver can prefer an earlier record error of
     another task, as the phases of the unpacked path do.
     """
+    plans = P.unship(shipped)
     once = _ReadOnce(ctx.source)
     mine = dataclasses.replace(ctx, source=cast(Any, once))
     out: list[PackResult] = []

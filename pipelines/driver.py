@@ -70,6 +70,7 @@ from vecstore.schemas import (
     NamespaceProgress,
     RecordLayout,
 )
+from vecstore.settings import settings
 from vecstore.storage import Store
 
 log = logging.getLogger("vecstore.import")
@@ -475,8 +476,9 @@ class ImportDriver:
         del files, batches
         existing = visible if load else {}
         deletes = self._read_deletes(existing) if load else {}
+        knobs = settings()
         plans = {
-            ns: P.plan_namespace(ns, sorted(fs), self.spec, existing=existing.get(ns))
+            ns: P.plan_namespace(ns, sorted(fs), self.spec, existing=existing.get(ns), knobs=knobs)
             for ns, fs in sorted(by_ns.items())
         }
         for ns, p in plans.items():
@@ -1083,7 +1085,8 @@ class _Totals:
         out = {}
         for ns in self.files:
             imported = (self.imported or self.valid).get(ns, 0)
-            out[ns] = NamespaceProgress(
+            # trusted ints and a status literal: no validation (10,000 of them)
+            out[ns] = NamespaceProgress.model_construct(
                 files=self.files[ns],
                 bytes_total=self.bytes_total[ns],
                 bytes_read=self.bytes_read_ns.get(ns, 0),

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar, cast
 from vecstore import kmeans, layout
 from vecstore.errors import IngestError
 from vecstore.schemas import IndexSpec, Manifest, RecordLayout
-from vecstore.settings import settings
+from vecstore.settings import Settings, settings
 from vecstore.storage import Store
 
 # A scan task reads about this many bytes of Parquet (whole row groups).
@@ -333,6 +333,7 @@ def plan_namespace(
     *,
     target_per_cluster: int | None = None,
     existing: Manifest | None = None,
+    knobs: Settings | None = None,
 ) -> NamespacePlan:
     """``files``: (key, size, row-group row counts) sorted by key.
 
@@ -348,7 +349,8 @@ def plan_namespace(
     skipped would send the user looking for bad records.
     """
     chunks: list[Chunk] = []
-    knobs = settings()  # read once: 10,000 namespaces are planned in a row
+    # ``knobs``: the settings, read once by a caller planning 10,000 namespaces
+    knobs = knobs or settings()
     max_chunk = knobs.chunk_bytes
     for file_idx, (key, size, groups) in enumerate(files):
         chunks.extend(chunk_file(ns, file_idx, key, groups, size, len(chunks), max_chunk))

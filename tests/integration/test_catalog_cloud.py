@@ -58,6 +58,7 @@ def _upload(local: Path, remote: Store) -> None:
                                                    p.read_bytes()), files))
 
 
+@pytest.mark.slow  # long: CI runs it (make test-slow)
 def test_stats_on_thousands_of_namespaces_cost_a_few_requests(
     proxied: tuple[Place, CountingProxy], tmp_path: Path
 ) -> None:

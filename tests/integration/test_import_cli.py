@@ -26,6 +26,7 @@ def vecstore(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
     )
 
 
+@pytest.mark.slow  # long: CI runs it (make test-slow)
 def test_cli_import_exit_codes_and_listing(tmp_path: Path) -> None:
     store = str(tmp_path / "store")
     src = tmp_path / "import"

@@ -72,6 +72,7 @@ def frozen_dirs() -> Iterator[list[Path]]:
             _set_immutable(r, False)
 
 
+@pytest.mark.slow  # long: CI runs it (make test-slow)
 def test_store_unwritable_for_a_while_then_writable(
     make_index: Callable[..., Index],
     store_root: Path,

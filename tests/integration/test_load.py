@@ -360,6 +360,7 @@ def test_bad_delete_file_fails_the_load_before_anything_is_visible(
     assert ok.status == "Completed" and ok.files_skipped == 0, ok
 
 
+@pytest.mark.slow  # long: CI runs it (make test-slow)
 def test_cancelled_load_then_rerun_loads_each_file_once(
     base: tuple[Index, Model], store_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -73,8 +73,8 @@ def _index(s: Served, name: str, api_key: str = "pclocal") -> Any:
 # ------------------------------------------------------- item 2: each cloud
 @pytest.mark.parametrize("kind", [
     pytest.param("s3", marks=pytest.mark.s3),
-    pytest.param("gcs", marks=pytest.mark.gcs),
-    pytest.param("azure-https", marks=pytest.mark.azure),
+    pytest.param("gcs", marks=[pytest.mark.gcs, pytest.mark.slow]),  # CI: make test-slow
+    pytest.param("azure-https", marks=[pytest.mark.azure, pytest.mark.slow]),
 ])
 def test_import_from_cloud_through_server(
     request: pytest.FixtureRequest, tmp_path: Path, kind: str
@@ -147,6 +147,7 @@ def _store_texts(store: Path) -> list[tuple[str, bytes]]:
     return out
 
 
+@pytest.mark.slow  # long: CI runs it (make test-slow)
 @pytest.mark.s3
 @pytest.mark.azure
 def test_no_secret_leaks_through_server(request: pytest.FixtureRequest, tmp_path: Path) -> None:

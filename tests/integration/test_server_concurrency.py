@@ -23,7 +23,12 @@ N = 1500
 CLIENTS = 32
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
+@pytest.fixture(
+    scope="module",
+    # two server processes: the longest runs, CI runs them (make test-slow)
+    params=[1, pytest.param(2, marks=pytest.mark.slow)],
+    ids=["1-worker", "2-workers"],
+)
 def env(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[dict[str, Any]]:

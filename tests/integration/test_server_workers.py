@@ -35,6 +35,7 @@ def workers_seen(server: Served) -> set[str]:
     return set(WORKER.findall(server.log_text()))
 
 
+@pytest.mark.slow  # long: CI runs it (make test-slow)
 def test_writes_then_reads_across_workers(tmp_path: Path) -> None:
     with serve(tmp_path / "store", workers=2) as s:
         m = s.client().create_index(name="rw", dimension=2, metric="dotproduct", spec=SPEC)
@@ -110,6 +111,7 @@ def test_an_import_is_driven_by_one_worker_and_seen_by_all(tmp_path: Path) -> No
     assert "took over" not in log  # nobody took over a job whose runner was alive
 
 
+@pytest.mark.slow  # long: CI runs it (make test-slow)
 def test_sigterm_stops_every_worker_and_leaves_imports_to_recovery(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,6 +14,7 @@ from write_model import machine
 from vecstore import VecStore
 
 
+@pytest.mark.slow  # long: CI runs it (make test-slow)
 @pytest.mark.s3
 def test_write_model_on_s3(s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VECSTORE_BUILD_IN_BACKGROUND", "0")

@@ -485,7 +485,8 @@ def _read_footer(
     and no HEAD on an object store; on a local disk, 60% of the CPU of a
     file handle's seeks and reads (100,000 small files are inspected)."""
     try:
-        whole = size is not None and size <= FOOTER_BYTES
+        # a size the listing did not give (0) is not taken for a small file
+        whole = size is not None and 0 < size <= FOOTER_BYTES
         opened = (
             contextlib.nullcontext(pa.BufferReader(source.read_bytes(key)))
             if whole

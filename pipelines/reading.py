@@ -46,7 +46,6 @@ _STORE_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     VecstoreError,
 )
-# What pyarrow raises for bytes it cannot decode (thrift errors are plain OSError).
 # A source file of at most this many bytes, one chunk, is read in one call
 # (one GET on an object store) by sample and scan (tasks._small).
 SMALL_FILE_BYTES = 1024 * 1024
@@ -54,6 +53,7 @@ SMALL_FILE_BYTES = 1024 * 1024
 # is read whole, in one call, to inspect it (the same bytes, one request).
 FOOTER_BYTES = 64 * 1024
 
+# What pyarrow raises for bytes it cannot decode (thrift errors are plain OSError).
 _READ_ERRORS: tuple[type[BaseException], ...] = (pa.ArrowException, ValueError, OSError)
 
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")

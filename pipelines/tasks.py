@@ -183,13 +183,11 @@ def _dense_values(arr: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return ok, mat[finite]
 
 
-# A source file of at most SMALL_FILE_BYTES (reading.py), one chunk, is read
-# in one call (its bytes, then decoded at once) by sample and scan, and a scan
-# unit's consecutive small files are validated and scattered together
-# (:func:`_scan_small`) up to BATCH_BYTES.
-
-
 def _small(chunk: P.Chunk) -> bool:
+    """A whole file of at most SMALL_FILE_BYTES (reading.py) and BATCH_ROWS
+    rows: read in one call (its bytes, then decoded at once) by sample and
+    scan; a scan unit's consecutive small files are validated and scattered
+    together (:func:`_scan_small`) up to BATCH_BYTES."""
     return chunk.whole and chunk.nbytes <= SMALL_FILE_BYTES and chunk.num_rows <= P.BATCH_ROWS
 
 

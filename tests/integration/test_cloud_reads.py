@@ -2,7 +2,8 @@
 proxy in front of the emulator logs every request and its response size):
 
 - discovery lists the import directory and reads no object; the schema
-  check reads each file's footer (one ranged GET of the file's tail);
+  check reads each file's footer (one ranged GET of the file's tail; a file
+  of at most 64 KiB, the tail pyarrow reads anyway, in one whole GET);
 - an import reads its source about once: the validating scan streams the
   row groups in one pass, the k-means sample reads a fraction of them;
 - a query on a remote store reads the manifest, the centroids and only the

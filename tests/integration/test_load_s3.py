@@ -29,7 +29,6 @@ from vecstore import VecStore, layout
 pytestmark = [pytest.mark.dask, pytest.mark.s3]
 
 
-@pytest.mark.slow  # long: CI runs it (make test-slow)
 def test_load_on_s3(
     dask_runner: Any, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ import math
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeAlias, TypeVar, cast
 
 from vecstore import kmeans, layout
 from vecstore.errors import IngestError
@@ -114,7 +114,12 @@ class Shipped(Generic[T]):
         return cast(T, pickle.loads(self.data))  # noqa: S301 - our own driver's bytes
 
 
-def unship(value: Shipped[T] | T) -> T:
+# a task's argument as the driver sends it (Shipped) or as tests and
+# in-process callers pass it (plain)
+ShippedOr: TypeAlias = Shipped[T] | T
+
+
+def unship(value: ShippedOr[T]) -> T:
     """A task's argument: unpickled when :class:`Shipped`, else as given
     (tests and in-process callers pass plain values)."""
     return value.get() if isinstance(value, Shipped) else value

@@ -220,7 +220,7 @@ def inspect(ctx: P.Context, f: SourceFile) -> FileInfo:
 
 
 def inspect_many(
-    ctx: P.Context, shipped: P.Shipped[Sequence[SourceFile]] | Sequence[SourceFile]
+    ctx: P.Context, shipped: P.ShippedOr[Sequence[SourceFile]]
 ) -> list[FileInfo]:
     """Footers of several files (one task for many small files), in order."""
     files = P.unship(shipped)
@@ -327,7 +327,7 @@ def _sample_values(
 
 def sample_unit(
     ctx: P.Context,
-    shipped: P.Shipped[Sequence[P.Chunk]] | Sequence[P.Chunk],
+    shipped: P.ShippedOr[Sequence[P.Chunk]],
     fraction: float,
 ) -> np.ndarray:
     """:func:`sample` of consecutive chunks (one task), concatenated.
@@ -597,7 +597,7 @@ def scan(
 
 def scan_unit(
     ctx: P.Context,
-    shipped: P.Shipped[Sequence[P.Chunk]] | Sequence[P.Chunk],
+    shipped: P.ShippedOr[Sequence[P.Chunk]],
     nsplan: P.Sizing | P.NamespacePlan,
     centroids: np.ndarray | None,
 ) -> list[ChunkResult]:
@@ -1102,7 +1102,7 @@ class PackResult:
 
 
 def pack(
-    ctx: P.Context, shipped: P.Shipped[Sequence[P.NamespacePlan]] | Sequence[P.NamespacePlan]
+    ctx: P.Context, shipped: P.ShippedOr[Sequence[P.NamespacePlan]]
 ) -> list[PackResult]:
     """Import small namespaces in one task, one after the other: the steps
     of the sample, train, scan, dedup and gather tasks, with their scratch in

@@ -109,7 +109,10 @@ class ImportDriver:
         self.job = job
         self.source = source
         self.jobs = JobStore(store, spec.name)
-        self.ctx = P.Context.make(source, store, spec, job.id, job.error_mode, job.attempt)
+        self.ctx = P.Context.make(
+            source, store, spec, job.id, job.error_mode, job.attempt,
+            read_ahead=settings().source_reads,
+        )
         self._last_persist = 0.0
         self._started = time.monotonic()
         self._last_cancel_check = 0.0

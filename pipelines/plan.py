@@ -253,6 +253,8 @@ class Context:
     rejects: str = field(default="")
     attempt: int = 1
     owner: str = field(default="")  # prefix of this attempt's data file names
+    # small source files read ahead per task on a remote source (readahead.py)
+    read_ahead: int = 16
 
     def __post_init__(self) -> None:
         if not self.owner:  # data files must carry the import id (cleanup finds them by it)
@@ -260,7 +262,13 @@ class Context:
 
     @staticmethod
     def make(
-        source: Store, store: Store, spec: IndexSpec, job_id: str, error_mode: str, attempt: int = 1
+        source: Store,
+        store: Store,
+        spec: IndexSpec,
+        job_id: str,
+        error_mode: str,
+        attempt: int = 1,
+        read_ahead: int = 16,
     ) -> Context:
         """Scratch files, data file names and the stop event are per attempt: a
         superseded attempt (a runner that was presumed dead but woke up) cannot
@@ -276,6 +284,7 @@ class Context:
             rejects=layout.rejects_prefix(spec.name, job_id),
             attempt=attempt,
             owner=attempt_owner(job_id, attempt),
+            read_ahead=read_ahead,
         )
 
 

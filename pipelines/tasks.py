@@ -54,7 +54,9 @@ from vecstore.metadata import meta_fields_of
 from vecstore.pipelines import plan as P
 from vecstore.pipelines.discover import FileInfo, SourceFile, display_path, inspect_file
 from vecstore.pipelines.hashing import digest_rows, digest_segments, hash_segments
+from vecstore.pipelines.readahead import read_ahead
 from vecstore.pipelines.reading import (
+    FOOTER_BYTES,
     SMALL_FILE_BYTES,
     iter_batches,
     open_parquet,
@@ -214,6 +216,19 @@ def _small_batches(
     return t.combine_chunks().to_batches() if t.num_rows else []
 
 
+@contextmanager
+def _reading_ahead(ctx: P.Context, keys: Iterable[str]) -> Iterator[P.Context]:
+    """``ctx`` whose source reads ``keys`` (whole files the task is about to
+    read, in order) ahead on a remote store (:mod:`.readahead`); ``ctx``
+    itself on local disk."""
+    ahead = read_ahead(ctx.source, keys, ctx.read_ahead)
+    if ahead is None:
+        yield ctx
+        return
+    with ahead:
+        yield dataclasses.replace(ctx, source=cast(Any, ahead))
+
+
 # ------------------------------------------------------------------ inspect
 def inspect(ctx: P.Context, f: SourceFile) -> FileInfo:
     return inspect_file(ctx.source, f, ctx.spec.record_layout, ctx.spec.dimension)
@@ -226,9 +241,11 @@ def inspect_many(
     files = P.unship(shipped)
     check = CancelCheck(ctx.cancel_event)
     out = []
-    for f in files:
-        check()
-        out.append(inspect(ctx, f))
+    whole = [f.key for f in files if 0 < f.size <= FOOTER_BYTES]  # discover._read_footer
+    with _reading_ahead(ctx, whole) as mine:
+        for f in files:
+            check()
+            out.append(inspect(mine, f))
     return out
 
 
@@ -344,20 +361,21 @@ def sample_unit(
     """
     chunks = P.unship(shipped)
     parts: list[pa.Array | np.ndarray] = []
+    draws: list[tuple[P.Chunk, float]] = []  # (chunk, the fraction sampled of it)
     if fraction >= 1.0 or len(chunks) == 1:
-        for c in chunks:
-            parts += _sample_values(ctx, c, fraction)
+        draws = [(c, fraction) for c in chunks]
     else:
         rng = np.random.default_rng([ctx.seed, chunks[0].file_idx, chunks[0].index, 1])
-        drawn = False
         for c in chunks:
             spread = 1.0 if len(c.row_groups) == 1 and c.num_rows <= DRAWN_WHOLE_ROWS else 3.0
             q = min(1.0, spread * fraction * len(c.row_groups))
             if q >= 1.0 or rng.random() < q:
-                parts += _sample_values(ctx, c, min(1.0, fraction / q))
-                drawn = True
-        if not drawn:
-            parts += _sample_values(ctx, chunks[int(rng.integers(len(chunks)))], fraction)
+                draws.append((c, min(1.0, fraction / q)))
+        if not draws:
+            draws.append((chunks[int(rng.integers(len(chunks)))], fraction))
+    with _reading_ahead(ctx, [c.key for c, _ in draws if _small(c)]) as mine:
+        for c, f in draws:
+            parts += _sample_values(mine, c, f)
     return _sample_matrix(ctx, parts)
 
 
@@ -605,6 +623,16 @@ def scan_unit(
     assign rows to clusters and scatter them (one spill for all: many small
     files make few scratch files). Carries the namespace's sizing only."""
     chunks = P.unship(shipped)
+    with _reading_ahead(ctx, [c.key for c in chunks if _small(c)]) as mine:
+        return _scan_unit(mine, chunks, nsplan, centroids)
+
+
+def _scan_unit(
+    ctx: P.Context,
+    chunks: Sequence[P.Chunk],
+    nsplan: P.Sizing | P.NamespacePlan,
+    centroids: np.ndarray | None,
+) -> list[ChunkResult]:
     spill = _Spill(ctx, chunks[0])
     out: list[ChunkResult] = []  # merged into one result for the driver at the end
     batchable = (
@@ -1115,7 +1143,24 @@ def pack(
     another task, as the phases of the unpacked path do.
     """
     plans = P.unship(shipped)
-    once = _ReadOnce(ctx.source)
+    with _reading_ahead(ctx, _read_once_keys(ctx, plans)) as ahead:
+        return _pack(ctx, ahead.source, plans)
+
+
+def _read_once_keys(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[str]:
+    """The small files :func:`pack` reads whole through :class:`_ReadOnce`, in
+    the order it first reads them."""
+    return [
+        c.key
+        for p in plans
+        if _batchable(ctx, p) or p.nbytes <= READ_ONCE_BYTES
+        for c in p.chunks
+        if c.nbytes <= SMALL_FILE_BYTES
+    ]
+
+
+def _pack(ctx: P.Context, source: Any, plans: Sequence[P.NamespacePlan]) -> list[PackResult]:
+    once = _ReadOnce(source)
     mine = dataclasses.replace(ctx, source=cast(Any, once))
     out: list[PackResult] = []
     batch: list[P.NamespacePlan] = []

@@ -26,6 +26,7 @@ import http.client
 import random
 import socket
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -81,6 +82,11 @@ class FaultProxy:
         self.stats: Counter[str] = Counter()
         self.set_rates(fail_rate=fail_rate, drop_rate=drop_rate, lose_rate=lose_rate)
         self.add_plan(plan)
+        # seconds each forwarded request waits before it is relayed (a remote
+        # store's latency); ``peak_in_flight``: the most requests relayed at once
+        self.latency = 0.0
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.proxy = self
         self._thread: threading.Thread | None = None
@@ -229,6 +235,18 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command != "HEAD":
                 self.wfile.write(payload)
             return
+        with proxy._lock:
+            proxy.in_flight += 1
+            proxy.peak_in_flight = max(proxy.peak_in_flight, proxy.in_flight)
+        try:
+            if proxy.latency:
+                time.sleep(proxy.latency)
+            self._forward(proxy, body, fate)
+        finally:
+            with proxy._lock:
+                proxy.in_flight -= 1
+
+    def _forward(self, proxy: FaultProxy, body: bytes, fate: str) -> None:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         if body or self.command in ("POST", "PUT", "PATCH"):
             headers["Content-Length"] = str(len(body))

@@ -176,6 +176,47 @@ def test_import_reads_the_source_about_once(
     assert got <= 1.4 * total, (got, total, per_file)
 
 
+@pytest.mark.parametrize("proxied", _kinds(), indirect=True)
+def test_small_files_are_read_ahead(
+    dask_runner: Any,
+    proxied: tuple[Place, CountingProxy],
+    tmp_path: Path,
+) -> None:
+    """Many small files behind a store with 40 ms of latency per request: a
+    task keeps several whole-file reads in flight (footer inspection, the
+    k-means sample and the scan of a namespace of 80 small files, a packed
+    task of 24 tiny namespaces), so their latencies overlap; one at a time,
+    2 workers would have at most 2 requests out. Each file is still fetched
+    once per pass: inspect, scan and (if drawn) the sample for the big
+    namespace; inspect and the packed task (which reads a file once) for the
+    tiny ones."""
+    place, proxy = proxied
+    uri, _, big = seed_import(place, tmp_path, {"big": 80 * 10}, dim=16, files=80,
+                              metadata=False)
+    _, _, tiny = seed_import(place, tmp_path, {f"t{i:02d}": 10 for i in range(24)}, dim=16,
+                             files=1, metadata=False)
+    vs = VecStore(str(tmp_path / "store"), integrations={"src": via(place, proxy)})
+    vs.create_index(name="docs", dimension=16, metric="euclidean", cloud="aws")
+    index = vs.Index("docs")
+    proxy.latency = 0.04
+    start = proxy.mark()
+    job = index.wait_for_import(index.start_import(uri=uri, integration_id="src").id,
+                                timeout=IMPORT_TIMEOUT)
+    proxy.latency = 0.0
+    assert (job.status, job.records_imported) == ("Completed", 80 * 10 + 24 * 10), job
+    assert len(job.namespaces) == 25
+    requests = proxy.since(start)
+    fetched = Counter(object_of(r).split("import/", 1)[1] for r in requests if is_data_get(r))
+    print(f"\n[{place.kind}] {len(requests)} requests, at most {proxy.peak_in_flight} at once: "
+          f"{summary(requests)}")
+    assert proxy.peak_in_flight >= 6, proxy.peak_in_flight
+    assert set(fetched) == set(big) | set(tiny)
+    # inspect and scan, and the sample for the files it draws
+    assert all(fetched[k] in (2, 3) for k in big), {k: fetched[k] for k in big}
+    assert any(fetched[k] == 3 for k in big)
+    assert all(fetched[k] == 2 for k in tiny), {k: fetched[k] for k in tiny}
+
+
 # ---------------------------------------------------------------- queries
 def _what(requests: list[Any]) -> str:
     """Requests by object kind: ``GET segment x2, LIST _manifests x1...``."""

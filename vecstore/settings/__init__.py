@@ -164,6 +164,17 @@ class Settings(BaseModel):
         ge=1,
     )
 
+    source_reads: int = _knob(
+        "VECSTORE_SOURCE_READS",
+        16,
+        "Small source files (at most 1 MiB) one task keeps reading at once from a remote "
+        "source (S3, GCS, Azure), so that their request latencies overlap (1: one at a "
+        "time). Local disks are read one file at a time.",
+        group=IMPORT,
+        ge=1,
+        le=256,
+    )
+
     # --------------------------------------------------- runner and recovery
     workers: int = _knob(
         "VECSTORE_WORKERS",

@@ -1149,14 +1149,15 @@ def pack(
 
 def _read_once_keys(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[str]:
     """The small files :func:`pack` reads whole through :class:`_ReadOnce`, in
-    the order it first reads them."""
-    return [
+    the order it first reads them (each once: the cache serves it after)."""
+    keys = (
         c.key
         for p in plans
         if _batchable(ctx, p) or p.nbytes <= READ_ONCE_BYTES
         for c in p.chunks
-        if c.nbytes <= SMALL_FILE_BYTES
-    ]
+        if c.whole and c.nbytes <= SMALL_FILE_BYTES
+    )
+    return list(dict.fromkeys(keys))
 
 
 def _pack(ctx: P.Context, source: Any, plans: Sequence[P.NamespacePlan]) -> list[PackResult]:

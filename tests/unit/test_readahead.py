@@ -3,6 +3,7 @@ errors where the plain read would raise them, nothing read twice."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -12,7 +13,7 @@ from typing import Any, cast
 import pytest
 
 from vecstore.errors import NotFoundError
-from vecstore.pipelines.readahead import ReadAhead, read_ahead
+from vecstore.pipelines.readahead import HintAhead, ReadAhead, read_ahead
 from vecstore.storage import Store
 
 
@@ -98,7 +99,52 @@ def test_close_drops_what_was_not_asked_for(slow: Slow) -> None:
     assert ahead.read_bytes("f30") == b"data 30"  # still a source: read directly
 
 
-def test_only_remote_stores_read_ahead(tmp_path: Path, slow: Slow) -> None:
-    assert read_ahead(Store(str(tmp_path)), ["a"], 16) is None  # local disk
-    assert read_ahead(cast(Store, slow), ["a"], 1) is None  # one at a time asked for
+def test_remote_stores_use_threads_local_disks_hints(tmp_path: Path, slow: Slow) -> None:
     assert isinstance(read_ahead(cast(Store, slow), ["a"], 16), ReadAhead)
+    assert isinstance(read_ahead(Store(str(tmp_path)), ["a"], 16), HintAhead)
+    assert read_ahead(Store("memory://readahead"), ["a"], 16) is None  # nothing to hint
+    assert read_ahead(cast(Store, slow), ["a"], 1) is None  # one at a time asked for
+    assert read_ahead(Store(str(tmp_path)), ["a"], 1) is None
+
+
+def test_hinted_local_reads_are_the_plain_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel is asked to read the next files ahead (each once, a window
+    ahead of the reads); the reads (and a missing file's error) are those of
+    the store, each file read once."""
+    hinted: list[str] = []
+    real_fadvise = os.posix_fadvise
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_WILLNEED
+        hinted.append(os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[1])
+        real_fadvise(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    store = Store(str(tmp_path))
+    keys = [f"d/f{i:03d}" for i in range(100)]
+    for i, k in enumerate(keys):
+        store.write_bytes(k, f"data {i}".encode())
+    planned = [*keys[:50], "d/missing", *keys[50:]]
+    ahead = read_ahead(store, planned, 4)
+    assert isinstance(ahead, HintAhead)
+    calls: Counter[str] = Counter()
+    real = store.read_bytes
+
+    def counted(key: str) -> bytes:
+        calls[key] += 1
+        return real(key)
+
+    store.read_bytes = counted  # type: ignore[method-assign]
+    with ahead:
+        assert ahead.read_bytes(keys[0]) == b"data 0"
+        assert hinted == [k.split("/")[1] for k in keys[:16]]  # a window of 4 x 4 ahead
+        for i, k in enumerate(keys[1:50], 1):
+            assert ahead.read_bytes(k) == f"data {i}".encode()
+        with pytest.raises(NotFoundError):
+            ahead.read_bytes("d/missing")
+        for i, k in enumerate(keys[50:], 50):
+            assert ahead.read_bytes(k) == f"data {i}".encode()
+    assert calls == Counter(planned)
+    assert hinted == [k.split("/")[1] for k in keys]  # the missing file: nothing to hint

@@ -354,6 +354,15 @@ class ImportDriver:
             )
         )
 
+    def _threads(self) -> int:
+        """The cluster's worker threads now (one scheduler round trip; 1 if
+        it cannot say): how widely a large namespace's phases are split."""
+        try:
+            return max(1, sum(int(n) for n in self.client.nthreads().values()))
+        except Exception:  # a plan that is not spread is still correct
+            log.debug("import %s: worker threads unknown", self.job.id, exc_info=True)
+            return 1
+
     def _run_tasks(
         self,
         futures: Sequence[Any],
@@ -480,8 +489,11 @@ class ImportDriver:
         existing = visible if load else {}
         deletes = self._read_deletes(existing) if load else {}
         knobs = settings()
+        spread = self._threads()
         plans = {
-            ns: P.plan_namespace(ns, sorted(fs), self.spec, existing=existing.get(ns), knobs=knobs)
+            ns: P.plan_namespace(
+                ns, sorted(fs), self.spec, existing=existing.get(ns), knobs=knobs, spread=spread
+            )
             for ns, fs in sorted(by_ns.items())
         }
         for ns, p in plans.items():

@@ -24,6 +24,10 @@ CHUNK_BYTES = 96 * 1024 * 1024
 BUCKET_BYTES = 96 * 1024 * 1024
 # Rows per dedup partition (ids + 16-byte digests: small).
 PARTITION_ROWS = 2_000_000
+# A namespace's dedup partitions and gather buckets are spread over the
+# cluster's worker threads (``spread``) while each keeps at least this many
+# rows: one dedup of 1M rows is ~0.8 s of one worker while the others wait.
+SPREAD_MIN_ROWS = 250_000
 # Sparse indexes: rows per plain segment.
 SPARSE_SEGMENT_ROWS = kmeans.TARGET_PER_CLUSTER
 # Rows per Arrow batch inside a task: cancel is checked between batches.
@@ -348,8 +352,14 @@ def plan_namespace(
     target_per_cluster: int | None = None,
     existing: Manifest | None = None,
     knobs: Settings | None = None,
+    spread: int = 1,
 ) -> NamespacePlan:
     """``files``: (key, size, row-group row counts) sorted by key.
+
+    ``spread``: the cluster's worker threads. A large namespace gets at least
+    that many dedup partitions and gather buckets (each of at least
+    :data:`SPREAD_MIN_ROWS` rows, buckets at most ``k``), so those phases,
+    one task per partition or bucket, use the whole cluster.
 
     ``existing``: the visible manifest of the namespace a batch load writes
     into. Its rows are then assigned to the manifest's centroids (``k`` is
@@ -385,9 +395,11 @@ def plan_namespace(
         # a load's write is per-cluster staged segments and no id file: spread
         # it over the workers even when its rows fit one bucket
         buckets = max(buckets, LOAD_MIN_BUCKETS)
+    wide = min(max(1, spread), rows // SPREAD_MIN_ROWS)
+    buckets = max(buckets, wide)
     if not sparse and k > 0:
         buckets = min(buckets, k)
-    partitions = max(1, math.ceil(rows / knobs.partition_rows))
+    partitions = max(1, math.ceil(rows / knobs.partition_rows), wide)
     sample = kmeans.sample_size(max(k, 1))
     fraction = 0.0 if existing is not None else (1.0 if rows <= sample else sample / rows)
     return NamespacePlan(

@@ -68,6 +68,9 @@ class DaskRunner:
                 from vecstore.pipelines.quiet import QuietExpectedErrors  # needs distributed
 
                 self._client.register_plugin(QuietExpectedErrors(), name="vecstore-quiet")
+                from vecstore.pipelines.warm import WarmImports  # needs distributed
+
+                self._client.register_plugin(WarmImports(), name="vecstore-warm")
             return self._client
 
     def close(self, *, abandon: bool = False) -> None:

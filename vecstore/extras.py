@@ -10,8 +10,11 @@ extra named here exists there).
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import sys
+import threading
 
 from vecstore.errors import MissingExtraError
 
@@ -45,3 +48,19 @@ def require(extra: str, what: str) -> None:
     for module in EXTRAS[extra]:
         if not has_module(module):
             raise MissingExtraError(install_hint(what, extra), extra=extra, module=module)
+
+
+def preload(*modules: str, name: str = "vecstore-preload") -> threading.Thread:
+    """Import ``modules`` on a daemon thread (started) and return it: a slow
+    import (scikit-learn's k-means: ~1-2 s in a fresh process) runs while the
+    caller does other work. A module that is missing is left to the code
+    that needs it to report; one already imported costs nothing."""
+
+    def run() -> None:
+        for m in modules:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(m)
+
+    t = threading.Thread(target=run, daemon=True, name=name)
+    t.start()
+    return t

@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from vecstore import extras
 from vecstore.schemas.metrics import Metric
 
 TARGET_PER_CLUSTER = 4096  # the upper end of DESIGN's 1-4k (the default target)
@@ -458,11 +459,4 @@ def _one_thread_blas() -> contextlib.AbstractContextManager[object]:
 def preload() -> threading.Thread:
     """Import scikit-learn's k-means on a daemon thread (it takes ~1-2 s,
     mostly while the caller's other threads read files) and return it."""
-
-    def run() -> None:
-        with contextlib.suppress(ImportError):  # fit() raises it where it is needed
-            import sklearn.cluster  # noqa: F401
-
-    t = threading.Thread(target=run, daemon=True, name="vecstore-preload-sklearn")
-    t.start()
-    return t
+    return extras.preload("sklearn.cluster", name="vecstore-preload-sklearn")

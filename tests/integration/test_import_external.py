@@ -4,6 +4,7 @@ VecStore(scheduler_address=...) and through VECSTORE_SCHEDULER."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,20 @@ def test_import_on_external_scheduler(
     assert get_runner(external_scheduler).client.scheduler.address == external_scheduler
     ran = scheduler_task_prefixes(external_scheduler)
     assert {"inspect_many", "sample_unit", "train", "scan_unit", "dedup", "gather"} <= set(ran), ran
+    # every worker got the warm-up plugin, and its imports are done (k-means
+    # is not imported inside the one training task the others wait for)
+    from vecstore.pipelines.warm import MODULES
+
+    def warmed(dask_worker: Any) -> bool:
+        import sys
+
+        return "vecstore-warm" in dask_worker.plugins and all(m in sys.modules for m in MODULES)
+
+    client = get_runner(external_scheduler).client
+    deadline = time.monotonic() + 60
+    while not all((states := client.run(warmed)).values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(states) == 2 and all(states.values()), states
     # a failing import reports its error from the external workers too
     bad = tmp_path / "bad"
     (bad / "ns").mkdir(parents=True)

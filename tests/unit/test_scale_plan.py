@@ -76,3 +76,24 @@ def test_a_load_into_an_existing_namespace_is_gathered_by_several_tasks() -> Non
     load = P.plan_namespace("ns", files, SPEC, existing=existing(500))
     assert load.existing and load.k == 500 and load.buckets == P.LOAD_MIN_BUCKETS
     assert P.plan_namespace("ns", files, SPEC, existing=existing(2)).buckets == 2
+
+
+def test_large_namespaces_are_spread_over_the_cluster() -> None:
+    """A namespace's dedup partitions and gather buckets (one task each) use
+    every worker thread when each keeps SPREAD_MIN_ROWS rows: a 1M-row
+    namespace is one partition by size alone, so one worker deduplicated it
+    while the others waited; small namespaces stay one task."""
+    rows = 4 * P.SPREAD_MIN_ROWS
+    files = [(f"ns/part-{i:02d}.parquet", 2**20, [rows // 10]) for i in range(10)]
+    alone = P.plan_namespace("ns", files, SPEC)
+    assert alone.partitions == 1 and alone.buckets < 8  # by size: one dedup task
+    eight = P.plan_namespace("ns", files, SPEC, spread=8)
+    assert (eight.partitions, eight.buckets) == (4, alone.buckets)  # one per SPREAD_MIN_ROWS
+    two = P.plan_namespace("ns", files, SPEC, spread=2)
+    assert two.partitions == 2 and two.buckets == max(2, alone.buckets)
+    # never more buckets than clusters
+    few = P.plan_namespace("ns", files, SPEC, spread=64, target_per_cluster=2 * rows)
+    assert few.k == 2 and few.buckets == 2 and few.partitions == 4
+    small = [(f"s/part-{i:02d}.parquet", 2**20, [1000]) for i in range(10)]
+    s = P.plan_namespace("s", small, SPEC, spread=64)
+    assert (s.partitions, s.buckets) == (1, 1)

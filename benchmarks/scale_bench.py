@@ -130,6 +130,20 @@ def _workers_cpu(pids: list[int] | None = None) -> dict[int, float]:
     return out
 
 
+def _ready(client: object, timeout: float = 60.0) -> None:
+    """Wait until every worker has the warm-up plugin's imports (done once per
+    worker process, as it joins: pipelines/warm.py): the figures are those
+    of a running cluster, not of its first seconds."""
+    from vecstore.pipelines.warm import MODULES
+
+    def warm() -> bool:
+        return all(m in sys.modules for m in MODULES)
+
+    deadline = time.monotonic() + timeout
+    while not all(client.run(warm).values()) and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.1)
+
+
 def run_import(
     work: Path, name: str, src: Path, *, scheduler: str | None = None, dim: int = DIM,
     pids: list[int] | None = None,
@@ -140,7 +154,7 @@ def run_import(
     vs = VecStore(str(work / f"store-{name}"), scheduler_address=scheduler)
     vs.create_index("bench", dimension=dim, metric="euclidean")
     index = vs.Index("bench")
-    get_runner(scheduler).client  # noqa: B018 - the cluster connects outside the timing
+    _ready(get_runner(scheduler).client)  # the cluster connects and warms up outside the timing
     me = psutil.Process()
     w0 = _workers_cpu(pids)
     d0 = _cpu(me)

@@ -596,7 +596,7 @@ class ImportDriver:
             ]
             inner.extend(futs)
             if p.k <= kmeans.FLAT_MAX_K:
-                trains[p.ns] = self.client.submit(tasks.train, ctx, p.k, *futs, pure=False)
+                trains[p.ns] = self.client.submit(tasks.train, ctx, p.k, p.buckets, *futs, pure=False)
             else:
                 trains[p.ns], steps = self._train_hierarchical(p.ns, p, futs)
                 inner.extend(steps)

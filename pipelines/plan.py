@@ -359,7 +359,8 @@ def plan_namespace(
     ``spread``: the cluster's worker threads. A large namespace gets at least
     that many dedup partitions and gather buckets (each of at least
     :data:`SPREAD_MIN_ROWS` rows, buckets at most ``k``), so those phases,
-    one task per partition or bucket, use the whole cluster.
+    one task per partition or bucket, use the whole cluster; its buckets
+    are then a multiple of ``spread`` when each keeps a quarter of that.
 
     ``existing``: the visible manifest of the namespace a batch load writes
     into. Its rows are then assigned to the manifest's centroids (``k`` is
@@ -395,8 +396,14 @@ def plan_namespace(
         # a load's write is per-cluster staged segments and no id file: spread
         # it over the workers even when its rows fit one bucket
         buckets = max(buckets, LOAD_MIN_BUCKETS)
-    wide = min(max(1, spread), rows // SPREAD_MIN_ROWS)
+    spread = max(1, spread)
+    wide = min(spread, rows // SPREAD_MIN_ROWS)
     buckets = max(buckets, wide)
+    rounded = -(-buckets // spread) * spread
+    if wide > 1 and rows // rounded >= SPREAD_MIN_ROWS // 4:
+        # a multiple of the threads: buckets of about equal rows
+        # (tasks.train orders the clusters so) end together
+        buckets = rounded
     if not sparse and k > 0:
         buckets = min(buckets, k)
     partitions = max(1, math.ceil(rows / knobs.partition_rows), wide)

@@ -379,11 +379,18 @@ def sample_unit(
     return _sample_matrix(ctx, parts)
 
 
-def train(ctx: P.Context, k: int, *samples: np.ndarray) -> np.ndarray:
+def train(ctx: P.Context, k: int, buckets: int, *samples: np.ndarray) -> np.ndarray:
+    """``k`` centroids from the samples, in :func:`kmeans.balanced_order` for
+    ``buckets`` (the sample's rows per cluster stand for the namespace's):
+    the gather tasks then hold about equal rows."""
     x = np.concatenate([s for s in samples if len(s)]) if any(len(s) for s in samples) else None
     if x is None:
         return np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
-    return kmeans.fit_flat(x, k, seed=ctx.seed, metric=ctx.spec.metric)
+    c = kmeans.fit_flat(x, k, seed=ctx.seed, metric=ctx.spec.metric)
+    if buckets > 1 and len(c) > 1:
+        counts = np.bincount(kmeans.assign(x, c, metric=ctx.spec.metric), minlength=len(c))
+        c = c[kmeans.balanced_order(counts, k, buckets)]
+    return c
 
 
 # ------------------------------------------------- hierarchical training
@@ -1318,7 +1325,7 @@ def _new_centroids(ctx: P.Context, p: P.NamespacePlan) -> np.ndarray | None:
         return None
     if one_cluster(p):
         return np.zeros((1, int(ctx.spec.dimension or 0)), np.float32)
-    return train(ctx, p.k, *[sample(ctx, c, p.sample_fraction) for c in p.chunks])
+    return train(ctx, p.k, p.buckets, *[sample(ctx, c, p.sample_fraction) for c in p.chunks])
 
 
 def centroids_file(ctx: P.Context, p: P.NamespacePlan, centroids: np.ndarray | None) -> str | None:

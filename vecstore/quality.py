@@ -210,7 +210,7 @@ def _load_manifests(store: Store, spec: IndexSpec, names: Sequence[str]) -> dict
     """The visible manifests of ``names`` that have one (read on a few threads)."""
     if not names:
         return {}
-    with ThreadPoolExecutor(max_workers=max(1, min(MANIFEST_THREADS, len(names)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(store.io_threads(MANIFEST_THREADS), len(names)))) as pool:
         found = list(pool.map(lambda ns: manifests.load_namespace(store, spec.name, ns), names))
     return {ns: m for ns, m in zip(names, found, strict=True) if m is not None}
 
@@ -271,7 +271,9 @@ def _sample_groups(
         return got
 
     jobs = [(key, n, sd) for (key, n), sd in zip(per_file.items(), seeds, strict=True)]
-    with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(jobs)))) as pool:
+    # threads on a remote store only: on local disk the files were just
+    # written (page cache) and 8 threads took twice the time of one (GIL)
+    with ThreadPoolExecutor(max_workers=max(1, min(store.io_threads(READ_THREADS), len(jobs)))) as pool:
         return [g for part in pool.map(read, jobs) for g in part]
 
 

@@ -118,3 +118,32 @@ def test_the_import_tasks_compose_to_fit_parts(tmp_path: Any, metric: str) -> No
                             coarse_frac=frac)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert len(got) == len(want) <= k
+
+
+def _bucket_rows(counts: np.ndarray, k: int, groups: int) -> np.ndarray:
+    """Rows per bucket under the scan's rule (contiguous ranges of positions)."""
+    pos = np.arange(len(counts))
+    return np.bincount(np.minimum(groups - 1, pos * groups // k), weights=counts, minlength=groups)
+
+
+def test_balanced_order_evens_the_buckets() -> None:
+    rng = np.random.default_rng(5)
+    counts = np.sort(rng.pareto(1.2, 250) * 1000).astype(np.int64) + 1  # skewed, sorted: the worst case
+    k, groups = 250, 7
+    before = _bucket_rows(counts, k, groups)
+    order = kmeans.balanced_order(counts, k, groups)
+    assert sorted(order.tolist()) == list(range(250))  # a permutation
+    after = _bucket_rows(counts[order], k, groups)
+    assert after.sum() == before.sum()
+    assert before.max() / before.mean() > 2.0
+    assert after.max() - after.min() <= counts.max()  # within one cluster of even
+    assert after.max() < 0.6 * before.max()
+    # each bucket keeps its number of clusters; fewer centroids than k (duplicates dropped)
+    fewer = counts[:240]
+    o = kmeans.balanced_order(fewer, k, groups)
+    assert sorted(o.tolist()) == list(range(240))
+    assert _bucket_rows(fewer[o], k, groups).max() < 0.6 * _bucket_rows(fewer, k, groups).max()
+    # one bucket, or one cluster: unchanged
+    assert kmeans.balanced_order(counts, k, 1).tolist() == list(range(250))
+    assert kmeans.balanced_order(np.array([5.0]), 1, 4).tolist() == [0]
+    assert np.array_equal(order, kmeans.balanced_order(counts, k, groups))  # deterministic

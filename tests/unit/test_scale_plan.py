@@ -88,9 +88,16 @@ def test_large_namespaces_are_spread_over_the_cluster() -> None:
     alone = P.plan_namespace("ns", files, SPEC)
     assert alone.partitions == 1 and alone.buckets < 8  # by size: one dedup task
     eight = P.plan_namespace("ns", files, SPEC, spread=8)
-    assert (eight.partitions, eight.buckets) == (4, alone.buckets)  # one per SPREAD_MIN_ROWS
+    assert (eight.partitions, eight.buckets) == (4, 8)  # partitions: one per SPREAD_MIN_ROWS
     two = P.plan_namespace("ns", files, SPEC, spread=2)
-    assert two.partitions == 2 and two.buckets == max(2, alone.buckets)
+    assert two.partitions == 2 and two.buckets == max(2, alone.buckets + alone.buckets % 2)
+    # buckets a multiple of the threads (equal buckets end together) while
+    # each keeps SPREAD_MIN_ROWS / 4 rows
+    three = P.plan_namespace("ns", files, SPEC, spread=3)
+    assert three.buckets % 3 == 0 and three.buckets >= alone.buckets
+    # not when that would leave buckets of under SPREAD_MIN_ROWS / 4 rows
+    many = P.plan_namespace("ns", files, SPEC, spread=64)
+    assert (many.partitions, many.buckets) == (4, max(4, alone.buckets))
     # never more buckets than clusters
     few = P.plan_namespace("ns", files, SPEC, spread=64, target_per_cluster=2 * rows)
     assert few.k == 2 and few.buckets == 2 and few.partitions == 4

@@ -97,7 +97,7 @@ def _run(tmp_path: Path, src: Path, mode: str, batched: bool,
             m.setattr(tasks, "SMALL_FILE_BYTES", 0)
         units = [plan.chunks[:30], plan.chunks[30:]]
         sample = np.concatenate([tasks.sample_unit(ctx, u, plan.sample_fraction) for u in units])
-        cents = tasks.train(ctx, plan.k, sample)
+        cents = tasks.train(ctx, plan.k, plan.buckets, sample)
         try:
             results = [r for u in units for r in tasks.scan_unit(ctx, u, plan.sizing, cents)]
         except VecstoreError as exc:

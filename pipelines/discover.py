@@ -333,9 +333,12 @@ def _group(
     """Files by namespace; ``dirs`` (namespace -> the directory naming it) is
     shared by the data and the delete files of one listing."""
     grouped: dict[str, list[SourceFile]] = {}
+    names: dict[str, str] = {}  # directory -> namespace: decoded once, not per file
     for key, size, version in sorted(data):
         directory = key.split("/", 1)[0]
-        namespace = _namespace_of(directory)
+        namespace = names.get(directory)
+        if namespace is None:
+            namespace = names[directory] = _namespace_of(directory)
         seen = dirs.setdefault(namespace, directory)
         if seen != directory:
             raise IngestError(

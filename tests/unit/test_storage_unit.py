@@ -396,3 +396,35 @@ def test_a_subclass_of_the_interface_runs_on_the_uris_backend(tmp_path: Any) -> 
         assert store.read_bytes("k") == b"v" and store.reads == 1
         assert type(_Counting(uri)) is type(store)  # one combined class per backend
     assert _Counting(str(tmp_path)).local_path("k") == str(tmp_path / "k")
+
+
+def test_local_walk_lists_what_fsspec_lists(tmp_path: Path) -> None:
+    """LocalStore.walk_file_infos (os.scandir) gives the keys, sizes and
+    mtimes of fsspec's walk (Store.walk_file_infos), links included: the
+    mtime makes a file's listed version, which the load history keeps."""
+    import os
+
+    from vecstore.storage.base import Store as Base
+
+    for rel in ("a/1.parquet", "a/b/2.parquet", "a/b/c/3", ".hidden/4", "top"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x" * len(rel))
+    (tmp_path / "empty" / "x").mkdir(parents=True)
+    os.utime(tmp_path / "a" / "1.parquet", (1_000_000, 1_000_000))  # links get other times
+    os.symlink(tmp_path / "a" / "1.parquet", tmp_path / "link.parquet")
+    os.symlink(tmp_path / "a" / "b", tmp_path / "dirlink")
+    os.symlink(tmp_path / "missing", tmp_path / "broken.parquet")
+
+    def walk(s: Store, prefix: str, base: bool) -> list[tuple[str, int, float]]:
+        got = Base.walk_file_infos(s, prefix) if base else s.walk_file_infos(prefix)
+        return [(k, int(i["size"]), float(i["mtime"])) for k, i in got]
+
+    store = Store(str(tmp_path))
+    for prefix in ("", "a", "a/b", "dirlink", "link.parquet", "top", "nothing"):
+        assert walk(store, prefix, False) == walk(store, prefix, True), prefix
+    keys = [k for k, _, _ in walk(store, "", False)]
+    assert keys == sorted(keys) and "a/b/c/3" in keys and ".hidden/4" in keys
+    assert ("link.parquet", 11) in [(k, s) for k, s, _ in walk(store, "", False)]
+    single = Store(str(tmp_path / "top"))
+    assert [k for k, _, _ in walk(single, "", False)] == [""]
+    assert walk(Store(str(tmp_path / "nothing")), "", False) == []

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import uuid
 from typing import Any, ClassVar
@@ -46,6 +47,22 @@ class LocalStore(Store):
             return [f"{own}/{n}" if own else n for n in sorted(names)]
 
         return self._call("list", prefix, go)
+
+    def walk_file_infos(self, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
+        """:meth:`Store.walk_file_infos` by ``os.scandir``, the same entries as
+        fsspec's walk (links to files followed, links to directories listed
+        as entries, not walked). fsspec's walk builds a full info dict per
+        file through several layers, 17 us each, which was most of a
+        100,000-file import's listing (2 s of the driver, before any task)."""
+        own = prefix.strip("/")
+        top = self.path(prefix)
+
+        def go() -> list[tuple[str, dict[str, Any]]]:
+            with self._listing_lock():
+                found = _walk(top)
+            return [(f"{own}/{rel}" if own and rel else own or rel, info) for rel, info in found]
+
+        return sorted(self._call("list", prefix, go), key=lambda item: item[0])
 
     def read_bytes(self, key: str) -> bytes:
         """:meth:`Store.read_bytes` straight from the file (fsspec's ``cat_file``
@@ -101,3 +118,44 @@ def _link_if_absent(path: str, data: bytes) -> None:
         os.link(tmp, path)  # atomic; fails if path exists
     finally:
         os.unlink(tmp)
+
+
+def _file_info(st: os.stat_result) -> dict[str, Any]:
+    # the fields discovery reads, as fsspec's LocalFileSystem.info gives them
+    return {"size": st.st_size, "mtime": st.st_mtime, "type": "file"}
+
+
+def _walk(top: str) -> list[tuple[str, dict[str, Any]]]:
+    """Entries below ``top`` that are not directories (relative path, info);
+    ``top`` itself when it is a file (key ""); nothing when it does not
+    exist. A broken link is an entry of size 0 (its read then fails with the
+    file named); a link's size is its target's, its mtime its own: as in
+    fsspec, so a file's listed version (discover.listed_version, kept by the
+    load history) is the same either way."""
+    try:
+        st = os.stat(top)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    if not stat.S_ISDIR(st.st_mode):
+        return [("", _file_info(st))]
+    out: list[tuple[str, dict[str, Any]]] = []
+    todo = [("", top)]
+    while todo:
+        rel, directory = todo.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):  # removed meanwhile
+            continue
+        for e in entries:
+            key = f"{rel}/{e.name}" if rel else e.name
+            if e.is_dir(follow_symlinks=False):  # a link to a directory is an entry, as in fsspec
+                todo.append((key, e.path))
+                continue
+            info = _file_info(e.stat(follow_symlinks=False))
+            if e.is_symlink():  # fsspec: the target's size, the link's own times
+                try:
+                    info["size"] = e.stat().st_size
+                except OSError:
+                    info["size"] = 0
+            out.append((key, info))
+    return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import io
 import pickle
+from pathlib import Path
 from typing import Any
 
 import aiohttp

@@ -45,6 +45,8 @@ def test_import_on_external_scheduler(
     assert get_runner(external_scheduler).client.scheduler.address == external_scheduler
     ran = scheduler_task_prefixes(external_scheduler)
     assert {"inspect_many", "sample_unit", "train", "scan_unit", "dedup", "gather"} <= set(ran), ran
+    # the quality report: its steps as tasks (recall estimates one per namespace)
+    assert {"report_figures", "detail_recall", "assemble_report"} <= set(ran), ran
     # every worker got the warm-up plugin, and its imports are done (k-means
     # is not imported inside the one training task the others wait for)
     from vecstore.pipelines.warm import MODULES

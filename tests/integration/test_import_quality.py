@@ -74,7 +74,7 @@ def test_a_failing_estimate_does_not_fail_the_import(
     def boom(*args: Any, **kwargs: Any) -> dict[str, Any]:
         raise RuntimeError("estimate exploded")
 
-    monkeypatch.setattr(quality, "import_report", boom)
+    monkeypatch.setattr(quality, "report_figures", boom)
     job = run_import(index, src)
     assert job.status == "Completed", job.error
     assert job.records_imported == 3000

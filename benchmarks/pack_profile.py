@@ -34,6 +34,9 @@ def main() -> int:
     ap.add_argument("--write-threads", type=int, default=None)
     ap.add_argument("--memory", action="store_true",
                     help="index store in memory:// (the code's CPU without the disk's)")
+    ap.add_argument("--dir", default=None,
+                    help="where the files go (default: the temporary directory; /dev/shm: "
+                         "without the disk's file creation)")
     a = ap.parse_args()
 
     from vecstore import VecStore
@@ -48,7 +51,7 @@ def main() -> int:
             tasks.PREPARE_THREADS = a.write_threads
         if hasattr(Store, "io_threads"):  # the count as given, whatever the store
             Store.io_threads = lambda self, wanted: wanted  # type: ignore[method-assign]
-    work = Path(tempfile.mkdtemp(prefix="packprof-"))
+    work = Path(tempfile.mkdtemp(prefix="packprof-", dir=a.dir))
     try:
         src = work / "src"
         rng = np.random.default_rng(7)

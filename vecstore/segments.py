@@ -68,7 +68,7 @@ def write_table(
         write_statistics=False,
     )
     data = buf.getvalue()
-    store.write_bytes(key, data)
+    store.write_new(key, data)  # a data file under a fresh name
     return len(data)
 
 
@@ -94,7 +94,7 @@ def write_small_table(
         write_statistics=False,
     )
     data = sink.getvalue().to_pybytes()
-    store.write_bytes(key, data)
+    store.write_new(key, data)  # a data file under a fresh name
     return len(data)
 
 
@@ -146,7 +146,7 @@ def write_centroids(store: Store, key: str, centroids: np.ndarray) -> int:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(centroids, dtype=np.float32), allow_pickle=False)
     data = buf.getvalue()
-    store.write_bytes(key, data)
+    store.write_new(key, data)  # a data file under a fresh name
     return len(data)
 
 

@@ -429,3 +429,80 @@ def test_local_walk_lists_what_fsspec_lists(tmp_path: Path) -> None:
     single = Store(str(tmp_path / "top"))
     assert [k for k, _, _ in walk(single, "", False)] == [""]
     assert walk(Store(str(tmp_path / "nothing")), "", False) == []
+
+
+@pytest.mark.parametrize("noreplace", [True, False], ids=["renameat2", "hard-link"])
+def test_local_writes_create_folders_on_demand_and_leave_no_temporary_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, noreplace: bool
+) -> None:
+    """The local store creates a folder only when a write finds it missing;
+    ``write_new`` creates a fresh data file in place and refuses an existing
+    one; ``put_if_absent`` (by a rename that refuses to replace, or a hard
+    link where that is missing) writes once, refuses the second writer and
+    leaves no temporary file either way."""
+    import os
+    import threading
+
+    from vecstore.storage import local
+
+    if not noreplace:
+        monkeypatch.setattr(local, "_renameat2", None)
+    elif local._renameat2 is None:
+        pytest.skip("no renameat2 here")
+    store = Store(str(tmp_path))
+
+    store.write_new("ns/data/a.parquet", b"segment")
+    assert (tmp_path / "ns/data/a.parquet").read_bytes() == b"segment"
+    with pytest.raises(AlreadyExistsError):
+        store.write_new("ns/data/a.parquet", b"other")
+    assert store.read_bytes("ns/data/a.parquet") == b"segment"
+
+    store.write_bytes("ns/x/y/z.json", b"1")
+    store.write_bytes("ns/x/y/z.json", b"2")  # overwrite: last writer wins
+    assert store.read_bytes("ns/x/y/z.json") == b"2"
+
+    # concurrent creators of one key: exactly one wins, the others conflict
+    won: list[int] = []
+    lost: list[int] = []
+
+    def put(i: int) -> None:
+        try:
+            store.put_if_absent("ns/_manifests/1.json", str(i).encode())
+            won.append(i)
+        except AlreadyExistsError:
+            lost.append(i)
+
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(lost) == 7
+    assert store.read_bytes("ns/_manifests/1.json") == str(won[0]).encode()
+    left = [f for _, _, files in os.walk(tmp_path) for f in files if f.endswith(".tmp")]
+    assert left == []
+
+    # a failed write leaves no partial file behind
+    class Boom(Exception):
+        pass
+
+    real_open = open
+
+    class _Failing:
+        def __init__(self, f: Any) -> None:
+            self.f = f
+
+        def __enter__(self) -> _Failing:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+        def write(self, data: bytes) -> int:
+            self.f.write(data[:3])
+            raise Boom
+
+    monkeypatch.setattr(local, "open", lambda p, m: _Failing(real_open(p, m)), raising=False)
+    with pytest.raises(StorageError, match="b.parquet"):
+        store.write_new("ns/data/b.parquet", b"segment")
+    assert not (tmp_path / "ns/data/b.parquet").exists()

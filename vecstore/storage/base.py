@@ -396,6 +396,16 @@ class Store:
         path = self.path(key)
         self._call("write", key, lambda: self.fs.pipe_file(path, data))
 
+    def write_new(self, key: str, data: bytes) -> None:
+        """Write a fresh key that nothing reads yet: a data file under a new
+        unique name, which readers reach only through a manifest written
+        after this returns. A backend may therefore skip what makes
+        :meth:`write_bytes` atomic for readers (a local disk's temporary
+        file and rename); a crash may leave a partial file, an orphan like
+        any other of a failed write (cleanup removes it by its owner
+        prefix). Object stores: a PUT, as :meth:`write_bytes`."""
+        self.write_bytes(key, data)
+
     def _exists_error(self, key: str) -> AlreadyExistsError:
         return AlreadyExistsError(f'Object "{self.url(key)}" already exists', key=key)
 

@@ -39,9 +39,13 @@ def conform(table: pa.Table, spec: IndexSpec) -> pa.Table:
     fields = meta_fields_of(table.schema)
     schema = segment_schema(spec.record_layout, spec.dimension, fields)
     cols = []
+    names = set(table.column_names)
     for f in schema:
-        if f.name in table.column_names:
-            cols.append(table.column(f.name).cast(f.type))
+        if f.name in names:
+            col = table.column(f.name)
+            # a cast to the type a column has is a no-op that still costs a
+            # compute call (10,000 tiny namespaces: 3 per segment)
+            cols.append(col if col.type == f.type else col.cast(f.type))
         else:
             cols.append(pa.nulls(len(table), f.type))
     return pa.Table.from_arrays(cols, schema=schema)
@@ -102,7 +106,9 @@ def write_id_table(
 ) -> str:
     """Write (id, cluster, row) rows ALREADY sorted by id as a lookup file
     (a sorted file's rows filtered stay sorted); returns its relative path."""
-    t = table.select(ID_INDEX_SCHEMA.names).cast(ID_INDEX_SCHEMA)
+    t = table.select(ID_INDEX_SCHEMA.names)
+    if not t.schema.equals(ID_INDEX_SCHEMA):
+        t = t.cast(ID_INDEX_SCHEMA)
     rel = new_name(".ids.parquet", owner)
     write = write_small_table if t.num_rows <= SMALL_TABLE_ROWS else write_table
     write(store, _ns_key(spec.name, namespace, rel), t)

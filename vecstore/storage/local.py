@@ -9,6 +9,7 @@ parent directory's lock even when the folder exists)."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -141,12 +142,19 @@ def _create_new(path: str, data: bytes) -> None:
         try:
             f.write(data)
         except BaseException:
-            os.unlink(path)
+            with contextlib.suppress(OSError):  # the write's error is the one to raise
+                os.unlink(path)
             raise
 
 
 def _atomic_write(path: str, data: bytes) -> None:
-    os.replace(_write_temp(path, data), path)
+    tmp = _write_temp(path, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _link_if_absent(path: str, data: bytes) -> None:
@@ -156,7 +164,8 @@ def _link_if_absent(path: str, data: bytes) -> None:
             return
         os.link(tmp, path)  # atomic; fails if path exists
     except BaseException:
-        os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
     os.unlink(tmp)
 

@@ -441,7 +441,7 @@ def test_local_writes_create_folders_on_demand_and_leave_no_temporary_files(
     link where that is missing) writes once, refuses the second writer and
     leaves no temporary file either way."""
     import os
-    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     from vecstore.storage import local
 
@@ -462,21 +462,17 @@ def test_local_writes_create_folders_on_demand_and_leave_no_temporary_files(
     assert store.read_bytes("ns/x/y/z.json") == b"2"
 
     # concurrent creators of one key: exactly one wins, the others conflict
-    won: list[int] = []
-    lost: list[int] = []
-
-    def put(i: int) -> None:
+    def put(i: int) -> bool:
         try:
             store.put_if_absent("ns/_manifests/1.json", str(i).encode())
-            won.append(i)
         except AlreadyExistsError:
-            lost.append(i)
+            return False
+        return True
 
-    threads = [threading.Thread(target=put, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(put, range(8)))
+    won = [i for i, ok in enumerate(outcomes) if ok]
+    lost = [i for i, ok in enumerate(outcomes) if not ok]
     assert len(won) == 1 and len(lost) == 7
     assert store.read_bytes("ns/_manifests/1.json") == str(won[0]).encode()
     left = [f for _, _, files in os.walk(tmp_path) for f in files if f.endswith(".tmp")]

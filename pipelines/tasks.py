@@ -66,7 +66,7 @@ from vecstore.records import Reject, record_error, validate_batch
 from vecstore.refs import FILE_ROW
 from vecstore.schemas import ClusterEntry, IndexSpec, Manifest, RecordLayout
 from vecstore.schemas.arrow import REJECT_SCHEMA, as_float32
-from vecstore.segments import dense_matrix
+from vecstore.segments import SMALL_TABLE_ROWS, dense_matrix
 from vecstore.writer import (
     assemble_manifest,
     write_centroids_file,
@@ -1013,13 +1013,14 @@ def _write_sorted(
         cid = int(clusters[s])
         entries.append(write_cluster(ctx.store, ctx.spec, ns, ctx.owner, cid, t.slice(s, e - s)))
         rows[s:e] = np.arange(e - s, dtype=np.int32)
-    id_file = (
-        write_id_file(
+    if not with_ids:
+        id_file = None
+    elif len(entries) == 1 and t.num_rows <= SMALL_TABLE_ROWS:
+        id_file = entries[0].segment  # the lookup is the segment's ids (segments.segment_cluster)
+    else:
+        id_file = write_id_file(
             ctx.store, ctx.spec, ns, ctx.owner, t.column("id"), clusters.astype(np.int32), rows
         )
-        if with_ids
-        else None
-    )
     return BucketResult(ns, bucket, entries, id_file, int(t.num_rows))
 
 

@@ -326,7 +326,8 @@ class Manifest(Frozen):
         out = [f for c in self.clusters for f in c.files()] + list(self.id_files)
         if self.centroids:
             out.append(self.centroids)
-        return out
+        # each once: an id_files entry may name a segment (a small namespace's lookup)
+        return list(dict.fromkeys(out))
 
 
 # ----------------------------------------------------------- query responses

@@ -19,17 +19,14 @@ from vecstore import layout
 from vecstore.query.filters import Node, evaluate, may_match
 from vecstore.schemas import IndexSpec, Manifest
 from vecstore.schemas.arrow import meta_column
-from vecstore.segments import read_cluster, read_table
+from vecstore.segments import read_cluster, read_id_rows
 from vecstore.storage import Store
-
-
-def _key(manifest: Manifest, rel: str) -> str:
-    return f"{layout.namespace_prefix(manifest.index, manifest.namespace)}/{rel}"
 
 
 def id_location_parts(store: Store, manifest: Manifest) -> list[pa.Table]:
     """The (id, cluster, row) rows of each of the version's id files, in order."""
-    return [read_table(store, _key(manifest, rel)) for rel in manifest.id_files]
+    prefix = layout.namespace_prefix(manifest.index, manifest.namespace)
+    return [read_id_rows(store, prefix, manifest, rel) for rel in manifest.id_files]
 
 
 def id_locations(store: Store, manifest: Manifest) -> pa.Table:

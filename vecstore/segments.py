@@ -7,10 +7,12 @@ import uuid
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vecstore.errors import FormatError
-from vecstore.schemas import ClusterEntry
+from vecstore.schemas import ClusterEntry, Manifest
+from vecstore.schemas.arrow import ID_INDEX_SCHEMA
 from vecstore.storage import Store
 
 SEGMENT_COMPRESSION = "zstd"
@@ -184,3 +186,45 @@ def read_cluster(store: Store, prefix: str, entry: ClusterEntry, *, live: bool =
         keep[read_deleted(store, f"{prefix}/{entry.deleted}")] = False
         t = t.filter(pa.array(keep))
     return t
+
+
+# ------------------------------------------------ id lookups kept in a segment
+# A new one-cluster namespace of at most SMALL_TABLE_ROWS rows (every tiny
+# namespace of a multitenant import) writes no id file: its manifest's
+# ``id_files`` names its segment, whose ``id`` column is the lookup (rows in
+# segment order, sorted here when read). One file less per namespace
+# (docs/scale.md "Id lookups kept in the segment").
+
+
+def segment_cluster(manifest: Manifest, rel: str) -> int | None:
+    """The cluster id whose segment ``rel`` is, when an ``id_files`` entry
+    names a segment of ``manifest``; None for an id file."""
+    for c in manifest.clusters:
+        if c.segment == rel:
+            return c.id
+    return None
+
+
+def segment_id_rows(ids: pa.Array | pa.ChunkedArray, cluster: int) -> pa.Table:
+    """The (id, cluster, row) lookup of a segment's ``ids`` (in segment
+    order), sorted by id as an id file is."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    order = pc.sort_indices(ids)
+    return pa.Table.from_arrays(
+        [
+            ids.take(order),
+            pa.array(np.full(len(ids), cluster, np.int32)),
+            order.cast(pa.int32()),
+        ],
+        schema=ID_INDEX_SCHEMA,
+    )
+
+
+def read_id_rows(store: Store, prefix: str, manifest: Manifest, rel: str) -> pa.Table:
+    """One ``id_files`` entry of ``manifest`` as (id, cluster, row) rows:
+    the id file, or the lookup of the segment it names."""
+    cid = segment_cluster(manifest, rel)
+    if cid is None:
+        return read_table(store, f"{prefix}/{rel}")
+    return segment_id_rows(read_table(store, f"{prefix}/{rel}", ["id"]).column("id"), cid)

@@ -226,3 +226,62 @@ def test_write_to_a_namespace_an_import_is_creating_is_refused(
     assert ids_of(store_root, "docs", "t0003") == _expected(3, data["t0003"][0])
     index.upsert([("late", [0.5] * DIM)], namespace="t0003")  # once it finished: accepted
     assert index.fetch(["late"], namespace="t0003").vectors["late"].id == "late"
+
+
+def test_tiny_namespaces_keep_their_id_lookup_in_the_segment(
+    make_index: Callable[..., Index], store_root: Path, src: Path
+) -> None:
+    """A one-cluster namespace of at most SMALL_TABLE_ROWS records writes no
+    id file: its manifest's id_files names its segment (docs/scale.md "Id
+    lookups kept in the segment"). Fetch, list, update, delete, a build and
+    a vacuum read it as an id file; a larger namespace still gets one."""
+    from vecstore import layout
+    from vecstore.segments import SMALL_TABLE_ROWS
+
+    index = make_index(dimension=DIM)
+    data = _small_namespaces(src, 12, 8)
+    rng = np.random.default_rng(9)
+    big = [f"b{j:05d}" for j in range(SMALL_TABLE_ROWS + 1)]
+    write(src / "big" / "0.parquet", dense_table(big, rng.normal(size=(len(big), DIM))))
+    job = run_import(index, src)
+    assert job.status == "Completed", job.error
+    m, _, _ = load_namespace_data(store_root, "docs", "t0001")
+    assert m.id_files == [m.clusters[0].segment]
+    data_dir = store_root / layout.data_prefix("docs", "t0001")
+    assert not [p.name for p in data_dir.iterdir() if p.name.endswith(".ids.parquet")]
+    mb, _, _ = load_namespace_data(store_root, "docs", "big")
+    seg_of_big = {c.segment for c in mb.clusters}
+    assert mb.id_files and not set(mb.id_files) & seg_of_big
+    assert index.list_paginated(namespace="big", limit=3).vectors[0].id == "b00000"
+
+    ids, vals = data["t0001"]  # t0001: 8 records, none rejected
+    assert sorted(v.id for v in index.list_paginated(namespace="t0001").vectors) == sorted(ids)
+    page = index.list_paginated(namespace="t0001", prefix="t0001-r", limit=3)
+    assert [v.id for v in page.vectors] == sorted(ids)[:3] and page.pagination is not None
+    got = index.fetch([ids[5], "missing"], namespace="t0001").vectors
+    assert list(got) == [ids[5]]
+    assert np.array_equal(np.asarray(got[ids[5]].values, np.float32), vals[5])
+    res = index.query(id=ids[2], top_k=1, namespace="t0001")
+    assert res.matches[0].id == ids[2]
+    # writes resolve ids through the segment's lookup, before and after a build
+    index.update(id=ids[4], set_metadata={"genre": "x"}, namespace="t0001")
+    index.delete(ids=[ids[6]], namespace="t0001")
+    index.upsert([("new-1", [0.5] * DIM)], namespace="t0001")
+    want = sorted({*ids, "new-1"} - {ids[6]})
+    for step in ("tail", "built"):
+        if step == "built":
+            index.build(namespace="t0001")
+            after, _, _ = load_namespace_data(store_root, "docs", "t0001")
+            assert after.version > m.version
+        assert sorted(v.id for v in index.list_paginated(namespace="t0001").vectors) == want, step
+        fetched = index.fetch([ids[4], ids[6], "new-1"], namespace="t0001").vectors
+        assert sorted(fetched) == sorted([ids[4], "new-1"]), step
+        assert fetched[ids[4]].metadata == {"genre": "x"}, step
+        assert np.array_equal(np.asarray(fetched[ids[4]].values, np.float32), vals[4]), step
+    assert index.describe_namespace("t0001").record_count == len(want)
+    # a vacuum keeps what the visible version reads, the segment among it
+    index.vacuum(older_than=0)
+    assert sorted(index.fetch(want, namespace="t0001").vectors) == want
+    assert sorted(v.id for v in index.list_paginated(namespace="t0002").vectors) == sorted(
+        data["t0002"][0]
+    )

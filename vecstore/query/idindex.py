@@ -1,7 +1,8 @@
 """The id lookup of one namespace version (``manifest.id_files``).
 
 Each id file is a Parquet table ``(id, cluster, row)`` sorted by id
-(``writer.write_id_file``). Its columns are read once and cached; an id is
+(``writer.write_id_file``), or the segment of a small one-cluster namespace,
+whose ``id`` column is the lookup (``segments.segment_cluster``). Its columns are read once and cached; an id is
 found by binary search over the sorted Arrow string array (about 20 string
 reads for a million ids), so looking up 100 ids costs a few milliseconds
 with no per-row Python objects built for the other ids. Listing walks the
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 from vecstore.query.planner import NamespaceState
 from vecstore.query.segdata import SegmentSource, StringColumn
 from vecstore.refs import CLUSTER_ROW
+from vecstore.segments import segment_cluster, segment_id_rows
 
 
 class _Bytes(Sequence[bytes]):
@@ -147,15 +149,21 @@ class IdIndex:
 
 def load_id_index(source: SegmentSource, state: NamespaceState) -> IdIndex:
     """The id index of a namespace version, through the source's byte cache."""
-    keys = tuple(state.key(rel) for rel in state.manifest.id_files)
+    rels = state.manifest.id_files
+    keys = tuple(state.key(rel) for rel in rels)
 
     def load() -> tuple[IdIndex, int]:
         lut = np.full(max(state.position_of, default=0) + 1, -1, dtype=np.int64)
         for cid, pos in state.position_of.items():
             lut[cid] = pos
         files = []
-        for key in keys:
-            t = source.read_columns(key, ["id", "cluster", "row"])
+        for rel, key in zip(rels, keys, strict=True):
+            in_segment = segment_cluster(state.manifest, rel)
+            if in_segment is None:
+                t = source.read_columns(key, ["id", "cluster", "row"])
+            else:  # a small namespace's lookup: its segment's ids
+                ids = source.read_columns(key, ["id"]).column("id")
+                t = segment_id_rows(ids, in_segment)
             ids = t.column("id").combine_chunks()
             cl = np.asarray(t.column("cluster").to_numpy(), dtype=np.int64)
             rows = np.asarray(t.column("row").to_numpy(), dtype=np.int64)

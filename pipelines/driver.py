@@ -677,6 +677,7 @@ class ImportDriver:
             for x in r:
                 if isinstance(x, tasks.PackResult):
                     packed[x.ns] = x
+                    x.manifest  # noqa: B018 - parsed now, beside the workers, not in the commit
                     for c in x.chunks:
                         self._stats.add_chunk(c)
                 else:
@@ -902,8 +903,8 @@ class ImportDriver:
             # manifests in hand: the tasks read only the ones they estimate
             balances = {ns: quality.namespace_balance(m) for ns, m in committed.items()}
             part = submit(
-                quality.report_figures, self.store, self.spec, namespaces,
-                balances=balances, pure=False,
+                tasks.report_figures, self.store, self.spec,
+                P.Shipped.of((namespaces, balances)), pure=False,
             )
             recalls = [
                 submit(quality.detail_recall, self.store, self.spec, part, i,

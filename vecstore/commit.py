@@ -547,7 +547,9 @@ def check_files(
     pool: _Pool | None = None,
 ) -> None:
     """MissingFileError naming the first file that ``committed`` references
-    and the store lacks; one listing per folder (files are ``data/...``)."""
+    and the store lacks; one listing per folder (files are ``data/...``), or
+    one existence check where a folder holds one file referenced (a tiny
+    namespace's segment: a ``stat`` instead of reading a directory)."""
     wanted: dict[str, list[tuple[str, str]]] = {}  # folder -> [(key, namespace)]
     for m in committed:
         prefix = layout.namespace_prefix(index, m.namespace)
@@ -555,9 +557,16 @@ def check_files(
             key = f"{prefix}/{rel}"
             wanted.setdefault(key.rsplit("/", 1)[0], []).append((key, m.namespace))
     folders = list(wanted)
-    listings = (pool or _Pool(1)).map(lambda d: store.ls(d), folders)
-    for folder, present in zip(folders, listings, strict=True):
-        have = set(present)
+
+    def present(folder: str) -> list[str]:
+        files = wanted[folder]
+        if len(files) == 1:
+            return [files[0][0]] if store.exists(files[0][0]) else []
+        return list(store.ls(folder))
+
+    listings = (pool or _Pool(1)).map(present, folders)
+    for folder, found in zip(folders, listings, strict=True):
+        have = set(found)
         for key, ns in wanted[folder]:
             if key not in have:
                 raise MissingFileError(

@@ -17,6 +17,7 @@ from datagen import clustered_vectors, dense_table, run_import, split_write
 from vecstore import layout, manifests, quality
 from vecstore.api import Index
 from vecstore.cli.app import main as cli_main
+from vecstore.pipelines import tasks
 
 pytestmark = pytest.mark.dask
 
@@ -74,7 +75,7 @@ def test_a_failing_estimate_does_not_fail_the_import(
     def boom(*args: Any, **kwargs: Any) -> dict[str, Any]:
         raise RuntimeError("estimate exploded")
 
-    monkeypatch.setattr(quality, "report_figures", boom)
+    monkeypatch.setattr(tasks, "report_figures", boom)
     job = run_import(index, src)
     assert job.status == "Completed", job.error
     assert job.records_imported == 3000

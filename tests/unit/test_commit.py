@@ -483,6 +483,22 @@ def test_missing_file_fails_the_import_and_nothing_is_visible(store: Store) -> N
     assert not manifests.import_committed(store, INDEX, "imp1")
 
 
+def test_a_folder_of_one_file_is_checked_without_a_listing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tiny namespace references one data file: one existence check, no
+    listing; a missing one is refused with the same message."""
+    ms = (staged(store, "a", n=1), staged(store, "b", n=1))
+    monkeypatch.setattr(store, "ls", lambda *a, **k: pytest.fail(f"listing of {a}"))
+    commit.check_files(store, INDEX, ms)
+    victim = f"{layout.namespace_prefix(INDEX, 'b')}/{ms[1].id_files[0]}"
+    store.delete(victim)
+    with pytest.raises(MissingFileError) as info:
+        commit.check_files(store, INDEX, ms)
+    assert info.value.key == victim and info.value.namespace == "b"
+    assert info.value.message.startswith(f'Commit refused: file "{store.url(victim)}"')
+
+
 def test_missing_file_fails_a_log_apply_before_its_manifest(store: Store) -> None:
     m = staged(store, "a")
     store.delete_prefix(layout.data_prefix(INDEX, "a"))  # the whole folder went

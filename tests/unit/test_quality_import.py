@@ -201,3 +201,17 @@ def test_one_cluster_without_centroids_is_exact(tmp_path: Path) -> None:
     assert len(many.clusters) > 1
     got = quality.namespace_recall(store, spec, many.model_copy(update={"centroids": None}))
     assert got == {"recall_at_10": None, "why": "no centroids"}
+
+
+@pytest.mark.parametrize(("rows", "deleted"), [(1, 0), (7, 2), (512, 0), (5, 5)])
+def test_one_cluster_balance_is_the_general_rule(rows: int, deleted: int) -> None:
+    """namespace_balance's one-cluster shortcut gives what balance() gives."""
+    from vecstore.schemas import ClusterEntry, Manifest
+
+    m = Manifest(
+        index="q", namespace="a", version=1,
+        clusters=[ClusterEntry(id=0, segment="s", row_count=rows, byte_size=1,
+                               deleted_count=deleted)],
+    )
+    live = rows - deleted
+    assert quality.namespace_balance(m) == {"records": live, **quality.balance([live]).as_dict()}

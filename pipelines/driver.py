@@ -461,49 +461,62 @@ class ImportDriver:
         )
         self._progress("inspect", 0.02, force=True)
 
+        knobs = settings()
+        spread = self._threads()
+        # namespaces the listing shows tiny: inspected, planned and imported
+        # by one task per group (CONTINUE mode: no record error to order
+        # against the other namespaces'; docs/scale.md)
+        max_rows = P.pack_rows()
+        fold = not load and self.job.error_mode != "abort" and max_rows > 0
+        groups, rest = P.fold_groups(disc.namespaces) if fold else ([], list(disc.namespaces))
         # footers on the workers, many files per task (the listing is done once, above)
-        files = disc.files
+        files = [f for ns in rest for f in disc.namespaces[ns]]
         step = P.INSPECT_FILES
         batches = [files[i : i + step] for i in range(0, len(files), step)]
         by_ns: dict[str, list[tuple[str, int, list[int]]]] = {}
+        folded: dict[str, P.NamespacePlan] = {}
+        packed: dict[str, tasks.PackResult] = {}
 
-        def inspected(_: int, infos: list[FileInfo]) -> None:
-            for info in infos:
+        def inspected(_: int, r: list[FileInfo] | tasks.FoldResult) -> None:
+            if isinstance(r, tasks.FoldResult):
+                folded.update((p.ns, p) for p in r.plans)
+                self._take_packed(r.packed, packed)
+                return
+            for info in r:
                 by_ns.setdefault(info.namespace, []).append(
                     (info.key, info.size, list(info.row_groups))
                 )
 
-        self._run_tasks(
-            [
-                self.client.submit(tasks.inspect_many, ctx, P.Shipped.of(b), pure=False)
-                for b in batches
-            ],
-            "inspect",
-            0.02,
-            0.05,
-            [float(len(b)) for b in batches],
-            inspected,
-            keep=False,
-        )
-        del files, batches
+        futs = [
+            self.client.submit(tasks.inspect_many, ctx, P.Shipped.of(b), pure=False)
+            for b in batches
+        ]
+        weights = [float(sum(f.size for f in b)) / 20 for b in batches]  # a footer: ~1/20th
+        for g in groups:
+            group = P.FoldGroup(g, knobs, spread, max_rows)
+            futs.append(self.client.submit(tasks.fold, ctx, P.Shipped.of(group), pure=False))
+            weights.append(float(sum(f.size for _, fs in g for f in fs)))
+        folded_bytes = sum(weights[len(batches) :])
+        hi = 0.05 + 0.65 * folded_bytes / max(1.0, float(disc.total_bytes))
+        self._run_tasks(futs, "inspect", 0.02, hi, weights, inspected, keep=False)
+        del files, batches, futs, groups
         existing = visible if load else {}
         deletes = self._read_deletes(existing) if load else {}
-        knobs = settings()
-        spread = self._threads()
         plans = {
             ns: P.plan_namespace(
                 ns, sorted(fs), self.spec, existing=existing.get(ns), knobs=knobs, spread=spread
             )
-            for ns, fs in sorted(by_ns.items())
+            for ns, fs in by_ns.items()
         }
+        plans = dict(sorted({**plans, **folded}.items()))
         for ns, p in plans.items():
             self._stats.rows_total[ns] = p.rows
-        items = P.pack_groups(list(plans.values()))
+        items = P.pack_groups([p for p in plans.values() if p.ns not in packed])
         big = [it for it in items if isinstance(it, P.NamespacePlan)]
 
         centroids = self._train([p for p in big if not p.existing])
         assigned = self._existing_centroids([p for p in big if p.existing])
-        packed = self._scan(items, {**centroids, **assigned})
+        packed.update(self._scan(items, {**centroids, **assigned}))
         self._check_nonempty(plans)
         drops = self._dedup(plans, big, packed)
         buckets = self._gather(big, drops)
@@ -676,10 +689,7 @@ class ImportDriver:
         def record(_: int, r: list[tasks.ChunkResult] | list[tasks.PackResult]) -> None:
             for x in r:
                 if isinstance(x, tasks.PackResult):
-                    packed[x.ns] = x
-                    x.manifest  # noqa: B018 - parsed now, beside the workers, not in the commit
-                    for c in x.chunks:
-                        self._stats.add_chunk(c)
+                    self._take_packed([x], packed)
                 else:
                     self._stats.add_chunk(x)
 
@@ -694,6 +704,16 @@ class ImportDriver:
             keep=False,
         )
         return packed
+
+    def _take_packed(
+        self, results: Sequence[tasks.PackResult], packed: dict[str, tasks.PackResult]
+    ) -> None:
+        """A pack or fold task's namespaces: kept for the commit, counted."""
+        for x in results:
+            packed[x.ns] = x
+            x.manifest  # noqa: B018 - parsed now, beside the workers, not in the commit
+            for c in x.chunks:
+                self._stats.add_chunk(c)
 
     def _check_nonempty(self, plans: dict[str, P.NamespacePlan]) -> None:
         for ns in plans:

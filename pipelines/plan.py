@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar, cast
 
 from vecstore import kmeans, layout
 from vecstore.errors import IngestError
+from vecstore.pipelines.discover import SourceFile
 from vecstore.schemas import IndexSpec, Manifest, RecordLayout
 from vecstore.settings import Settings, settings
 from vecstore.storage import Store
@@ -211,6 +212,53 @@ def units(chunks: Sequence[Chunk], max_bytes: int | None = None) -> list[tuple[C
     if cur:
         out.append(tuple(cur))
     return out
+
+
+# Namespaces whose listing shows them tiny are inspected, planned and packed
+# in one task (tasks.fold; docs/scale.md "Inspection folded into the pack
+# task"): at most this many source bytes each, groups of at most
+# PACK_GROUP_FILES files and FOLD_GROUP_BYTES bytes.
+FOLD_NS_BYTES = 256 * 1024
+FOLD_GROUP_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FoldGroup:
+    """Consecutive tiny namespaces as listed (not yet inspected), with what
+    the driver's planning reads: the settings, the cluster's threads and
+    the packing threshold."""
+
+    namespaces: list[tuple[str, list[SourceFile]]]
+    knobs: Settings
+    spread: int
+    max_rows: int
+
+
+def fold_groups(
+    namespaces: Mapping[str, Sequence[SourceFile]],
+) -> tuple[list[list[tuple[str, list[SourceFile]]]], list[str]]:
+    """The namespaces (in order) a fold task takes, grouped in runs of
+    consecutive ones (at most PACK_GROUP_FILES files, FOLD_GROUP_BYTES
+    bytes), and the others: a namespace of at most PACK_FILES files and
+    FOLD_NS_BYTES listed bytes (a size the listing did not give: not folded)."""
+    groups: list[list[tuple[str, list[SourceFile]]]] = []
+    rest: list[str] = []
+    group: list[tuple[str, list[SourceFile]]] = []
+    files = size = 0
+    for ns, fs in namespaces.items():
+        nbytes = sum(f.size for f in fs)
+        if not fs or len(fs) > PACK_FILES or nbytes > FOLD_NS_BYTES or any(f.size <= 0 for f in fs):
+            rest.append(ns)
+            continue
+        if group and (files + len(fs) > PACK_GROUP_FILES or size + nbytes > FOLD_GROUP_BYTES):
+            groups.append(group)
+            group, files, size = [], 0, 0
+        group.append((ns, list(fs)))
+        files += len(fs)
+        size += nbytes
+    if group:
+        groups.append(group)
+    return groups, rest
 
 
 def pack_groups(plans: Sequence[NamespacePlan]) -> list[list[NamespacePlan] | NamespacePlan]:

@@ -1173,6 +1173,43 @@ def pack(
         return _pack(ctx, ahead.source, plans)
 
 
+@dataclass(frozen=True)
+class FoldResult:
+    """A fold task's namespaces: every one planned (in order), and the
+    results of those it imported (the packable ones; the driver imports
+    the others as it does any namespace too big to pack)."""
+
+    plans: list[P.NamespacePlan]
+    packed: list[PackResult]
+
+
+def fold(ctx: P.Context, shipped: P.ShippedOr[P.FoldGroup]) -> FoldResult:
+    """Inspection, planning and :func:`pack` of namespaces the listing shows
+    tiny, in one task: each file is read once, for its footer and then its
+    rows. The footers are checked and the plans made as
+    :func:`inspect_many` and the driver do (the same errors, raised before
+    any namespace is imported; the same plans), so the namespaces get the
+    files, rejects and counts the unfolded path gives them. The driver folds
+    only imports in CONTINUE mode, where no record error is raised
+    (docs/scale.md "Inspection folded into the pack task")."""
+    g = P.unship(shipped)
+    check = CancelCheck(ctx.cancel_event)
+    keys = [f.key for _, files in g.namespaces for f in files]
+    with _reading_ahead(ctx, keys) as ahead:
+        cache = _ReadOnce(ahead.source)  # kept for the whole task: the pack reads them again
+        mine = dataclasses.replace(ahead, source=cast(Any, cache))
+        plans = []
+        for ns, files in g.namespaces:
+            infos = []
+            for f in files:
+                check()
+                infos.append(inspect(mine, f))
+            listed = sorted((i.key, i.size, list(i.row_groups)) for i in infos)
+            plans.append(P.plan_namespace(ns, listed, ctx.spec, knobs=g.knobs, spread=g.spread))
+        packable = [p for p in plans if p.packable_under(g.max_rows)]
+        return FoldResult(plans, _pack(ctx, cache, packable) if packable else [])
+
+
 def _read_once_keys(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[str]:
     """The small files :func:`pack` reads whole through :class:`_ReadOnce`, in
     the order it first reads them (each once: the cache serves it after)."""

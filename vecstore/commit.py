@@ -196,11 +196,14 @@ class _Create(_Rules):
             and all(layout.written_by(f, self.owner) for f in files)
         )
 
-    def build(self, index: str, ns: str, base: Manifest | None, version: int) -> Manifest:
+    def build(
+        self, index: str, ns: str, base: Manifest | None, version: int, *, lsn: int | None = None
+    ) -> Manifest:
         if base is not None and not base.deleted:
             raise IngestError(exists_message(ns), namespace=ns)
         update: dict[str, object] = {"version": version, "import_id": self.marker}
-        lsn = start_lsn(self.store, index, ns, base)
+        if lsn is None:
+            lsn = start_lsn(self.store, index, ns, base)
         if lsn:  # the namespace had a log: its old entries stay applied
             update.update(format_version=MANIFEST_FORMAT_WAL, applied_lsn=lsn)
         return self.by_ns[ns].model_copy(update=update)
@@ -428,12 +431,29 @@ def _plan(
     store: Store, index: str, rules: _Rules, nss: Sequence[str], run: Callable[..., list[Any]]
 ) -> list[Manifest]:
     """Rule 1: each namespace's manifest at the version after its visible state."""
-    bases = run(lambda ns: manifests.latest_visible(store, index, ns), nss)
-    planned: list[Manifest] = run(
-        lambda nb: rules.build(index, nb[0], nb[1], _next(nb[1])),
-        zip(nss, bases, strict=True),
-    )
+
+    def one(ns: str) -> Manifest:
+        if isinstance(rules, _Create) and _never_written(store, index, ns):
+            return rules.build(index, ns, None, 1, lsn=0)
+        base = manifests.latest_visible(store, index, ns)
+        return rules.build(index, ns, base, _next(base))
+
+    planned: list[Manifest] = run(one, nss)
     return planned
+
+
+def _never_written(store: Store, index: str, ns: str) -> bool:
+    """Whether the namespace's folder has neither manifests nor a log: a new
+    namespace of an import (its data files only). One listing instead of
+    two (the manifests', the log's): 10,000 namespaces of an import are
+    10,000 requests less on an object store. A manifest or log entry written
+    after the listing is met as for any other base read: the put's
+    write-if-absent and the check after it (:func:`_shadowed`)."""
+    children = {k.rsplit("/", 1)[-1] for k in store.ls(layout.namespace_prefix(index, ns))}
+    return not children & {
+        layout.manifests_prefix(index, ns).rsplit("/", 1)[-1],
+        wal.wal_prefix(index, ns).rsplit("/", 1)[-1],
+    }
 
 
 def _put_all(

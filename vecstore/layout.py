@@ -20,12 +20,14 @@ are percent-encoded so any name (1-512 characters) is one path segment.
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote, unquote
 
 DEFAULT_NAMESPACE_DIR = "__default__"
 INDEX_ROOT = "indexes"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # ~10 us of quoting, 5+ times per namespace of an import
 def ns_dir(namespace: str) -> str:
     if namespace == "":
         return DEFAULT_NAMESPACE_DIR

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from datagen import dense_table, ids_of, load_namespace_data, read_rejects, run_import, write
 from distributed import Client
@@ -123,10 +124,12 @@ def test_many_small_namespaces_are_packed(
     assert len(by_ns) == 43 + 27 and ("t0001", "duplicate_id") not in by_ns
     dup = next(r for r in rejects if r["namespace"] == "t0010")
     assert dup["row"] == 4 and f"{src}/t0010/0.parquet" in dup["message"]
-    # packed: a handful of tasks, not ~6 per namespace
+    # packed: a handful of tasks, not ~6 per namespace; tiny by their listing,
+    # they are inspected by the tasks that import them (tasks.fold)
     kinds = Counter(name for name, _ in submitted)
-    assert kinds["pack"] == 2 and kinds["inspect_many"] == 2, kinds
-    assert not {"scan_unit", "train", "dedup", "gather", "sample_unit"} & set(kinds), kinds
+    assert kinds["fold"] == 2, kinds
+    assert not {"inspect_many", "pack", "scan_unit", "train", "dedup", "gather",
+                "sample_unit"} & set(kinds), kinds
     # the running record stays small; the final one has every namespace
     running = [size for done, size in saved if not done]
     assert running and max(running) < 4000, max(running)
@@ -194,6 +197,70 @@ def test_many_small_files_bounded_task_payload(
 
 def test_detail_threshold_is_what_the_driver_uses() -> None:
     assert D.NS_DETAIL_MAX == 100
+
+
+def test_folded_inspected_and_unpackable_namespaces_in_one_import(
+    make_index: Callable[..., Index],
+    store_root: Path,
+    src: Path,
+    submitted: list[tuple[str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Namespaces tiny by their listing are inspected by their fold task; one
+    whose plan is then too big to pack (here: over VECSTORE_PACK_ROWS) goes
+    the unpacked way; a namespace too big for folding is inspected as
+    before. Every record lands either way."""
+    from vecstore.pipelines import plan as P
+
+    monkeypatch.setenv("VECSTORE_PACK_ROWS", "6")
+    index = make_index(dimension=DIM)
+    rng = np.random.default_rng(4)
+    expected: dict[str, list[str]] = {}
+    for i in range(20):
+        ns = f"t{i:02d}"
+        n = 8 if i % 5 == 0 else 5  # t00, t05...: more rows than VECSTORE_PACK_ROWS
+        ids = [f"{ns}-{j}" for j in range(n)]
+        write(src / ns / "0.parquet", dense_table(ids, rng.normal(size=(n, DIM))))
+        expected[ns] = sorted(ids)
+    big = [f"big-{j:06d}" for j in range(P.FOLD_NS_BYTES // 16)]  # over FOLD_NS_BYTES as listed
+    write(src / "zz" / "0.parquet", dense_table(big, rng.normal(size=(len(big), DIM))))
+    assert (src / "zz" / "0.parquet").stat().st_size > P.FOLD_NS_BYTES
+    expected["zz"] = sorted(big)
+    job = run_import(index, src)
+    assert job.status == "Completed", job.error
+    assert job.records_imported == sum(len(v) for v in expected.values())
+    for ns, ids in expected.items():
+        assert ids_of(store_root, "docs", ns) == ids, ns
+    kinds = Counter(name for name, _ in submitted)
+    assert kinds["fold"] == 1 and kinds["inspect_many"] == 1, kinds  # zz alone is inspected
+    assert kinds["scan_unit"] >= 5 and "pack" not in kinds, kinds  # t00, t05, t10, t15, zz
+    assert all(p.records_imported == len(expected[ns]) for ns, p in job.namespaces.items())
+
+
+def test_a_bad_file_in_a_folded_namespace_fails_the_import_as_inspection_does(
+    make_index: Callable[..., Index], store_root: Path, src: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema error met by a fold task: the import fails with the message
+    the inspection phase gives (folding off: VECSTORE_PACK_ROWS=0), nothing
+    is visible, and the other namespaces' files written meanwhile are gone."""
+    from vecstore import layout
+
+    _small_namespaces(src, 300, 4)  # two fold groups: the first may import meanwhile
+    bad = src / "t0280" / "0.parquet"
+    write(bad, pa.table({"id": pa.array(["x"]), "vals": pa.array([[1.0] * DIM])}))
+    errors = []
+    for pack in ("50000", "0"):
+        monkeypatch.setenv("VECSTORE_PACK_ROWS", pack)
+        index = make_index(name=f"p{pack}", dimension=DIM)
+        job = run_import(index, src)
+        assert job.status == "Failed"
+        errors.append(job.error)
+        assert list(index.list_namespaces()) == []
+        left = [p for p in (store_root / layout.namespaces_prefix(f"p{pack}")).rglob("*")
+                if p.is_file()] if (store_root / layout.namespaces_prefix(f"p{pack}")).exists() else []
+        assert left == [], left[:3]
+    assert errors[0] == errors[1]
+    assert f'file "{bad}"' in str(errors[0]) and "values" in str(errors[0])
 
 
 def test_write_to_a_namespace_an_import_is_creating_is_refused(

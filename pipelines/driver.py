@@ -13,7 +13,10 @@ Phases and their share of ``percent_complete``::
     discover 0-2 | inspect 2-5 | sample+train 5-15 | scan 15-70 |
     dedup 70-75 | write 75-97 | commit 97-100
 
-Small namespaces are packed (many per task, ``tasks.pack``); results are
+Small namespaces are packed (many per task, ``tasks.pack``); in CONTINUE
+mode, namespaces tiny by their listing skip the inspection phase: one
+``tasks.fold`` task per group inspects, plans and packs them, its share of
+progress counted in the inspect phase's (docs/scale.md); results are
 gathered in batches; the running record of an import of more than
 NS_DETAIL_MAX namespaces leaves per-namespace progress to the final record
 (docs/scale.md).

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import threading
 import time
@@ -186,6 +187,12 @@ class ImportDriver:
             self._release_event()
 
     def _run(self) -> ImportJob:
+        try:
+            return self._run_phases()
+        finally:
+            gc.unfreeze()  # what _freeze_heap kept from the collector is collectable again
+
+    def _run_phases(self) -> ImportJob:
         # re-read: a cancel may have landed between submit and this thread's start
         self.job = self.jobs.get(self.job.id)
         self._apply(jobstate.Start(runner=runner_name(), now=_now()))
@@ -456,6 +463,7 @@ class ImportDriver:
         if load:
             disc = self._load_discovery(disc)
         self._stats.init(disc)
+        _freeze_heap()
         self._detail = len(disc.namespaces) <= NS_DETAIL_MAX
         self._apply(
             jobstate.Discovered(
@@ -514,6 +522,7 @@ class ImportDriver:
         plans = dict(sorted({**plans, **folded}.items()))
         for ns, p in plans.items():
             self._stats.rows_total[ns] = p.rows
+        _freeze_heap()
         items = P.pack_groups([p for p in plans.values() if p.ns not in packed])
         big = [it for it in items if isinstance(it, P.NamespacePlan)]
 
@@ -717,6 +726,8 @@ class ImportDriver:
             x.manifest  # noqa: B018 - parsed now, beside the workers, not in the commit
             for c in x.chunks:
                 self._stats.add_chunk(c)
+        if len(packed) // FREEZE_EVERY != (len(packed) - len(results)) // FREEZE_EVERY:
+            _freeze_heap()
 
     def _check_nonempty(self, plans: dict[str, P.NamespacePlan]) -> None:
         for ns in plans:
@@ -988,6 +999,21 @@ class ImportDriver:
 
 
 # --------------------------------------------------------------- helpers
+# The driver keeps per-namespace objects for the whole import (10,000
+# namespaces: the listing, plans, pack results, parsed manifests: several
+# hundred thousand objects). Each full collection of the cyclic garbage
+# collector walked them all (0.7 s of a 10,000-namespace import's driver
+# CPU, in the commit among others). gc.freeze() moves what is alive into the
+# permanent generation, which collections skip; the driver calls it after
+# the listing, after planning and every FREEZE_EVERY pack results, and
+# unfreezes at the end (what became garbage meanwhile is then collected).
+FREEZE_EVERY = 2000
+
+
+def _freeze_heap() -> None:
+    gc.freeze()
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 

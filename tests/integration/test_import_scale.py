@@ -5,6 +5,7 @@ does not grow with the number of namespaces."""
 
 from __future__ import annotations
 
+import gc
 import pickle
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -95,8 +96,19 @@ def test_many_small_namespaces_are_packed(
     monkeypatch.setattr(D.commits, "apply", apply)
     index = make_index(dimension=DIM)
     data = _small_namespaces(src, 300, 5)
+    frozen: list[int] = []
+    real_take = D.ImportDriver._take_packed
+
+    def take(self: D.ImportDriver, *a: Any) -> None:
+        real_take(self, *a)
+        frozen.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(D.ImportDriver, "_take_packed", take)
     job = run_import(index, src)
     assert job.status == "Completed", job.error
+    # the driver kept its long-lived objects from the cyclic collector while
+    # it ran (D._freeze_heap), and left nothing frozen
+    assert frozen and max(frozen) > 0 and gc.get_freeze_count() == 0
     # every packed namespace's manifest was written by its pack task (invisible
     # until the marker); the driver wrote none
     assert commits_seen == [(0, 300)]

@@ -503,9 +503,10 @@ class ImportDriver:
             self.client.submit(tasks.inspect_many, ctx, P.Shipped.of(b), pure=False)
             for b in batches
         ]
+        safe_knobs = knobs.without_secrets()  # the planning knobs, not the credentials
         weights = [float(sum(f.size for f in b)) / 20 for b in batches]  # a footer: ~1/20th
         for g in groups:
-            group = P.FoldGroup(g, knobs, spread, max_rows)
+            group = P.FoldGroup(g, safe_knobs, spread, max_rows)
             futs.append(self.client.submit(tasks.fold, ctx, P.Shipped.of(group), pure=False))
             weights.append(float(sum(f.size for _, fs in g for f in fs)))
         folded_bytes = sum(weights[len(batches) :])

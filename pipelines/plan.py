@@ -225,8 +225,9 @@ FOLD_GROUP_BYTES = 32 * 1024 * 1024
 @dataclass(frozen=True)
 class FoldGroup:
     """Consecutive tiny namespaces as listed (not yet inspected), with what
-    the driver's planning reads: the settings, the cluster's threads and
-    the packing threshold."""
+    the driver's planning reads: the settings (without secrets:
+    ``Settings.without_secrets``), the cluster's threads and the packing
+    threshold."""
 
     namespaces: list[tuple[str, list[SourceFile]]]
     knobs: Settings

@@ -249,6 +249,37 @@ def test_folded_inspected_and_unpackable_namespaces_in_one_import(
     assert all(p.records_imported == len(expected[ns]) for ns, p in job.namespaces.items())
 
 
+def test_fold_tasks_carry_no_credentials(
+    make_index: Callable[..., Index], src: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fold task carries the driver's planning settings to the workers:
+    never the inline integrations (credentials) among them."""
+    monkeypatch.setenv("VECSTORE_INTEGRATIONS",
+                       '{"integrations": {"x": {"secret": "hunter2-not-shipped"}}}')
+    shipped: list[bytes] = []
+    folds: list[Any] = []
+    real = Client.submit
+
+    def spy(self: Client, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        shipped.append(pickle.dumps([a for a in args if type(a).__name__ != "Future"]))
+        if func.__name__ == "fold":
+            folds.append(args[1])
+        return real(self, func, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "submit", spy)
+    index = make_index(dimension=DIM)
+    _small_namespaces(src, 20, 4)
+    job = run_import(index, src)
+    assert job.status == "Completed", job.error
+    assert shipped and not [b for b in shipped if b"hunter2-not-shipped" in b]
+    # the fold groups' settings did travel (inside their Shipped bytes), without it
+    from vecstore.pipelines import plan as P
+
+    groups = [P.unship(f) for f in folds]
+    assert groups and all(g.knobs.integrations is None for g in groups)
+    assert all(g.knobs.pack_rows == P.pack_rows() for g in groups)
+
+
 def test_a_bad_file_in_a_folded_namespace_fails_the_import_as_inspection_does(
     make_index: Callable[..., Index], store_root: Path, src: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

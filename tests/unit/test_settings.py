@@ -204,3 +204,17 @@ def test_cli_help_lists_the_cli_variables(capsys: pytest.CaptureFixture[str]) ->
         "  VECSTORE_INTEGRATIONS integrations as inline JSON",
     ):
         assert line in out
+
+
+def test_without_secrets_keeps_every_other_knob(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a task may carry to the workers (a fold task's planning knobs)."""
+    import pickle
+
+    monkeypatch.setenv("VECSTORE_INTEGRATIONS", '{"integrations": {"s3": {"secret": "hunter2"}}}')
+    monkeypatch.setenv("VECSTORE_PACK_ROWS", "123")
+    safe = settings().without_secrets()
+    assert b"hunter2" not in pickle.dumps(safe) and safe.integrations is None
+    assert safe.model_dump(exclude={"integrations"}) == settings().model_dump(
+        exclude={"integrations"}
+    )
+    assert safe.pack_rows == 123

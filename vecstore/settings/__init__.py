@@ -317,6 +317,12 @@ class Settings(BaseModel):
         source = os.environ if environ is None else environ
         return _parse(tuple(source.get(name) for name in cls.env_names()))
 
+    def without_secrets(self) -> Settings:
+        """These settings with every secret (inline integrations: credentials)
+        unset: what may travel in a task's arguments to the workers."""
+        secret = [n for n, f in type(self).model_fields.items() if extra(f).get("secret")]
+        return self.model_copy(update=dict.fromkeys(secret))
+
     def limits(self) -> dict[str, int]:
         """The import limits, as keyword arguments of ``pipelines.discover.discover``."""
         return {

@@ -485,7 +485,7 @@ class ImportDriver:
         files = [f for ns in rest for f in disc.namespaces[ns]]
         step = P.INSPECT_FILES
         batches = [files[i : i + step] for i in range(0, len(files), step)]
-        by_ns: dict[str, list[tuple[str, int, list[int]]]] = {}
+        by_ns: dict[str, list[FileInfo]] = {}
         folded: dict[str, P.NamespacePlan] = {}
         packed: dict[str, tasks.PackResult] = {}
 
@@ -495,9 +495,7 @@ class ImportDriver:
                 self._take_packed(r.packed, packed)
                 return
             for info in r:
-                by_ns.setdefault(info.namespace, []).append(
-                    (info.key, info.size, list(info.row_groups))
-                )
+                by_ns.setdefault(info.namespace, []).append(info)
 
         futs = [
             self.client.submit(tasks.inspect_many, ctx, P.Shipped.of(b), pure=False)
@@ -516,10 +514,10 @@ class ImportDriver:
         existing = visible if load else {}
         deletes = self._read_deletes(existing) if load else {}
         plans = {
-            ns: P.plan_namespace(
-                ns, sorted(fs), self.spec, existing=existing.get(ns), knobs=knobs, spread=spread
+            ns: P.plan_inspected(
+                ns, infos, self.spec, existing=existing.get(ns), knobs=knobs, spread=spread
             )
-            for ns, fs in by_ns.items()
+            for ns, infos in by_ns.items()
         }
         plans = dict(sorted({**plans, **folded}.items()))
         for ns, p in plans.items():

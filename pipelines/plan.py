@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar, cast
 
 from vecstore import kmeans, layout
 from vecstore.errors import IngestError
-from vecstore.pipelines.discover import SourceFile
+from vecstore.pipelines.discover import FileInfo, SourceFile
 from vecstore.schemas import IndexSpec, Manifest, RecordLayout
 from vecstore.settings import Settings, settings
 from vecstore.storage import Store
@@ -212,6 +212,14 @@ def units(chunks: Sequence[Chunk], max_bytes: int | None = None) -> list[tuple[C
     if cur:
         out.append(tuple(cur))
     return out
+
+
+def plan_inspected(
+    ns: str, infos: Iterable[FileInfo], spec: IndexSpec, **kwargs: Any
+) -> NamespacePlan:
+    """:func:`plan_namespace` of a namespace's inspected files (any order)."""
+    files = sorted((i.key, i.size, list(i.row_groups)) for i in infos)
+    return plan_namespace(ns, files, spec, **kwargs)
 
 
 # Namespaces whose listing shows them tiny are inspected, planned and packed

@@ -240,13 +240,17 @@ def inspect_many(
 ) -> list[FileInfo]:
     """Footers of several files (one task for many small files), in order."""
     files = P.unship(shipped)
-    check = CancelCheck(ctx.cancel_event)
-    out = []
     whole = [f.key for f in files if 0 < f.size <= FOOTER_BYTES]  # discover._read_footer
     with _reading_ahead(ctx, whole) as mine:
-        for f in files:
-            check()
-            out.append(inspect(mine, f))
+        return _inspect_each(mine, files)
+
+
+def _inspect_each(ctx: P.Context, files: Sequence[SourceFile]) -> list[FileInfo]:
+    check = CancelCheck(ctx.cancel_event)
+    out = []
+    for f in files:
+        check()
+        out.append(inspect(ctx, f))
     return out
 
 
@@ -1193,19 +1197,15 @@ def fold(ctx: P.Context, shipped: P.ShippedOr[P.FoldGroup]) -> FoldResult:
     only imports in CONTINUE mode, where no record error is raised
     (docs/scale.md "Inspection folded into the pack task")."""
     g = P.unship(shipped)
-    check = CancelCheck(ctx.cancel_event)
     keys = [f.key for _, files in g.namespaces for f in files]
     with _reading_ahead(ctx, keys) as ahead:
         cache = _ReadOnce(ahead.source)  # kept for the whole task: the pack reads them again
         mine = dataclasses.replace(ahead, source=cast(Any, cache))
-        plans = []
-        for ns, files in g.namespaces:
-            infos = []
-            for f in files:
-                check()
-                infos.append(inspect(mine, f))
-            listed = sorted((i.key, i.size, list(i.row_groups)) for i in infos)
-            plans.append(P.plan_namespace(ns, listed, ctx.spec, knobs=g.knobs, spread=g.spread))
+        plans = [
+            P.plan_inspected(ns, _inspect_each(mine, files), ctx.spec, knobs=g.knobs,
+                             spread=g.spread)
+            for ns, files in g.namespaces
+        ]
         packable = [p for p in plans if p.packable_under(g.max_rows)]
         return FoldResult(plans, _pack(ctx, cache, packable) if packable else [])
 

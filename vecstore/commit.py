@@ -167,6 +167,12 @@ class _Rules:
         """The manifest to write at ``version`` on the visible ``base``, or raise."""
         raise NotImplementedError
 
+    def plan(self, store: Store, index: str, ns: str) -> Manifest:
+        """Rule 1 for one namespace: :meth:`build` at the version after its
+        visible state."""
+        base = manifests.latest_visible(store, index, ns)
+        return self.build(index, ns, base, _next(base))
+
     def pending(self, index: str, ns: str, holder: Manifest) -> None:
         """The slot is held by ``holder``, an import in flight: raise to fail
         now, return to wait for it."""
@@ -196,14 +202,18 @@ class _Create(_Rules):
             and all(layout.written_by(f, self.owner) for f in files)
         )
 
-    def build(
-        self, index: str, ns: str, base: Manifest | None, version: int, *, lsn: int | None = None
-    ) -> Manifest:
+    def plan(self, store: Store, index: str, ns: str) -> Manifest:
+        if _never_written(store, index, ns):  # version 1, no log: from one listing
+            return self._built(ns, 1, 0)
+        return super().plan(store, index, ns)
+
+    def build(self, index: str, ns: str, base: Manifest | None, version: int) -> Manifest:
         if base is not None and not base.deleted:
             raise IngestError(exists_message(ns), namespace=ns)
+        return self._built(ns, version, start_lsn(self.store, index, ns, base))
+
+    def _built(self, ns: str, version: int, lsn: int) -> Manifest:
         update: dict[str, object] = {"version": version, "import_id": self.marker}
-        if lsn is None:
-            lsn = start_lsn(self.store, index, ns, base)
         if lsn:  # the namespace had a log: its old entries stay applied
             update.update(format_version=MANIFEST_FORMAT_WAL, applied_lsn=lsn)
         return self.by_ns[ns].model_copy(update=update)
@@ -431,14 +441,7 @@ def _plan(
     store: Store, index: str, rules: _Rules, nss: Sequence[str], run: Callable[..., list[Any]]
 ) -> list[Manifest]:
     """Rule 1: each namespace's manifest at the version after its visible state."""
-
-    def one(ns: str) -> Manifest:
-        if isinstance(rules, _Create) and _never_written(store, index, ns):
-            return rules.build(index, ns, None, 1, lsn=0)
-        base = manifests.latest_visible(store, index, ns)
-        return rules.build(index, ns, base, _next(base))
-
-    planned: list[Manifest] = run(one, nss)
+    planned: list[Manifest] = run(lambda ns: rules.plan(store, index, ns), nss)
     return planned
 
 

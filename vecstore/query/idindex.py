@@ -2,8 +2,8 @@
 
 Each id file is a Parquet table ``(id, cluster, row)`` sorted by id
 (``writer.write_id_file``), or the segment of a small one-cluster namespace,
-whose ``id`` column is the lookup (``segments.segment_cluster``). Its columns are read once and cached; an id is
-found by binary search over the sorted Arrow string array (about 20 string
+whose ``id`` column is the lookup (``segments.segment_cluster``). Its
+columns are read once and cached; an id is found by binary search over the sorted Arrow string array (about 20 string
 reads for a million ids), so looking up 100 ids costs a few milliseconds
 with no per-row Python objects built for the other ids. Listing walks the
 ids in order (several files are merged once, then sliced).

@@ -176,6 +176,8 @@ class FileInfo:
     size: int
     num_rows: int
     row_groups: list[int]
+    # a small file decoded at inspection: (staging key, first row) of its rows (decoded.py)
+    decoded: tuple[str, int] | None = None
 
 
 # ----------------------------------------------------------------- discovery
@@ -435,9 +437,18 @@ _VALUES = "LIST<FLOAT>"
 _SPARSE = "STRUCT<indices: LIST<UINT32>, values: LIST<FLOAT>>"
 
 
-def inspect_file(source: Store, f: SourceFile, kind: ImportKind, dimension: int | None) -> FileInfo:
+def inspect_file(
+    source: Store,
+    f: SourceFile,
+    kind: ImportKind,
+    dimension: int | None,
+    *,
+    opened: dict[str, pq.ParquetFile] | None = None,
+) -> FileInfo:
     """Read ``f``'s Parquet footer (not its data; a file of at most 64 KiB is
-    read whole, in one call) and check its schema.
+    read whole, in one call) and check its schema. ``opened``: receives a
+    file read whole, by key, opened in memory with page checksums verified
+    (its rows decode without reading or parsing it again: :mod:`.decoded`).
 
     Raises :class:`~vecstore.errors.SchemaError` with Pinecone's messages
     prefixed by ``file "<path>": `` (:func:`display_path`, as record errors
@@ -469,8 +480,10 @@ def inspect_file(source: Store, f: SourceFile, kind: ImportKind, dimension: int 
     if kind != "sparse" and dimension is None:
         raise InvalidArgumentError(f"A {kind} index needs a dimension", kind=kind)
     shown = display_path(source, f.key)  # messages name files as record errors do
-    schema, row_groups = _read_footer(source, f.key, shown, f.size)
+    schema, row_groups, pf = _read_footer(source, f.key, shown, f.size)
     _check_columns(shown, schema, kind)
+    if opened is not None and pf is not None:
+        opened[f.key] = pf
     return FileInfo(
         key=f.key,
         namespace=f.namespace,
@@ -482,11 +495,13 @@ def inspect_file(source: Store, f: SourceFile, kind: ImportKind, dimension: int 
 
 def _read_footer(
     source: Store, key: str, shown: str, size: int | None = None
-) -> tuple[pa.Schema, list[int]]:
+) -> tuple[pa.Schema, list[int], pq.ParquetFile | None]:
     """A file listed at most FOOTER_BYTES (what pyarrow reads of its tail
     anyway) is read in one call and its footer parsed from memory: one GET
     and no HEAD on an object store; on a local disk, 60% of the CPU of a
-    file handle's seeks and reads (100,000 small files are inspected)."""
+    file handle's seeks and reads (100,000 small files are inspected). That
+    file is returned opened (page checksums verified, as reading.read_whole
+    opens it); None for a file that was not read whole."""
     try:
         # a size the listing did not give (0) is not taken for a small file
         whole = size is not None and 0 < size <= FOOTER_BYTES
@@ -496,10 +511,10 @@ def _read_footer(
             else source.open_input(key)
         )
         with opened as fh:
-            pf = pq.ParquetFile(fh)
+            pf = pq.ParquetFile(fh, page_checksum_verification=whole)
             meta = pf.metadata
             groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-            return pf.schema_arrow, groups
+            return pf.schema_arrow, groups, pf if whole else None
     except (FileNotFoundError, PermissionError, ConnectionError, TimeoutError):
         raise  # the store failed, not the file
     except (pa.ArrowException, ValueError, OSError) as exc:  # thrift errors are plain OSError

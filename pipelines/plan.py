@@ -145,6 +145,8 @@ class Chunk:
     # the chunk is the whole file (its only chunk): a small one is read in one
     # call (reading.SMALL_FILE_BYTES)
     whole: bool = False
+    # the whole file's rows decoded at inspection: (staging key, first row) (decoded.py)
+    decoded: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -218,8 +220,10 @@ def plan_inspected(
     ns: str, infos: Iterable[FileInfo], spec: IndexSpec, **kwargs: Any
 ) -> NamespacePlan:
     """:func:`plan_namespace` of a namespace's inspected files (any order)."""
+    infos = list(infos)
     files = sorted((i.key, i.size, list(i.row_groups)) for i in infos)
-    return plan_namespace(ns, files, spec, **kwargs)
+    decoded = {i.key: i.decoded for i in infos if i.decoded is not None}
+    return plan_namespace(ns, files, spec, decoded=decoded, **kwargs)
 
 
 # Namespaces whose listing shows them tiny are inspected, planned and packed
@@ -367,8 +371,11 @@ def chunk_file(
     size: int,
     start_index: int,
     max_bytes: int | None = None,
+    decoded: tuple[str, int] | None = None,
 ) -> list[Chunk]:
-    """Group a file's row groups into chunks of about ``max_bytes`` (CHUNK_BYTES)."""
+    """Group a file's row groups into chunks of about ``max_bytes``
+    (CHUNK_BYTES). ``decoded``: where the file's rows were decoded at
+    inspection, carried by a chunk that is the whole file."""
     limit = CHUNK_BYTES if max_bytes is None else max_bytes
     total_rows = sum(row_groups) or 1
     per_row = size / total_rows
@@ -389,7 +396,7 @@ def chunk_file(
     if group:
         chunks.append(
             Chunk(ns, start_index + len(chunks), file_idx, key, tuple(group), first, row - first,
-                  int(acc), whole=not chunks)
+                  int(acc), whole=not chunks, decoded=None if chunks else decoded)
         )
     return chunks
 
@@ -410,8 +417,10 @@ def plan_namespace(
     existing: Manifest | None = None,
     knobs: Settings | None = None,
     spread: int = 1,
+    decoded: Mapping[str, tuple[str, int]] | None = None,
 ) -> NamespacePlan:
-    """``files``: (key, size, row-group row counts) sorted by key.
+    """``files``: (key, size, row-group row counts) sorted by key;
+    ``decoded``: where small files' rows were decoded at inspection, by key.
 
     ``spread``: the cluster's worker threads. A large namespace gets at least
     that many dedup partitions and gather buckets (each of at least
@@ -435,7 +444,8 @@ def plan_namespace(
     knobs = knobs or settings()
     max_chunk = knobs.chunk_bytes
     for file_idx, (key, size, groups) in enumerate(files):
-        chunks.extend(chunk_file(ns, file_idx, key, groups, size, len(chunks), max_chunk))
+        where = decoded.get(key) if decoded else None
+        chunks.extend(chunk_file(ns, file_idx, key, groups, size, len(chunks), max_chunk, where))
     rows = sum(c.num_rows for c in chunks)
     if rows == 0:
         raise IngestError(empty_namespace_message(ns), namespace=ns)

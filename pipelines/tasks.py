@@ -52,6 +52,7 @@ import pyarrow.parquet as pq
 from vecstore import kmeans, layout, quality
 from vecstore.errors import CancelledError, CommitConflictError, IngestError
 from vecstore.metadata import meta_fields_of
+from vecstore.pipelines import decoded
 from vecstore.pipelines import plan as P
 from vecstore.pipelines.discover import FileInfo, SourceFile, display_path, inspect_file
 from vecstore.pipelines.hashing import digest_rows, digest_segments, hash_segments
@@ -209,7 +210,9 @@ def _small_batches(
     if not _small(chunk):
         return None
     try:
-        t = read_whole(ctx.source.read_bytes(chunk.key), chunk.row_groups, columns)
+        t = decoded.rows(ctx, chunk, columns)
+        if t is None:
+            t = read_whole(ctx.source.read_bytes(chunk.key), chunk.row_groups, columns)
     except CancelledError:
         raise
     except Exception:
@@ -217,40 +220,59 @@ def _small_batches(
     return t.combine_chunks().to_batches() if t.num_rows else []
 
 
+def _fetched(chunk: P.Chunk) -> bool:
+    """A small file the task reads whole from the source (not decoded)."""
+    return chunk.decoded is None and _small(chunk)
+
+
 @contextmanager
 def _reading_ahead(ctx: P.Context, keys: Iterable[str]) -> Iterator[P.Context]:
     """``ctx`` whose source reads ``keys`` (whole files the task is about to
     read, in order) ahead on a remote store (:mod:`.readahead`); ``ctx``
-    itself on local disk."""
+    itself on local disk. The task's decoded files are read once
+    (:func:`.decoded.session`)."""
     ahead = read_ahead(ctx.source, keys, ctx.read_ahead)
-    if ahead is None:
-        yield ctx
-        return
-    with ahead:
-        yield dataclasses.replace(ctx, source=cast(Any, ahead))
+    with decoded.session():
+        if ahead is None:
+            yield ctx
+            return
+        with ahead:
+            yield dataclasses.replace(ctx, source=cast(Any, ahead))
 
 
 # ------------------------------------------------------------------ inspect
-def inspect(ctx: P.Context, f: SourceFile) -> FileInfo:
-    return inspect_file(ctx.source, f, ctx.spec.record_layout, ctx.spec.dimension)
+def inspect(
+    ctx: P.Context, f: SourceFile, opened: dict[str, pq.ParquetFile] | None = None
+) -> FileInfo:
+    return inspect_file(
+        ctx.source, f, ctx.spec.record_layout, ctx.spec.dimension, opened=opened
+    )
 
 
 def inspect_many(
     ctx: P.Context, shipped: P.ShippedOr[Sequence[SourceFile]]
 ) -> list[FileInfo]:
-    """Footers of several files (one task for many small files), in order."""
+    """Footers of several files (one task for many small files), in order;
+    the small ones' rows decoded to staging (:mod:`.decoded`)."""
     files = P.unship(shipped)
     whole = [f.key for f in files if 0 < f.size <= FOOTER_BYTES]  # discover._read_footer
+    opened: dict[str, pq.ParquetFile] = {}
     with _reading_ahead(ctx, whole) as mine:
-        return _inspect_each(mine, files)
+        infos = _inspect_each(mine, files, opened)
+    # the small ones decoded now, once: sample, scan and pack slice them
+    return decoded.keep(ctx, infos, opened)
 
 
-def _inspect_each(ctx: P.Context, files: Sequence[SourceFile]) -> list[FileInfo]:
+def _inspect_each(
+    ctx: P.Context,
+    files: Sequence[SourceFile],
+    opened: dict[str, pq.ParquetFile] | None = None,
+) -> list[FileInfo]:
     check = CancelCheck(ctx.cancel_event)
     out = []
     for f in files:
         check()
-        out.append(inspect(ctx, f))
+        out.append(inspect(ctx, f, opened))
     return out
 
 
@@ -378,7 +400,7 @@ def sample_unit(
                 draws.append((c, min(1.0, fraction / q)))
         if not draws:
             draws.append((chunks[int(rng.integers(len(chunks)))], fraction))
-    with _reading_ahead(ctx, [c.key for c, _ in draws if _small(c)]) as mine:
+    with _reading_ahead(ctx, [c.key for c, _ in draws if _fetched(c)]) as mine:
         for c, f in draws:
             parts += _sample_values(mine, c, f)
     return _sample_matrix(ctx, parts)
@@ -635,7 +657,7 @@ def scan_unit(
     assign rows to clusters and scatter them (one spill for all: many small
     files make few scratch files). Carries the namespace's sizing only."""
     chunks = P.unship(shipped)
-    with _reading_ahead(ctx, [c.key for c in chunks if _small(c)]) as mine:
+    with _reading_ahead(ctx, [c.key for c in chunks if _fetched(c)]) as mine:
         return _scan_unit(mine, chunks, nsplan, centroids)
 
 
@@ -1218,7 +1240,7 @@ def _read_once_keys(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[st
         for p in plans
         if _batchable(ctx, p) or p.nbytes <= READ_ONCE_BYTES
         for c in p.chunks
-        if c.whole and c.nbytes <= SMALL_FILE_BYTES
+        if c.whole and c.nbytes <= SMALL_FILE_BYTES and c.decoded is None
     )
     return list(dict.fromkeys(keys))
 
@@ -1466,6 +1488,9 @@ def _batchable(ctx: P.Context, p: P.NamespacePlan) -> bool:
 
 def _read_chunk(ctx: P.Context, chunk: P.Chunk) -> pa.Table:
     """Every column of a chunk's row groups, in one call (a tiny file)."""
+    got = decoded.rows(ctx, chunk)
+    if got is not None:
+        return got
     shown = display_path(ctx.source, chunk.key)
     with ctx.source.open_input(chunk.key, readahead=False) as fh:
         pf = open_parquet(fh, shown)

@@ -58,32 +58,50 @@ def _dataset(src: Path, files: int, *, nan: set[int] = frozenset(), meta: bool =
 
 
 def _scratch(store: Store, root: str) -> dict[str, list[dict[str, Any]]]:
+    """The scan's scratch files (not the files decoded at inspection)."""
     base = Path(store.path(root))
     out = {}
     for p in sorted(base.rglob("*.arrow")):
+        if p.relative_to(base).parts[0] == "decoded":
+            continue
         out[str(p.relative_to(base))] = pa.ipc.open_file(pa.py_buffer(p.read_bytes())).read_all().to_pylist()
     return out
 
 
 def _run(tmp_path: Path, src: Path, mode: str, batched: bool,
-         monkeypatch: pytest.MonkeyPatch) -> Any:
-    """(sample, scan results, scratch, rejects, small runs used) or the error."""
+         monkeypatch: pytest.MonkeyPatch, decode: bool = False) -> Any:
+    """(sample, scan results, scratch, rejects, small runs used) or the error.
+    ``decode``: inspected by ``inspect_many`` (the small files decoded
+    there, pipelines/decoded.py), and then no source file is read again."""
     name = f"s{len(list(tmp_path.glob('store*')))}"
     vs = VecStore(str(tmp_path / f"store{name}"))
     vs.create_index("docs", dimension=DIM, metric="euclidean")
     spec = vs.Index("docs").spec
     source = Store(str(src))
-    fs = []
-    for f in sorted((src / "n").iterdir()):
-        info = inspect_file(source, SourceFile(key=f"n/{f.name}", size=f.stat().st_size,
-                                               namespace="n"), spec.record_layout, spec.dimension)
-        fs.append((info.key, info.size, list(info.row_groups)))
+    ctx = P.Context.make(source, vs.store, spec, f"job{name}", mode)
+    files = [SourceFile(key=f"n/{f.name}", size=f.stat().st_size, namespace="n")
+             for f in sorted((src / "n").iterdir())]
+    if decode:
+        infos = [i for b in (files[:25], files[25:]) for i in tasks.inspect_many(ctx, b)]
+    else:
+        infos = [inspect_file(source, f, spec.record_layout, spec.dimension) for f in files]
     # a sample of 160 of the 600 rows: each small file drawn whole with p = 0.27
     monkeypatch.setattr(kmeans, "POINTS_PER_CENTROID", 40)
-    plan = P.plan_namespace("n", fs, spec, target_per_cluster=150)
+    plan = P.plan_inspected("n", infos, spec, target_per_cluster=150)
     assert plan.k > 1 and plan.sample_fraction < 1.0 and all(c.whole for c in plan.chunks)
-    ctx = P.Context.make(source, vs.store, spec, f"job{name}", mode)
-    used = {"runs": 0}
+    used = {"runs": 0, "source reads": 0, "decoded": sum(c.decoded is not None for c in plan.chunks)}
+    real_read, real_open = type(source).read_bytes, type(source).open_input
+
+    def read_bytes(self: Store, key: str) -> bytes:
+        used["source reads"] += self is source
+        return real_read(self, key)
+
+    def open_input(self: Store, key: str, **kw: Any) -> Any:
+        used["source reads"] += self is source
+        return real_open(self, key, **kw)
+
+    monkeypatch.setattr(type(source), "read_bytes", read_bytes)
+    monkeypatch.setattr(type(source), "open_input", open_input)
     real = tasks._scan_small
 
     def spy(*a: Any) -> Any:
@@ -114,15 +132,19 @@ def _run(tmp_path: Path, src: Path, mode: str, batched: bool,
     return (sample.tobytes(), plain, fields, _scratch(vs.store, ctx.staging), rejects), used
 
 
+@pytest.mark.parametrize("decode", [False, True])
 @pytest.mark.parametrize("meta", [False, True])
 def test_small_files_batched_equal_file_by_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, meta: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, meta: bool, decode: bool
 ) -> None:
     src = tmp_path / "src"
     _dataset(src, 60, meta=meta)
-    got, used = _run(tmp_path, src, "continue", True, monkeypatch)
+    got, used = _run(tmp_path, src, "continue", True, monkeypatch, decode)
     want, ref = _run(tmp_path, src, "continue", False, monkeypatch)
     assert used["runs"] == 2 and ref["runs"] == 0  # one batch per unit; none in the reference
+    assert ref["decoded"] == 0 and ref["source reads"] > 60  # the sample's and the scan's
+    # decoded at inspection: the sample and the scan read no source file
+    assert (used["decoded"], used["source reads"] == 0) == ((60, True) if decode else (0, False))
     assert got == want
     sample, plain, fields, scratch, rejects = got
     assert len(sample) and sum(p[2] for p in plain) == 600 and not rejects
@@ -139,10 +161,15 @@ def test_rejects_and_mixed_types_fall_back(
     own, that unit file by file too. Same results, or the same error."""
     src = tmp_path / "src"
     _dataset(src, 60, nan={40}, double={5})
-    got, used = _run(tmp_path, src, mode, True, monkeypatch)
     want, _ = _run(tmp_path, src, mode, False, monkeypatch)
+    got, used = _run(tmp_path, src, mode, True, monkeypatch)
     assert got == want
     assert used["runs"] == 0
+    # decoded at inspection (the file of doubles in a file of its schema):
+    # the file-by-file fallback reads the decoded rows too
+    got, used = _run(tmp_path, src, mode, True, monkeypatch, decode=True)
+    assert got == want
+    assert (used["runs"], used["decoded"], used["source reads"]) == (0, 60, 0)
     if mode == "continue":
         (rej,) = got[4].values()
         assert [r["code"] for r in rej] == ["non_finite"] and rej[0]["row"] == 3
@@ -164,6 +191,10 @@ def test_corrupt_small_file_raises_as_before(
     want, _ = _run(tmp_path, src, "continue", False, monkeypatch)
     assert got == want
     assert got[0] == "error" and "0033.parquet" in got[2] and "row group 0" in got[2]
+    # inspection does not decode it (its footer is fine): the scan reads it and fails the same
+    got, used = _run(tmp_path, src, "continue", True, monkeypatch, decode=True)
+    assert got == want
+    assert used["decoded"] == 59 and used["source reads"] >= 1
 
 
 def test_sample_draws_small_files_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -256,8 +256,11 @@ def _visible(store: Store, index: str, nss: Iterable[str]) -> Entries:
     names = sorted(set(nss))
     if not names:
         return {}
+    markers = manifests.Markers()  # one view: an import in all its namespaces or in none
     with ThreadPoolExecutor(min(READ_WORKERS, len(names))) as pool:
-        found = list(pool.map(lambda ns: manifests.latest_visible(store, index, ns), names))
+        found = list(
+            pool.map(lambda ns: manifests.latest_visible(store, index, ns, markers), names)
+        )
     return {ns: _entry(m) for ns, m in zip(names, found, strict=True) if m is not None}
 
 

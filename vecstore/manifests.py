@@ -56,15 +56,39 @@ def import_committed(store: Store, index: str, import_id: str) -> bool:
     return False
 
 
-def is_visible(store: Store, manifest: Manifest) -> bool:
-    return manifest.import_id is None or import_committed(store, manifest.index, manifest.import_id)
+class Markers:
+    """Import markers checked once for a read of several namespaces: in that
+    view an import is visible in all of its namespaces or in none (without
+    it, a marker landing between two namespaces' checks showed one of them
+    and not the other). Thread-safe: of two concurrent first checks, the
+    first answer recorded is the one every reader gets."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, bool] = {}
+
+    def committed(self, store: Store, index: str, import_id: str) -> bool:
+        got = self._seen.get(import_id)
+        if got is None:
+            got = self._seen.setdefault(import_id, import_committed(store, index, import_id))
+        return got
+
+
+def is_visible(store: Store, manifest: Manifest, markers: Markers | None = None) -> bool:
+    if manifest.import_id is None:
+        return True
+    if markers is not None:
+        return markers.committed(store, manifest.index, manifest.import_id)
+    return import_committed(store, manifest.index, manifest.import_id)
 
 
 RELISTS = 5
 
 
-def latest_visible(store: Store, index: str, namespace: str) -> Manifest | None:
+def latest_visible(
+    store: Store, index: str, namespace: str, markers: Markers | None = None
+) -> Manifest | None:
     """The highest visible manifest (a tombstone included), or None.
+    ``markers``: shared by the reads of one view of several namespaces.
 
     A listed version that is gone when read was collected under us (a delete
     removes the versions below its tombstone; cleanup removes a failed
@@ -83,25 +107,29 @@ def latest_visible(store: Store, index: str, namespace: str) -> Manifest | None:
                     stale = True
                     break
                 continue  # still racing after RELISTS listings: skip it
-            if is_visible(store, m):
+            if is_visible(store, m, markers):
                 return m
         if not stale:
             return None
     return None  # pragma: no cover - the last pass never sets stale
 
 
-def load_namespace(store: Store, index: str, namespace: str) -> Manifest | None:
+def load_namespace(
+    store: Store, index: str, namespace: str, markers: Markers | None = None
+) -> Manifest | None:
     """The visible, live manifest of a namespace, or None if it does not exist."""
-    m = latest_visible(store, index, namespace)
+    m = latest_visible(store, index, namespace, markers)
     return None if m is None or m.deleted else m
 
 
 def list_namespaces(store: Store, index: str) -> dict[str, Manifest]:
-    """Every live namespace of an index with its visible manifest."""
+    """Every live namespace of an index with its visible manifest (one view:
+    an import is visible in all of its namespaces or in none)."""
     out: dict[str, Manifest] = {}
+    markers = Markers()
     for key in store.ls(layout.namespaces_prefix(index)):
         ns = layout.ns_from_dir(key.rsplit("/", 1)[-1])
-        m = load_namespace(store, index, ns)
+        m = load_namespace(store, index, ns, markers)
         if m is not None:
             out[ns] = m
     return dict(sorted(out.items()))

@@ -483,7 +483,7 @@ class ImportDriver:
         groups, rest = P.fold_groups(disc.namespaces) if fold else ([], list(disc.namespaces))
         # footers on the workers, many files per task (the listing is done once, above)
         files = [f for ns in rest for f in disc.namespaces[ns]]
-        step = P.INSPECT_FILES
+        step = P.inspect_batch(len(files), spread)
         batches = [files[i : i + step] for i in range(0, len(files), step)]
         by_ns: dict[str, list[FileInfo]] = {}
         folded: dict[str, P.NamespacePlan] = {}

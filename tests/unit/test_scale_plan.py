@@ -25,11 +25,18 @@ def _max_scan_payload(p: P.NamespacePlan) -> int:
 
 
 def test_scan_payload_does_not_grow_with_files() -> None:
-    small, big = _plan("a", 5_000), _plan("a", 50_000)
+    small, big = _plan("a", 20_000), _plan("a", 200_000)
     assert len(pickle.dumps(big)) > 9 * len(pickle.dumps(small))  # the plan itself grows
     # a unit holds at most UNIT_CHUNKS chunks: only the digits of file numbers grow
     assert _max_scan_payload(big) < 1.1 * _max_scan_payload(small)
-    assert _max_scan_payload(big) < 64_000
+    assert _max_scan_payload(big) < 100 * P.UNIT_CHUNKS
+
+
+def test_inspection_tasks_per_worker_thread() -> None:
+    assert P.inspect_batch(100_000, 2) == P.INSPECT_FILES  # capped: ~98 tasks
+    assert P.inspect_batch(2_000, 2) == 125  # UNIT_SPLIT tasks per thread
+    assert P.inspect_batch(100_000, 64) == 196
+    assert P.inspect_batch(10, 2) == P.INSPECT_MIN_FILES
 
 
 def test_units_keep_order_and_bounds() -> None:

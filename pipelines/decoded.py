@@ -24,9 +24,10 @@ cancel or a superseded attempt), like the scan's scratch files.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import pyarrow as pa
@@ -41,21 +42,24 @@ __all__ = ["keep", "rows", "session"]
 SUFFIX = ".arrow"
 # tables a task keeps read at once (a unit's chunks come from one or two)
 SESSION_TABLES = 2
+# rows of at most about this many bytes per decoded file
+FILE_BYTES = 32 * 1024 * 1024
 
 _local = threading.local()
 
 
 def keep(
-    ctx: P.Context, infos: list[FileInfo], opened: Mapping[str, pq.ParquetFile]
+    ctx: P.Context, infos: list[FileInfo], opened: dict[str, pq.ParquetFile]
 ) -> list[FileInfo]:
     """``infos`` (inspected, in order), each small one that inspection
-    ``opened`` in memory (discover.inspect_file) decoded and written to
-    staging: returned with :attr:`FileInfo.decoded` set. Others are
-    returned unchanged."""
-    # per schema met: whether it travels, and its files (index, rows)
-    groups: list[tuple[pa.Schema, bool, list[tuple[int, pa.Table]]]] = []
+    ``opened`` in memory (discover.inspect_file; taken out of ``opened``
+    as it is decoded) decoded and written to staging: returned with
+    :attr:`FileInfo.decoded` set. Others are returned unchanged. A decoded
+    file holds at most FILE_BYTES of rows: a task's memory stays bounded."""
+    out = list(infos)
+    groups: list[_Group] = []  # per schema met
     for i, info in enumerate(infos):
-        pf = opened.get(info.key)
+        pf = opened.pop(info.key, None)
         if pf is None or not 0 < info.num_rows <= P.BATCH_ROWS:
             continue
         try:  # what reading.read_whole returns for the whole file
@@ -64,29 +68,53 @@ def keep(
             continue
         if t.num_rows != info.num_rows:
             continue
-        for schema, _, members in groups:
-            if schema.equals(t.schema):
-                members.append((i, t))
-                break
-        else:
-            groups.append((t.schema, _travels(t.schema), [(i, t)]))
-    out = list(infos)
-    for schema, travels, members in groups:
-        if not travels:
+        g = next((g for g in groups if g.schema.equals(t.schema)), None)
+        if g is None:
+            g = _Group(t.schema, _travels(t.schema))
+            groups.append(g)
+        if not g.travels:
             continue
-        key = f"{ctx.staging}/decoded/{uuid.uuid4().hex}{SUFFIX}"
-        # one record batch: a chunk's rows are then a zero-copy slice of it
-        table = pa.concat_tables([t for _, t in members]).combine_chunks()
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_file(sink, schema) as w:
-            w.write_table(table, max_chunksize=max(1, table.num_rows))
-        ctx.store.write_bytes(key, sink.getvalue().to_pybytes())
-        first = 0
-        for i, t in members:
-            f = infos[i]
-            out[i] = FileInfo(f.key, f.namespace, f.size, f.num_rows, f.row_groups, (key, first))
-            first += t.num_rows
+        g.members.append((i, t))
+        g.nbytes += t.nbytes
+        if g.nbytes >= FILE_BYTES:
+            g.flush(ctx, out)
+    for g in groups:
+        g.flush(ctx, out)
     return out
+
+
+@dataclasses.dataclass
+class _Group:
+    """An inspection task's decoded files of one schema, not written yet."""
+
+    schema: pa.Schema
+    travels: bool
+    members: list[tuple[int, pa.Table]] = dataclasses.field(default_factory=list)
+    nbytes: int = 0
+
+    def flush(self, ctx: P.Context, out: list[FileInfo]) -> None:
+        if self.members:
+            _write(ctx, self.schema, self.members, out)
+        self.members, self.nbytes = [], 0
+
+
+def _write(
+    ctx: P.Context, schema: pa.Schema, members: list[tuple[int, pa.Table]], out: list[FileInfo]
+) -> None:
+    """One decoded file of ``members``' rows; their infos in ``out`` updated."""
+    key = f"{ctx.staging}/decoded/{uuid.uuid4().hex}{SUFFIX}"
+    # one record batch: a chunk's rows are then a zero-copy slice of it
+    table = pa.concat_tables([t for _, t in members]).combine_chunks()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, schema) as w:
+        w.write_table(table, max_chunksize=max(1, table.num_rows))
+    del table
+    ctx.store.write_bytes(key, sink.getvalue().to_pybytes())
+    first = 0
+    for i, t in members:
+        f = out[i]
+        out[i] = FileInfo(f.key, f.namespace, f.size, f.num_rows, f.row_groups, (key, first))
+        first += t.num_rows
 
 
 def _travels(schema: pa.Schema) -> bool:

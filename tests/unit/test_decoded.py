@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from vecstore import VecStore
 from vecstore.pipelines import decoded, tasks
@@ -73,3 +74,21 @@ def test_a_lost_decoded_file_means_reading_the_source(tmp_path: Path) -> None:
     assert again.tobytes() == sample.tobytes()  # read from the source
     (r,) = tasks.scan_unit(ctx, plan.chunks, plan.sizing, cents)
     assert (r.rows_read, r.valid, r.skipped) == (60, 60, {})
+
+
+def test_decoded_files_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decoded file holds at most about FILE_BYTES of rows: an inspection
+    task of many small files writes several, each file's rows in one."""
+    src = tmp_path / "src"
+    files = [_file(src / "n" / f"{i}.parquet", 10 * i, 10) for i in range(9)]
+    one = pq.read_table(src / files[0].key).nbytes
+    monkeypatch.setattr(decoded, "FILE_BYTES", 3 * one)
+    ctx = _ctx(tmp_path, src)
+    infos = tasks.inspect_many(ctx, files)
+    keys = [i.decoded[0] for i in infos if i.decoded]
+    assert len(keys) == 9 and len(set(keys)) == 3  # three files of three
+    assert [i.decoded[1] for i in infos if i.decoded] == [0, 10, 20] * 3
+    plan = P.plan_inspected("n", infos, ctx.spec)
+    with decoded.session():
+        for c in plan.chunks:
+            assert decoded.rows(ctx, c).equals(pq.read_table(src / c.key))

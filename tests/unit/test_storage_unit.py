@@ -502,3 +502,24 @@ def test_local_writes_create_folders_on_demand_and_leave_no_temporary_files(
     with pytest.raises(StorageError, match="b.parquet"):
         store.write_new("ns/data/b.parquet", b"segment")
     assert not (tmp_path / "ns/data/b.parquet").exists()
+
+
+def test_local_read_bytes_whole_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LocalStore.read_bytes reads through the file descriptor: empty, small
+    and large files whole, short reads continued, errors as before."""
+    import os
+
+    store = Store(str(tmp_path))
+    data = os.urandom(3 * 2**20 + 7)
+    for name, body in (("empty", b""), ("small", b"x" * 10), ("large", data)):
+        (tmp_path / name).write_bytes(body)
+        assert store.read_bytes(name) == body
+    real = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: real(fd, min(n, 1000)))  # short reads
+    assert store.read_bytes("large") == data
+    monkeypatch.undo()
+    with pytest.raises(NotFoundError):
+        store.read_bytes("missing")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(Exception, match="folder"):
+        store.read_bytes("folder")

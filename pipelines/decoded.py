@@ -25,6 +25,7 @@ cancel or a superseded attempt), like the scan's scratch files.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -33,7 +34,7 @@ from contextlib import contextmanager
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vecstore.errors import CancelledError
+from vecstore.errors import CancelledError, VecstoreError
 from vecstore.pipelines import plan as P
 from vecstore.pipelines.discover import FileInfo
 
@@ -46,6 +47,7 @@ SESSION_TABLES = 2
 FILE_BYTES = 32 * 1024 * 1024
 
 _local = threading.local()
+log = logging.getLogger(__name__)
 
 
 def keep(
@@ -94,7 +96,12 @@ class _Group:
 
     def flush(self, ctx: P.Context, out: list[FileInfo]) -> None:
         if self.members:
-            _write(ctx, self.schema, self.members, out)
+            try:
+                _write(ctx, self.schema, self.members, out)
+            except CancelledError:
+                raise
+            except VecstoreError as exc:  # a cache: its files are read from the source
+                log.debug("decoded rows not kept (%s)", exc)
         self.members, self.nbytes = [], 0
 
 

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from vecstore import VecStore
+from vecstore.errors import StorageError
 from vecstore.pipelines import decoded, tasks
 from vecstore.pipelines import plan as P
 from vecstore.pipelines.discover import SourceFile
@@ -92,3 +93,21 @@ def test_decoded_files_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with decoded.session():
         for c in plan.chunks:
             assert decoded.rows(ctx, c).equals(pq.read_table(src / c.key))
+
+
+def test_a_store_that_cannot_take_them_means_reading_the_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decoded files are a cache: a store refusing the write leaves the
+    files undecoded (the scan reads the source), not a failed inspection."""
+    src = tmp_path / "src"
+    files = [_file(src / "n" / f"{i}.parquet", 10 * i, 10) for i in range(3)]
+    ctx = _ctx(tmp_path, src)
+
+    def refuse(key: str, data: bytes) -> None:
+        raise StorageError(f'Storage failed to write "{key}"', key=key)
+
+    monkeypatch.setattr(ctx.store, "write_bytes", refuse)
+    infos = tasks.inspect_many(ctx, files)
+    assert [i.num_rows for i in infos] == [10, 10, 10]
+    assert all(i.decoded is None for i in infos)

@@ -90,7 +90,7 @@ def main() -> int:
             w0 = time.perf_counter()
             if prof:
                 prof.enable()
-            out = tasks.pack(ctx, plans)
+            out = tasks.pack(ctx, plans).get()
             if prof:
                 prof.disable()
             cpu = time.process_time() - c0

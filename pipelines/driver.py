@@ -489,7 +489,8 @@ class ImportDriver:
         folded: dict[str, P.NamespacePlan] = {}
         packed: dict[str, tasks.PackResult] = {}
 
-        def inspected(_: int, r: list[FileInfo] | tasks.FoldResult) -> None:
+        def inspected(_: int, shipped: P.Shipped[list[FileInfo] | tasks.FoldResult]) -> None:
+            r = shipped.get()
             if isinstance(r, tasks.FoldResult):
                 folded.update((p.ns, p) for p in r.plans)
                 self._take_packed(r.packed, packed)
@@ -698,8 +699,10 @@ class ImportDriver:
                 weights.append(float(max(sum(c.nbytes for c in u), 1)))
         packed: dict[str, tasks.PackResult] = {}
 
-        def record(_: int, r: list[tasks.ChunkResult] | list[tasks.PackResult]) -> None:
-            for x in r:
+        def record(
+            _: int, r: list[tasks.ChunkResult] | P.Shipped[list[tasks.PackResult]]
+        ) -> None:
+            for x in r.get() if isinstance(r, P.Shipped) else r:
                 if isinstance(x, tasks.PackResult):
                     self._take_packed([x], packed)
                 else:

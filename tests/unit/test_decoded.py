@@ -44,7 +44,7 @@ def test_rows_are_the_files_rows_and_unsure_types_are_not_kept(tmp_path: Path) -
     files = [_file(src / "n" / f"{i}.parquet", 10 * i, 10 + i, dictionary=i == 2)
              for i in range(5)]
     ctx = _ctx(tmp_path, src)
-    infos = tasks.inspect_many(ctx, files)
+    infos = tasks.inspect_many(ctx, files).get()
     assert [i.decoded is not None for i in infos] == [True, True, False, True, True]
     keys = {i.decoded[0] for i in infos if i.decoded}
     assert len(keys) == 1 and all(ctx.store.exists(k) for k in keys)
@@ -65,7 +65,7 @@ def test_a_lost_decoded_file_means_reading_the_source(tmp_path: Path) -> None:
     src = tmp_path / "src"
     files = [_file(src / "n" / f"{i}.parquet", 10 * i, 10) for i in range(6)]
     ctx = _ctx(tmp_path, src)
-    plan = P.plan_inspected("n", tasks.inspect_many(ctx, files), ctx.spec)
+    plan = P.plan_inspected("n", tasks.inspect_many(ctx, files).get(), ctx.spec)
     assert all(c.decoded is not None for c in plan.chunks)
     sample = tasks.sample_unit(ctx, plan.chunks, 1.0)
     cents = tasks.train(ctx, plan.k, plan.buckets, sample)
@@ -85,7 +85,7 @@ def test_decoded_files_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     one = pq.read_table(src / files[0].key).nbytes
     monkeypatch.setattr(decoded, "FILE_BYTES", 3 * one)
     ctx = _ctx(tmp_path, src)
-    infos = tasks.inspect_many(ctx, files)
+    infos = tasks.inspect_many(ctx, files).get()
     keys = [i.decoded[0] for i in infos if i.decoded]
     assert len(keys) == 9 and len(set(keys)) == 3  # three files of three
     assert [i.decoded[1] for i in infos if i.decoded] == [0, 10, 20] * 3
@@ -108,6 +108,6 @@ def test_a_store_that_cannot_take_them_means_reading_the_source(
         raise StorageError(f'Storage failed to write "{key}"', key=key)
 
     monkeypatch.setattr(ctx.store, "write_bytes", refuse)
-    infos = tasks.inspect_many(ctx, files)
+    infos = tasks.inspect_many(ctx, files).get()
     assert [i.num_rows for i in infos] == [10, 10, 10]
     assert all(i.decoded is None for i in infos)

@@ -139,7 +139,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
                 m.setattr(tasks, "_batchable", lambda c, p: False)
                 m.setattr(tasks, "_pack_direct", tasks._pack_one)
             try:
-                results = tasks.pack(ctx, plans)
+                results = tasks.pack(ctx, plans).get()
             except IngestError as exc:
                 return ("error", str(exc), type(exc).__name__, getattr(exc, "row", None)), calls
         return _snapshot(vs, ctx, results), calls

@@ -82,7 +82,7 @@ def _run(tmp_path: Path, src: Path, mode: str, batched: bool,
     files = [SourceFile(key=f"n/{f.name}", size=f.stat().st_size, namespace="n")
              for f in sorted((src / "n").iterdir())]
     if decode:
-        infos = [i for b in (files[:25], files[25:]) for i in tasks.inspect_many(ctx, b)]
+        infos = [i for b in (files[:25], files[25:]) for i in tasks.inspect_many(ctx, b).get()]
     else:
         infos = [inspect_file(source, f, spec.record_layout, spec.dimension) for f in files]
     # a sample of 160 of the 600 rows: each small file drawn whole with p = 0.27

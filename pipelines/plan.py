@@ -112,7 +112,8 @@ class Shipped(Generic[T]):
     batch's files, a pack task's namespace plans) that was ~10 us per object
     in the driver process (100,000 small files: seconds of the scheduler's
     CPU). Shipped, the scheduler moves one bytes object; the task calls
-    :func:`unship`."""
+    :func:`unship`. Tasks whose results are lists of small objects return
+    them the same way (``tasks._shipped``)."""
 
     __slots__ = ("data",)
 

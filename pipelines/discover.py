@@ -121,8 +121,19 @@ MODES = ("create", "upsert")
 DOCS_URL = "https://docs.pinecone.io/guides/data/understanding-imports#directory-structure"
 
 
+class _Fields:
+    """A slots dataclass pickled as its fields, in order: 100,000 of them go
+    to the inspection tasks and come back (the dataclass's own state calls
+    ``fields()`` per object: 4-4.5 us against 0.8-1.25 us)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), tuple(map(self.__getattribute__, self.__slots__))
+
+
 @dataclass(frozen=True, slots=True)
-class SourceFile:
+class SourceFile(_Fields):
     """One file of an import: ``key`` is relative to the import URI.
 
     ``version`` is what the listing says about the object's content besides
@@ -136,9 +147,6 @@ class SourceFile:
     namespace: str
     version: str = ""
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # pickled as its fields (see FileInfo): 100,000 go to the inspection tasks
-        return SourceFile, (self.key, self.size, self.namespace, self.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +180,7 @@ class Discovery:
 
 
 @dataclass(frozen=True, slots=True)
-class FileInfo:
+class FileInfo(_Fields):
     """A data file's footer facts: rows in all and per row group."""
 
     key: str
@@ -182,12 +190,6 @@ class FileInfo:
     row_groups: list[int]
     # a small file decoded at inspection: (staging key, first row) of its rows (decoded.py)
     decoded: tuple[str, int] | None = None
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # pickled as its fields: the driver unpickles 100,000 of them, and a
-        # slots dataclass's own state calls fields() per object (10x slower)
-        return FileInfo, (self.key, self.namespace, self.size, self.num_rows,
-                          self.row_groups, self.decoded)
 
 
 # ----------------------------------------------------------------- discovery

@@ -1,7 +1,8 @@
 """Worker-side tasks of an import. Each reads and writes the store, returns
 small frozen results, and checks the job's cancel event between batches.
 
-- :func:`inspect` reads a file's footer only (schema check, row groups).
+- :func:`inspect_many` reads files' footers (schema check, row groups) and
+  decodes the small ones once (:mod:`.decoded`).
 - :func:`sample` reads the ``values`` column of a chunk and keeps a seeded
   random fraction of valid rows: the k-means training sample.
 - :func:`train` fits centroids on the concatenated sample (k <= FLAT_MAX_K).
@@ -243,14 +244,6 @@ def _reading_ahead(ctx: P.Context, keys: Iterable[str]) -> Iterator[P.Context]:
 
 
 # ------------------------------------------------------------------ inspect
-def inspect(
-    ctx: P.Context, f: SourceFile, opened: dict[str, pq.ParquetFile] | None = None
-) -> FileInfo:
-    return inspect_file(
-        ctx.source, f, ctx.spec.record_layout, ctx.spec.dimension, opened=opened
-    )
-
-
 def inspect_many(
     ctx: P.Context, shipped: P.ShippedOr[Sequence[SourceFile]]
 ) -> P.Shipped[list[FileInfo]]:
@@ -280,10 +273,11 @@ def _inspect_each(
     opened: dict[str, pq.ParquetFile] | None = None,
 ) -> list[FileInfo]:
     check = CancelCheck(ctx.cancel_event)
+    kind, dim = ctx.spec.record_layout, ctx.spec.dimension
     out = []
     for f in files:
         check()
-        out.append(inspect(ctx, f, opened))
+        out.append(inspect_file(ctx.source, f, kind, dim, opened=opened))
     return out
 
 

@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 $(AZURITE): .tools/package.json
-	cd .tools && npm install --no-audit --no-fund --loglevel=error azurite @pinecone-database/pinecone@9.0.0
+	cd .tools && npm install --no-audit --no-fund --loglevel=error azurite @pinecone-database/pinecone@9.0.0 pinecone-sdk6@npm:@pinecone-database/pinecone@6.1.4
 	@touch $(AZURITE)
 
 install: $(STAMP) $(AZURITE) ## Create .venv and install vecstore (editable) with every extra and Azurite

@@ -72,6 +72,34 @@ def test_dense_index_lifecycle(pc: Any, server: Served) -> None:
     assert not server.store.joinpath("indexes", "dense-index").exists()
 
 
+def test_index_hosts_per_sdk(pc: Any, server: Served) -> None:
+    """The Python SDK gets ``http://`` hosts (it turns a bare host into
+    https); the Node.js SDK gets Pinecone's bare host, which code written
+    for Pinecone Local prefixes with ``'http://'``, and ``private_host``
+    with the scheme, which that SDK uses when it resolves a host itself."""
+    pc.create_index(name="hosts", dimension=2, metric="cosine",
+                    spec=ServerlessSpec(cloud="aws", region="us-east-1"))
+    url = f"{server.url}/idx/hosts"
+    node = {"User-Agent": "@pinecone-database/pinecone v9.0.0; lang=typescript; node v20.20.2"}
+    for r in (
+        httpx.get(f"{server.url}/indexes/hosts", headers=node),
+        httpx.post(f"{server.url}/indexes", headers=node, json={
+            "name": "hosts2", "dimension": 2, "metric": "cosine",
+            "spec": {"serverless": {"cloud": "aws", "region": "us-east-1"}},
+        }),
+    ):
+        assert r.status_code in (200, 201), r.text
+        m = r.json()
+        assert m["host"] == f"{url}{m['name'][5:]}".removeprefix("http://")
+        assert m["private_host"] == f"{url}{m['name'][5:]}"
+    (listed,) = [i for i in httpx.get(f"{server.url}/indexes", headers=node).json()["indexes"]
+                 if i["name"] == "hosts"]
+    assert (listed["host"], listed["private_host"]) == (url.removeprefix("http://"), url)
+    plain = httpx.get(f"{server.url}/indexes/hosts").json()
+    assert plain["host"] == url and "private_host" not in plain
+    assert pc.describe_index("hosts").host == url
+
+
 def test_sparse_and_hybrid_indexes(pc: Any) -> None:
     s = pc.create_index(
         name="sparse-index", vector_type="sparse", metric="dotproduct",

@@ -20,12 +20,18 @@ import pyarrow as pa
 import pytest
 from datagen import dense_table, sparse_array, write
 from seed.pinecone_local_example import DENSE_RECORDS, SPARSE_RECORDS, main
-from serverutil import NODE_MODULES, serve, wait_import
+from serverutil import NODE_MODULES, REPO, serve, wait_import
 
 pytestmark = pytest.mark.dask
 
 SEED_JS = Path(__file__).parent / "seed" / "pinecone_local_example.mjs"
-JS_SDK = NODE_MODULES / "@pinecone-database" / "pinecone"
+SEED_JS_VERBATIM = Path(__file__).parent / "seed" / "pinecone_local_seed.mjs"
+JS_SDK = NODE_MODULES / "@pinecone-database" / "pinecone"  # 9.0.0
+JS_SDK6 = NODE_MODULES / "pinecone-sdk6"  # npm alias of @pinecone-database/pinecone@6.1.4
+SEED_TITLES = (
+    "Dense index model:", "Sparse index model:", "Dense index stats:", "Sparse index stats:",
+    "Dense query response:", "Sparse query response:",
+)
 
 
 def write_seed_imports(base: Path) -> tuple[Path, Path]:
@@ -77,9 +83,91 @@ def test_seed_python_example_filled_by_import(tmp_path: Path) -> None:
         check_results(main(s.url, fill=fill))
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-@pytest.mark.skipif(not JS_SDK.exists(), reason="run `make install` (npm: @pinecone-database/pinecone@9.0.0)")
+def need_node(sdk: Path) -> None:
+    """Skip without node or the npm package (``make install`` installs it);
+    CI sets VECSTORE_REQUIRE_NODE=1, and there a missing one fails."""
+    missing = (
+        "node is not installed" if shutil.which("node") is None
+        else f"run `make install` (npm: {sdk.relative_to(NODE_MODULES)})" if not sdk.exists()
+        else None
+    )
+    if missing is not None:
+        if os.environ.get("VECSTORE_REQUIRE_NODE") == "1":
+            pytest.fail(missing)
+        pytest.skip(missing)
+
+
+def seed_js_block(seed: str) -> str:
+    """The seed's JavaScript example: the fenced block that opens the client
+    with ``controllerHostUrl``, de-indented."""
+    lines = seed.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith("```javascript") and any(
+            "controllerHostUrl" in x for x in lines[i : i + 15]
+        ):
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
+            block = lines[i + 1 : end]
+            cut = min(len(x) - len(x.lstrip()) for x in block if x.strip())
+            return "\n".join(x[cut:] for x in block) + "\n"
+    raise AssertionError("no JavaScript example with controllerHostUrl in the seed")
+
+
+def test_seed_javascript_copy_is_verbatim() -> None:
+    """``seed/pinecone_local_seed.mjs`` is the seed's block byte for byte
+    (checked where the seeds are at hand: ../shared/seeds next to the repo)."""
+    seeds = sorted((REPO.parent / "shared" / "seeds").glob("000_*.txt"))
+    if not seeds:
+        pytest.skip("the seed documents (../shared/seeds) are not next to this checkout")
+    assert SEED_JS_VERBATIM.read_text() == seed_js_block(seeds[0].read_text())
+
+
+def inspected_section(stdout: str, title: str) -> str:
+    """What the seed's ``console.log(title, obj)`` printed, up to the next title."""
+    start = stdout.index(title) + len(title)
+    nxt = [stdout.find(t, start) for t in SEED_TITLES if stdout.find(t, start) > 0]
+    return stdout[start : min(nxt, default=len(stdout))]
+
+
+def test_seed_javascript_example_verbatim_with_the_sdk_it_was_written_for(tmp_path: Path) -> None:
+    """The seed's JavaScript, byte for byte but for the server's URL (the
+    seed's ``http://localhost:5080``), with the official Node.js SDK 6.1.4:
+    the seed targets SDK 5 / 6 (its ``upsert([...])`` takes an array, which
+    SDK 7 and later refuse) and Pinecone Local's hosts without a scheme
+    (``'http://' + host``). It upserts, reads, queries and deletes its two
+    indexes; its printed objects are checked."""
+    need_node(JS_SDK6)
+    work = tmp_path / "js"
+    (work / "node_modules" / "@pinecone-database").mkdir(parents=True)
+    (work / "node_modules" / "@pinecone-database" / "pinecone").symlink_to(JS_SDK6)
+    code = SEED_JS_VERBATIM.read_text()
+    assert code.count("http://localhost:5080") == 1
+    with serve(tmp_path / "store") as s:
+        (work / "seed.mjs").write_text(code.replace("http://localhost:5080", s.url))
+        res = subprocess.run(["node", "seed.mjs"], cwd=work, capture_output=True, text=True,
+                             timeout=240, check=False)
+        assert res.returncode == 0, res.stderr[-3000:] + "\n--- server log ---\n" + s.log_text()[-3000:]
+        assert s.client().list_indexes().names() == []  # the seed deletes its indexes
+        log = s.log_text()
+    out = res.stdout
+    for title in SEED_TITLES:
+        assert title in out, title
+    dense_model = inspected_section(out, "Dense index model:")
+    assert "name: 'dense-index'" in dense_model and "environment: 'development'" in dense_model
+    assert "vectorType: 'sparse'" in inspected_section(out, "Sparse index model:")
+    for title in ("Dense index stats:", "Sparse index stats:"):
+        assert "'example-namespace': { recordCount: 3 }" in inspected_section(out, title), title
+        assert "totalRecordCount: 3" in inspected_section(out, title), title
+    for title in ("Dense query response:", "Sparse query response:"):
+        section = inspected_section(out, title)
+        assert section.count("id: ") == 1 and "id: 'vec2'" in section, section  # topK 1
+    assert "score: 1," in inspected_section(out, "Dense query response:")  # cosine of vec2 and itself
+    # every call answered, none refused
+    statuses = [int(line.split()[-2]) for line in log.splitlines() if "DEBUG vecstore.server:" in line]
+    assert len(statuses) >= 12 and all(st < 400 for st in statuses), log[-2000:]
+
+
 def test_seed_javascript_example(tmp_path: Path) -> None:
+    need_node(JS_SDK)
     dense_dir, sparse_dir = write_seed_imports(tmp_path)
     work = tmp_path / "js"
     work.mkdir()
@@ -111,3 +199,36 @@ def test_seed_javascript_example(tmp_path: Path) -> None:
     sm = out["sparseQueryResponse"]["matches"]
     assert sm[0]["id"] == "vec2"  # the JS query of the seed has no filter: vec2 still ranks first
     assert out["left"] == []
+
+
+NODE_RESOLVES_HOST = """
+import { Pinecone } from '@pinecone-database/pinecone';
+const pc = new Pinecone({ apiKey: 'k', controllerHostUrl: process.env.VECSTORE_URL });
+await pc.createIndex({ name: 'resolved', dimension: 2, metric: 'euclidean',
+  spec: { serverless: { cloud: 'aws', region: 'us-east-1' } } });
+const described = await pc.describeIndex('resolved');
+const index = pc.index({ name: 'resolved', namespace: 'ns' });  // the SDK resolves the host
+await index.upsert({ records: [{ id: 'a', values: [0, 0] }, { id: 'b', values: [5, 5] }] });
+const res = await index.query({ vector: [4, 4], topK: 1 });
+console.log(JSON.stringify({ host: described.host, privateHost: described.privateHost,
+  ids: res.matches.map((m) => m.id) }));
+"""
+
+
+def test_node_sdk_resolves_an_index_host_itself(tmp_path: Path) -> None:
+    """``pc.index({ name })`` without a host: SDK 9 describes the index and
+    uses its ``private_host`` (``http://``) rather than the bare ``host``,
+    which it would turn into https."""
+    need_node(JS_SDK)
+    work = tmp_path / "js"
+    work.mkdir()
+    (work / "node_modules").symlink_to(NODE_MODULES)
+    (work / "resolve.mjs").write_text(NODE_RESOLVES_HOST)
+    with serve(tmp_path / "store") as s:
+        res = subprocess.run(["node", "resolve.mjs"], cwd=work, capture_output=True, text=True,
+                             timeout=120, check=False, env={**os.environ, "VECSTORE_URL": s.url})
+        assert res.returncode == 0, res.stderr[-3000:] + "\n--- server log ---\n" + s.log_text()[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["host"] == f"{s.url}/idx/resolved".removeprefix("http://")
+    assert out["privateHost"] == f"{s.url}/idx/resolved"
+    assert out["ids"] == ["b"]

@@ -27,16 +27,35 @@ MAX_TAGS = 20
 TAG_KEY = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 
-def index_host(request: Request, ctx: Ctx, name: str) -> str:
-    return f"{ctx.base_url(request)}/idx/{name}"
+# The User-Agent of the official Node.js SDK ("@pinecone-database/pinecone
+# v9.0.0; lang=typescript; node v20.20.2")
+NODE_SDK = "@pinecone-database/pinecone"
+
+
+def index_hosts(request: Request, ctx: Ctx, name: str) -> tuple[str, str | None]:
+    """An index's ``host`` and, for the Node.js SDK, its ``private_host``.
+
+    The Python SDK keeps an ``http://`` scheme and turns a bare
+    ``host:port`` into ``https://``, so it gets ``http://HOST:PORT/idx/NAME``.
+    Code written for the Node.js SDK against Pinecone Local (the seed's
+    example) adds the scheme itself (``'http://' + host``), as Pinecone and
+    Pinecone Local return hosts without one: the Node.js SDK gets the bare
+    ``HOST:PORT/idx/NAME``, plus ``private_host`` with the scheme, which that
+    SDK prefers when it resolves a host itself (``pc.index(name)``)."""
+    url = f"{ctx.base_url(request)}/idx/{name}"
+    if request.headers.get("user-agent", "").startswith(NODE_SDK):
+        return url.removeprefix("http://"), url
+    return url, None
 
 
 def model_of(request: Request, ctx: Ctx, spec: IndexSpec, settings: Settings) -> dict[str, Any]:
     from vecstore.server.convert import index_model
 
+    host, private_host = index_hosts(request, ctx, spec.name)
     return index_model(
         spec,
-        host=index_host(request, ctx, spec.name),
+        host=host,
+        private_host=private_host,
         deletion_protection=settings.deletion_protection,
         tags=ctx.state.tags_of(spec, settings),
     )

@@ -17,7 +17,12 @@ def timestamp(value: datetime) -> str:
 
 
 def index_model(
-    spec: IndexSpec, *, host: str, deletion_protection: str, tags: dict[str, str]
+    spec: IndexSpec,
+    *,
+    host: str,
+    deletion_protection: str,
+    tags: dict[str, str],
+    private_host: str | None = None,
 ) -> dict[str, Any]:
     """IndexModel in the 2026-07 shape, plus the older top-level keys
     (``dimension``, ``metric``, ``vector_type``, ``spec``) older clients read."""
@@ -41,6 +46,8 @@ def index_model(
     }
     if spec.dimension is not None:
         out["dimension"] = spec.dimension
+    if private_host is not None:
+        out["private_host"] = private_host
     return out
 
 

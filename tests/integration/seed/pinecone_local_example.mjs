@@ -3,13 +3,12 @@
 // and the official @pinecone-database/pinecone 9.0.0.
 //
 // Changes to the seed's code, and only these: the server URL comes from
-// process.env.VECSTORE_URL; `pc.index(name, host)` gets the host as
-// returned (vecstore returns `http://...` hosts, which the Python SDK
-// needs, so the seed's `'http://' +` is dropped); with FILL=import the
-// upserts are skipped (the test filled the indexes by import because the
-// write path is not installed); `upsert([...])` is SDK 9's
-// `upsert({ records: [...] })` (the seed was written for an older SDK);
-// results are printed as one JSON line.
+// process.env.VECSTORE_URL; with FILL=import the upserts are replaced by
+// imports of the same records; `upsert([...])` is SDK 9's
+// `upsert({ records: [...] })` (the seed was written for SDK 5 / 6, whose
+// upsert took an array: test_server_seed.py runs the seed's code verbatim
+// with SDK 6.1.4 too); the sparse records come from the test; results are
+// printed as one JSON line.
 import { Pinecone } from '@pinecone-database/pinecone';
 
 const url = process.env.VECSTORE_URL;
@@ -46,9 +45,9 @@ const sparseIndexModel = await pc.createIndex({
 out.sparseIndexModel = sparseIndexModel;
 
 const denseIndexHost = (await pc.describeIndex(denseIndexName)).host;
-const denseIndex = await pc.index(denseIndexName, denseIndexHost);
+const denseIndex = await pc.index(denseIndexName, 'http://' + denseIndexHost);
 const sparseIndexHost = (await pc.describeIndex(sparseIndexName)).host;
-const sparseIndex = await pc.index(sparseIndexName, sparseIndexHost);
+const sparseIndex = await pc.index(sparseIndexName, 'http://' + sparseIndexHost);
 
 if (fillByImport) {
   // the test imports the seed's records from local Parquet files

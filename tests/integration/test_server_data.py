@@ -214,3 +214,80 @@ def test_errors(env: dict[str, Any]) -> None:
         assert r.status_code == 400, (path, body, r.text)
         err = r.json()
         assert err["status"] == 400 and err["error"]["code"] and err["error"]["message"]
+
+
+def _hybrid_scores(q: np.ndarray, sq: dict[int, float], dense: np.ndarray,
+                   sparse: list[tuple[list[int], list[float]] | None]) -> np.ndarray:
+    """Brute-force dotproduct scores: dense part plus the sparse part (0 without sparse values)."""
+    sp = [0.0 if s is None else sum(v * sq.get(i, 0.0) for i, v in zip(s[0], s[1], strict=True))
+          for s in sparse]
+    out: np.ndarray = dense.astype(np.float64) @ q.astype(np.float64) + np.array(sp)
+    return out
+
+
+def test_hybrid_query_matches_python_api(env: dict[str, Any]) -> None:
+    """A dotproduct dense index with sparse values upserted by the SDK, queried
+    with ``vector`` and ``sparse_vector`` together: ids, scores and returned
+    sparse values as the Python API's and as brute force, before and after the
+    tail is folded into clusters, and a ranking the sparse part reorders."""
+    pc = env["pc"]
+    m = pc.create_index(name="hybrid", dimension=DIM, metric="dotproduct",
+                        spec=ServerlessSpec(cloud="aws", region="us-east-1"))
+    hy = pc.Index(host=m.host)
+    rng = np.random.default_rng(11)
+    q = rng.normal(size=DIM).astype(np.float32)
+    n = 40
+    dense = rng.normal(size=(n, DIM)).astype(np.float32)
+    sparse: list[tuple[list[int], list[float]] | None] = list(random_sparse(n, seed=12, nnz=4, space=40))
+    for i in range(0, n, 8):
+        sparse[i] = None  # dense-only records live in a hybrid index too
+    # "boost": dense score near 0 (orthogonal to q), sparse part large: last
+    # in no dense ranking's top, first with the sparse query below
+    ortho = rng.normal(size=DIM).astype(np.float32)
+    ortho -= q * (ortho @ q) / (q @ q)
+    dense = np.vstack([dense, ortho * 0.1])
+    sparse.append(([1000, 1001], [5.0, 4.0]))
+    ids = [f"h{i}" for i in range(n)] + ["boost"]
+    vectors = []
+    for i, (vid, vals, sv) in enumerate(zip(ids, dense, sparse, strict=True)):
+        rec: dict[str, Any] = {"id": vid, "values": vals.tolist(), "metadata": {"i": i}}
+        if sv is not None:
+            rec["sparse_values"] = {"indices": sv[0], "values": sv[1]}
+        vectors.append(rec)
+    assert hy.upsert(vectors=vectors, namespace="hy").upserted_count == n + 1
+
+    sq: dict[str, Any] = {"indices": [3, 7, 1000, 1001], "values": [0.5, 0.25, 1.0, 1.0]}
+    sq_map = dict(zip(sq["indices"], sq["values"], strict=True))
+    want_scores = _hybrid_scores(q, sq_map, dense, sparse)
+    dense_scores = _hybrid_scores(q, {}, dense, sparse)
+    top_k = 8
+    want_ids = [ids[i] for i in np.argsort(-want_scores, kind="stable")[:top_k]]
+    dense_ids = [ids[i] for i in np.argsort(-dense_scores, kind="stable")[:top_k]]
+    api = _api_index(env, "hybrid")
+
+    def check() -> None:
+        d = hy.query(vector=q.tolist(), top_k=top_k, namespace="hy")
+        got = hy.query(vector=q.tolist(), sparse_vector=sq, top_k=top_k, namespace="hy",
+                       include_values=True, include_metadata=True)
+        ref = api.query(vector=q.tolist(), sparse_vector=sq, top_k=top_k, namespace="hy",
+                        include_values=True, include_metadata=True)
+        assert [x.id for x in d.matches] == dense_ids
+        assert [x.id for x in got.matches] == [x.id for x in ref.matches] == want_ids
+        for g, w in zip(got.matches, ref.matches, strict=True):
+            assert g.score == pytest.approx(w.score, rel=1e-6)
+            assert g.score == pytest.approx(want_scores[ids.index(g.id)], rel=1e-5, abs=1e-5)
+            assert g.metadata == w.metadata == {"i": ids.index(g.id)}
+            assert g.values == pytest.approx(list(w.values), rel=1e-6)
+            sv = sparse[ids.index(g.id)]
+            if sv is None:
+                assert not g.sparse_values or not g.sparse_values.indices
+            else:
+                assert g.sparse_values.indices == sv[0]
+                assert g.sparse_values.values == pytest.approx(sv[1], rel=1e-6)
+        # the sparse part reorders: "boost" leads the hybrid ranking only
+        assert got.matches[0].id == "boost" and "boost" not in dense_ids
+        assert got.matches[0].score == pytest.approx(9.0, abs=1e-4)
+
+    check()  # the records are in the write log's tail
+    assert api.build(namespace="hy")["hy"].status == "built"
+    check()  # folded into clusters

@@ -5,7 +5,11 @@ never appear in a log, an error body or a stored record."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +17,17 @@ from typing import Any
 import httpx
 import pytest
 from pinecone import ForbiddenError, NotFoundError, ServerlessSpec, UnauthorizedError
-from serverutil import Served, create_key, run_cli, serve
+from serverutil import (
+    Served,
+    create_key,
+    run_cli,
+    serve,
+    server_env,
+    wait_import,
+    write_dense_import,
+)
 
-from vecstore.server.auth import AuthStore
+from vecstore.server.auth import CACHE_SECONDS, AuthStore
 from vecstore.storage import Store
 
 SPEC = ServerlessSpec(cloud="aws", region="us-east-1")
@@ -177,3 +189,203 @@ def test_deleted_key_stops_working(tmp_path: Path) -> None:
         while httpx.get(f"{s.url}/indexes", headers=h).status_code != 401:
             assert time.monotonic() < deadline, "a deleted key still works"
             time.sleep(0.5)
+
+
+# ------------------------------------------------- projects through the CLI
+
+
+def run_cli_text(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI without ``--json`` (what a person reads)."""
+    return subprocess.run(
+        [sys.executable, "-m", "vecstore.cli", "--store", str(store), *args],
+        capture_output=True, text=True, env=server_env(), timeout=120, check=False,
+    )
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root``: relative path -> SHA-256 of its bytes."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def status(s: Served, key: str) -> int:
+    return httpx.get(f"{s.url}/indexes", headers={"Api-Key": key}).status_code
+
+
+def two_projects(store: Path) -> dict[str, str]:
+    """Projects "keep" and "gone" (set up in-process: the CLI's create is
+    tested above) and their keys, by name."""
+    auth = AuthStore(Store(str(store)))
+    for name, text in (("keep", "stays"), ("gone", "to delete")):
+        auth.create_project(name, text)
+    return {
+        "gone-rw": auth.create_key("gone")[1],
+        "gone-ro": auth.create_key("gone", "ReadOnly")[1],
+        "keep-rw": auth.create_key("keep")[1],
+    }
+
+
+def key_id(key: str) -> str:
+    return key.split("_")[1]
+
+
+def test_cli_lists_projects_and_one_projects_keys(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    keys = two_projects(store)
+    secrets = [k.split("_", 2)[2] for k in keys.values()]
+    res = run_cli(store, "projects", "list")
+    assert res.returncode == 0, res.stderr
+    assert [(p["name"], p["description"]) for p in json.loads(res.stdout)] == [
+        ("gone", "to delete"), ("keep", "stays"),
+    ]
+    assert run_cli_text(store, "projects", "list").stdout.split() == ["gone", "keep"]
+
+    # api-keys list --project: that project's keys only, never a secret
+    res = run_cli(store, "api-keys", "list", "--project", "gone")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert sorted(r["id"] for r in rows) == sorted([key_id(keys["gone-rw"]), key_id(keys["gone-ro"])])
+    assert {r["project"] for r in rows} == {"gone"}
+    assert {r["role"] for r in rows} == {"ReadWrite", "ReadOnly"}
+    assert all(set(r) == {"id", "project", "role", "name", "created_at"} for r in rows)
+    text = run_cli_text(store, "api-keys", "list", "--project", "gone")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert len(lines) == 2 and all(line.split("\t")[1] == "gone" for line in lines)
+    assert key_id(keys["keep-rw"]) not in res.stdout + text.stdout
+    for out in (res.stdout + res.stderr, text.stdout + text.stderr):
+        assert all(secret not in out for secret in secrets)
+        assert "salt" not in out and "hash" not in out
+
+
+def test_cli_project_delete_needs_force_and_removes_its_keys(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    keys = two_projects(store)
+    with serve(store) as s:
+        gone = s.client(keys["gone-rw"])
+        gone.create_index(name="docs", dimension=2, metric="cosine", spec=SPEC)
+        s.client(keys["keep-rw"]).create_index(name="kept", dimension=2, metric="cosine", spec=SPEC)
+        assert status(s, keys["gone-rw"]) == 200
+
+        # without --force a project with indexes is refused, and nothing changes
+        before = snapshot(store)
+        res = run_cli_text(store, "projects", "delete", "gone")
+        assert res.returncode != 0
+        assert "still has indexes" in res.stderr and "force" in res.stderr, res.stderr
+        assert "Deleted" not in res.stdout
+        assert snapshot(store) == before
+        assert [i.name for i in gone.list_indexes()] == ["docs"]
+
+        # with --force: the project, its indexes and its keys are gone
+        t0 = time.monotonic()  # the server verified gone-rw before this
+        res = run_cli_text(store, "projects", "delete", "gone", "--force")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == 'Deleted project "gone"'
+        assert [p["name"] for p in json.loads(run_cli(store, "projects", "list").stdout)] == ["keep"]
+        listed = json.loads(run_cli(store, "api-keys", "list").stdout)
+        assert [r["id"] for r in listed] == [key_id(keys["keep-rw"])]
+        assert not (store / "projects" / "gone").exists()
+        assert sorted(p.name for p in (store / "_auth").rglob("*.json")) == sorted(
+            ["keep.json", f"{key_id(keys['keep-rw'])}.json"]
+        )
+        # a verified key is kept CACHE_SECONDS by the server: it must stop
+        # working within that (plus scheduling slack), polled, not slept
+        deadline = t0 + CACHE_SECONDS + 3.0
+        while status(s, keys["gone-rw"]) != 401:
+            assert time.monotonic() < deadline, "a key of a deleted project still works"
+            time.sleep(0.1)
+        assert status(s, keys["gone-ro"]) == 401  # never verified: at once
+        # the other project is untouched (keys stay on: a project is left)
+        assert [i.name for i in s.client(keys["keep-rw"]).list_indexes()] == ["kept"]
+
+
+def test_a_deleted_projects_key_cannot_write_into_a_later_project(tmp_path: Path) -> None:
+    """A verification is cached (CACHE_SECONDS), but a write re-checks that
+    the key's record still exists: a deleted project's key cannot recreate
+    ``projects/<name>/`` for a project later created with that name."""
+    store = tmp_path / "store"
+    keys = two_projects(store)
+    auth = AuthStore(Store(str(store)))
+    with serve(store) as s:
+        assert status(s, keys["gone-rw"]) == 200  # verified: cached by the server
+        auth.delete_project("gone", force=True)
+        r = httpx.post(
+            f"{s.url}/indexes", headers={"Api-Key": keys["gone-rw"]},
+            json={"name": "ghost", "dimension": 2, "metric": "cosine",
+                  "spec": {"serverless": {"cloud": "aws", "region": "us-east-1"}}},
+        )
+        auth.create_project("gone")
+        fresh = auth.create_key("gone")[1]
+        listed = httpx.get(f"{s.url}/indexes", headers={"Api-Key": fresh}).json()["indexes"]
+        assert (r.status_code, listed) == (401, [])
+
+
+# ------------------------------------------- cross-project data plane, imports
+
+
+def test_data_plane_of_another_projects_index_is_404(keyed: dict[str, Any]) -> None:
+    s: Served = keyed["server"]
+    store: Path = keyed["store"]
+    apparel = s.client(keyed["keys"]["apparel-rw"])
+    electronics = s.client(keyed["keys"]["electronics-rw"])
+    host = electronics.create_index(name="e-data", dimension=2, metric="cosine", spec=SPEC).host
+    e_idx = electronics.Index(host=host)
+    e_idx.upsert(vectors=[("v1", [0.1, 0.2])], namespace="ns")
+    assert set(e_idx.fetch(ids=["v1"], namespace="ns").vectors) == {"v1"}
+    # apparel has no index "e-data": the same host with its key is 404
+    a_idx = apparel.Index(host=host)
+    with pytest.raises(NotFoundError):
+        a_idx.query(vector=[0.1, 0.2], top_k=1, namespace="ns")
+    with pytest.raises(NotFoundError):
+        a_idx.query(id="v1", top_k=1, namespace="ns")
+    with pytest.raises(NotFoundError):
+        a_idx.fetch(ids=["v1"], namespace="ns")
+    with pytest.raises(NotFoundError):
+        a_idx.upsert(vectors=[("v2", [0.3, 0.4])], namespace="ns")
+    with pytest.raises(NotFoundError):
+        a_idx.describe_index_stats()
+    ro_idx = s.client(keyed["keys"]["apparel-ro"]).Index(host=host)
+    with pytest.raises(NotFoundError):
+        ro_idx.fetch(ids=["v1"], namespace="ns")
+    # nothing written on either side
+    assert not (store / "projects" / "apparel" / "indexes" / "e-data").exists()
+    assert set(e_idx.fetch(ids=["v1", "v2"], namespace="ns").vectors) == {"v1"}
+    assert e_idx.describe_index_stats().total_vector_count == 1
+
+
+def test_imports_are_per_project(keyed: dict[str, Any], tmp_path: Path) -> None:
+    s: Served = keyed["server"]
+    apparel = s.client(keyed["keys"]["apparel-rw"])
+    electronics = s.client(keyed["keys"]["electronics-rw"])
+    ro = s.client(keyed["keys"]["apparel-ro"])
+    host = apparel.create_index(name="imp", dimension=4, metric="cosine", spec=SPEC).host
+    assert electronics.create_index(name="imp", dimension=4, metric="cosine", spec=SPEC).host == host
+    write_dense_import(tmp_path / "a", {"ns": 20}, 4)
+    write_dense_import(tmp_path / "e", {"ns": 10}, 4, seed=1)
+    a_idx, e_idx, ro_idx = apparel.Index(host=host), electronics.Index(host=host), ro.Index(host=host)
+    a_op = a_idx.start_import(uri=str(tmp_path / "a"))
+    e_op = e_idx.start_import(uri=str(tmp_path / "e"))
+    # a ReadOnly key can neither cancel nor start an import
+    with pytest.raises(ForbiddenError):
+        ro_idx.cancel_import(id=a_op.id)
+    with pytest.raises(ForbiddenError):
+        ro_idx.start_import(uri=str(tmp_path / "a"))
+    key = keyed["keys"]["apparel-ro"]
+    r = httpx.delete(f"{host}/bulk/imports/{a_op.id}", headers={"Api-Key": key})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "PERMISSION_DENIED"
+    # another project's job does not exist for electronics, on its own "imp"
+    with pytest.raises(NotFoundError):
+        e_idx.describe_import(id=a_op.id)
+    with pytest.raises(NotFoundError):
+        e_idx.cancel_import(id=a_op.id)
+    # none of the refused requests touched the job
+    assert wait_import(a_idx, a_op.id).status == "Completed"
+    assert wait_import(e_idx, e_op.id).status == "Completed"
+    assert [j.id for j in a_idx.list_imports()] == [a_op.id]
+    assert [j.id for j in ro_idx.list_imports()] == [a_op.id]  # a read: allowed
+    assert [j.id for j in e_idx.list_imports()] == [e_op.id]
+    assert a_idx.describe_index_stats().total_vector_count == 20
+    assert e_idx.describe_index_stats().total_vector_count == 10

@@ -1,16 +1,19 @@
 """Fuzzing every endpoint (hypothesis): malformed JSON, wrong types, random
 values for the known fields, unicode names in paths and query strings, huge
 bodies. The server must answer every one with a status below 500 and, for an
-error, Pinecone's error body; a refused write must leave the store as it was.
+error, Pinecone's error body; a refused write must leave the store as it was,
+byte for byte (every file's SHA-256, not only the file names).
 
 The app runs in-process (Starlette's TestClient) over a real local store
 with an imported namespace, so thousands of requests take seconds."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +25,7 @@ import pytest
 from datagen import dense_import, run_import
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serverutil import serve, store_files
+from serverutil import serve
 
 from vecstore import VecStore
 from vecstore.server.codec import MAX_BODY_BYTES
@@ -91,18 +94,63 @@ def bodies(kind: str) -> st.SearchStrategy[bytes]:
     return shaped | mutated | raw | broken | json_values.map(lambda v: json.dumps(v).encode())
 
 
+def snapshot(store: Path) -> dict[str, str]:
+    """Every file under a local store: relative path -> SHA-256 of its bytes.
+
+    Compared before and after each refused write, so a refused request that
+    rewrote a file in place (a PATCH merging part of its tags into
+    ``settings.json``, a job record, a manifest) fails, not only one that
+    added or removed a file. No file is skipped: nothing under the store
+    changes on a read (measured: 400 examples of every test here with every
+    request, reads included, snapshotted before and after; the only changes
+    were made by accepted writes). The two writers that run *after* a
+    request answered are kept out of the window instead: the background
+    builder (off for this module, see ``client``) and the driver of an
+    accepted import (waited for, see ``test_fuzz_data_plane_posts``)."""
+    if not store.exists():
+        return {}
+    return {
+        str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(store.rglob("*"))
+        if p.is_file()
+    }
+
+
+def changes(before: dict[str, str], after: dict[str, str]) -> dict[str, list[str]]:
+    return {
+        "added": sorted(after.keys() - before.keys()),
+        "removed": sorted(before.keys() - after.keys()),
+        "changed": sorted(k for k in before.keys() & after.keys() if before[k] != after[k]),
+    }
+
+
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, dask_runner: Any) -> Iterator[tuple[TestClient, Path]]:
     base = tmp_path_factory.mktemp("fuzz")
     store = base / "store"
-    vs = VecStore(str(store))
-    vs.create_index(name="dense", dimension=DIM, metric="cosine")
-    vs.create_index(name="sparse", vector_type="sparse", metric="dotproduct")
-    dense_import(base / "src", {"ns": 60}, DIM, metadata=True)
-    job = run_import(vs.Index("dense"), base / "src")
-    assert job.status == "Completed", job.error
-    with TestClient(make_app(str(store)), raise_server_exceptions=False) as c:
-        yield c, store
+    with pytest.MonkeyPatch.context() as mp:
+        # The background builder folds a tail 10 s after its oldest write,
+        # asynchronously: a fold of the upsert below (or of a fuzzed upsert
+        # accepted by chance) landing between the two snapshots of a refused
+        # request would look like that request's write.
+        mp.setenv("VECSTORE_BUILD_IN_BACKGROUND", "false")
+        vs = VecStore(str(store))
+        vs.create_index(name="dense", dimension=DIM, metric="cosine")
+        vs.create_index(name="sparse", vector_type="sparse", metric="dotproduct")
+        dense_import(base / "src", {"ns": 60}, DIM, metadata=True)
+        job = run_import(vs.Index("dense"), base / "src")
+        assert job.status == "Completed", job.error
+        with TestClient(make_app(str(store)), raise_server_exceptions=False) as c:
+            # files a refused write could rewrite in place: the settings
+            # sidecar (tags, deletion protection) and a write log
+            for name in ("dense", "sparse"):
+                r = c.patch(f"/indexes/{name}", json={"tags": {"team": "fuzz", "tier": "1"}})
+                assert r.status_code == 200, r.text
+            r = c.post("/idx/dense/vectors/upsert",
+                       json={"vectors": [{"id": "w", "values": [0.5] * DIM}], "namespace": "written"})
+            assert r.status_code == 200, r.text
+            assert (store / "indexes" / "dense" / "settings.json").is_file()
+            yield c, store
 
 
 def check(resp: httpx.Response) -> None:
@@ -115,12 +163,24 @@ def check(resp: httpx.Response) -> None:
 
 def send(c: TestClient, method: str, url: str, content: bytes | None, store: Path,
          writes: bool) -> httpx.Response:
-    before = store_files(store) if writes else None
+    before = snapshot(store) if writes else None
     resp = c.request(method, url, content=content, headers={"Content-Type": "application/json"})
     check(resp)
-    if writes and resp.status_code >= 400:
-        assert store_files(store) == before, (method, url, resp.text)
+    if before is not None and resp.status_code >= 400:
+        after = snapshot(store)
+        assert after == before, (method, url, resp.text, changes(before, after))
     return resp
+
+
+def settle_import(c: TestClient, index: str, job: str) -> None:
+    """Wait until an accepted import is final: its driver writes the job
+    record after the answer, which must not land inside a later request's
+    snapshots."""
+    url = f"/idx/{quote(index, safe='')}/bulk/imports/{job}"
+    deadline = time.monotonic() + 60
+    while c.get(url).json().get("status") not in ("Completed", "Failed", "Cancelled"):
+        assert time.monotonic() < deadline, f"import {job} not final after 60 s"
+        time.sleep(0.05)
 
 
 @SETTINGS
@@ -156,7 +216,9 @@ def test_fuzz_data_plane_posts(client: tuple[TestClient, Path], index: str, path
     resp = send(c, "POST", f"/idx/{quote(index, safe='')}{path}", body, store, writes=writes)
     if path == "/bulk/imports" and resp.status_code == 200:
         job = resp.json()["id"]  # a valid import of a missing directory: a Failed job
+        settle_import(c, index, job)
         c.delete(f"/idx/{quote(index, safe='')}/bulk/imports/{job}")
+        settle_import(c, index, job)
 
 
 @SETTINGS
@@ -192,7 +254,7 @@ def test_huge_and_streamed_bodies(tmp_path: Path) -> None:
     the cap are refused with 413, and nothing is written."""
     with serve(tmp_path / "store") as s:
         big = b'{"vectors": [' + b'{"id": "a", "values": [0.1]},' * (MAX_BODY_BYTES // 28) + b"]}"
-        before = store_files(s.store)
+        before = snapshot(s.store)
         for path in ("/indexes", "/idx/x/vectors/upsert", "/idx/x/query"):
             r = httpx.post(s.url + path, content=big, timeout=60)
             assert r.status_code == 413 and r.json()["error"]["code"] == "OUT_OF_RANGE", path
@@ -203,7 +265,7 @@ def test_huge_and_streamed_bodies(tmp_path: Path) -> None:
 
             r = httpx.post(s.url + path, content=chunks(), timeout=60)
             assert r.status_code == 413, path
-        assert store_files(s.store) == before
+        assert snapshot(s.store) == before
         with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
             sock.sendall(b"POST /indexes HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n{}")
             assert sock.recv(4096).startswith(b"HTTP/1.1 4")

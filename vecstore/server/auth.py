@@ -221,6 +221,15 @@ class AuthStore:
         with self._lock:
             self._verified.clear()
 
+    def still_stored(self, record: ApiKey) -> bool:
+        """Whether a verified key's record still exists (uncached: one
+        existence check). Writes call it, so a key deleted (by ``api-keys
+        delete`` or with its project) cannot write during the
+        ``CACHE_SECONDS`` its verification is remembered; otherwise a write
+        of a deleted project recreates ``projects/<name>/`` and a project
+        created later with that name inherits it."""
+        return self.store.exists(_key_key(record.id))
+
     def verify(self, presented: str) -> ApiKey | None:
         """The record of a valid key, else None (never raises for bad input)."""
         digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()

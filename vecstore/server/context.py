@@ -65,6 +65,8 @@ async def authenticate(request: Request, state: ServerState, write: bool) -> Ctx
             403, "PERMISSION_DENIED",
             f"API key {record.id} is read-only (role {record.role}): this request writes",
         )
+    if write and not await threaded(state.auth.still_stored, record):
+        raise ApiError(401, "UNAUTHENTICATED", "Invalid API Key")
     return Ctx(state, record.project, record.role)
 
 

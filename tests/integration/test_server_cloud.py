@@ -6,23 +6,52 @@ complete and answer queries; a wrong or keyless integration on the private
 container ends the job Failed with an access error (not an HTTP 500). With
 API keys on and real secrets in the integrations, neither the API keys'
 secrets nor the integration secrets show in the server's DEBUG log, a
-response body, a job record, any file of the store or `api-keys list`."""
+response body, a job record, any file of the store or `api-keys list`.
+
+Remote store and compute: `vecstore serve --store s3://...` (moto; the
+credentials in the environment, not on the command line) keeps an index
+across a restart, and `vecstore serve --scheduler tcp://...` runs its
+imports on that external Dask cluster."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import fsspec
 import httpx
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from cloudgen import Place, matrix_of, new_place, plain_options, seed_import
-from pinecone import ServerlessSpec
-from servers import AZURITE_ACCOUNT, AZURITE_KEY, azurite_connection_string
-from serverutil import Served, create_key, run_cli, serve, wait_import
+from datagen import free_port, stop_process, wait_for_port, wait_until
+from pinecone import Pinecone, ServerlessSpec
+from servers import (
+    AZURITE_ACCOUNT,
+    AZURITE_KEY,
+    S3_REGION,
+    Bucket,
+    azurite_connection_string,
+)
+from servers import S3_KEY as MOTO_KEY
+from servers import S3_SECRET as MOTO_SECRET
+from serverutil import (
+    Served,
+    create_key,
+    run_cli,
+    serve,
+    server_env,
+    wait_import,
+    write_dense_import,
+)
 
 pytestmark = pytest.mark.dask
 
@@ -223,3 +252,140 @@ def test_no_secret_leaks_through_server(request: pytest.FixtureRequest, tmp_path
     assert leaks == []
     print(f"leak scan: {len(files)} store entries, {len(bodies)} response bodies, "
           f"{len(log.splitlines())} log lines, {len(secrets)} secrets: none found")
+
+
+# ------------------------------------- remote store and external scheduler
+@contextmanager
+def _serve_cli(
+    store: str, log: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[tuple[Any, subprocess.Popen[bytes]]]:
+    """``vecstore --store STORE serve ARGS`` on a free port (serverutil.serve
+    takes a local store and no other option); yields (SDK client, process)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "vecstore.cli", "--store", store, "serve", "--host",
+           "127.0.0.1", "--port", str(port), "--log-level", "info", *args]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=server_env(env),
+                                cwd=cwd)
+        try:
+            wait_for_port(port, [proc], timeout=60)
+            yield Pinecone(api_key="pclocal", host=f"http://127.0.0.1:{port}"), proc
+        finally:
+            stop_process(proc, timeout=30)
+
+
+def _import_checked(pc: Any, src: Path, tables: dict[str, pa.Table]) -> str:
+    """Index "docs" created over ``pc``, ``src`` imported into it (Completed,
+    every record) and queryable; the import's id."""
+    m = pc.create_index(name="docs", dimension=DIM, metric="euclidean", spec=SPEC)
+    idx = pc.Index(host=m.host)
+    op = idx.start_import(uri=str(src))
+    job = wait_import(idx, op.id)
+    n = sum(t.num_rows for t in tables.values())
+    assert (job.status, job.error, job.records_imported) == ("Completed", None, n), job
+    _assert_queryable(idx, tables)
+    return str(op.id)
+
+
+def _reads(pc: Any, tables: dict[str, pa.Table]) -> dict[str, Any]:
+    """What a client reads of index "docs": its model, stats, namespaces,
+    imports, queries (ids, scores, metadata) and fetched vectors."""
+    model = pc.describe_index("docs")
+    idx = pc.Index(host=model.host)
+    out: dict[str, Any] = {
+        "indexes": sorted(i.name for i in pc.list_indexes()),
+        "model": (model.dimension, model.metric, model.vector_type),
+        "stats": {ns: s.vector_count for ns, s in idx.describe_index_stats().namespaces.items()},
+        "namespaces": {n.name: n.record_count for page in idx.list_namespaces()
+                       for n in page.namespaces},
+        "imports": [(j.id, j.status, j.records_imported) for j in idx.list_imports()],
+    }
+    for ns, t in tables.items():
+        x, ids = matrix_of(t), t.column("id").to_pylist()
+        for row in (0, t.num_rows // 2, t.num_rows - 1):
+            res = idx.query(vector=x[row].tolist(), top_k=5, namespace=ns, include_metadata=True)
+            out[f"query {ns} {row}"] = [(m.id, round(m.score, 4), m.metadata) for m in res.matches]
+        got = idx.fetch(ids=ids[:3], namespace=ns).vectors
+        out[f"fetch {ns}"] = {i: [round(v, 5) for v in got[i].values] for i in sorted(got)}
+    return out
+
+
+@pytest.mark.slow  # ~13 s: two servers, the first import starts a Dask cluster
+@pytest.mark.s3
+def test_serve_on_an_s3_store_survives_a_restart(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    """``vecstore --store s3://BUCKET/root serve`` (moto; credentials and
+    endpoint in the AWS_* environment, none on the command line): create an
+    index, import, query; SIGTERM (exit 0); a new server on the same store
+    (with an empty query cache) reads the same index, namespaces, import,
+    query results and vectors, all from the bucket."""
+    store = s3_bucket.uri("root")
+    tables = write_dense_import(tmp_path / "src", {"a": 300, "b": 120}, DIM)
+    env = {"AWS_ACCESS_KEY_ID": MOTO_KEY, "AWS_SECRET_ACCESS_KEY": MOTO_SECRET,
+           "AWS_ENDPOINT_URL_S3": s3_bucket.server.endpoint, "AWS_DEFAULT_REGION": S3_REGION}
+    log, cwd = tmp_path / "server.log", tmp_path / "cwd"
+    cwd.mkdir()
+    with _serve_cli(store, log, env={**env, "VECSTORE_QUERY_CACHE_DIR": str(tmp_path / "c1")},
+                    cwd=cwd) as (pc, proc):
+        assert not any(MOTO_SECRET in a or "storage-option" in a for a in map(str, proc.args))
+        import_id = _import_checked(pc, tmp_path / "src", tables)
+        before = _reads(pc, tables)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert before["stats"] == before["namespaces"] == {"a": 300, "b": 120}
+    assert before["imports"] == [(import_id, "Completed", 420)]
+    # the index lives in the bucket; nothing was written where the server ran
+    keys = fsspec.filesystem("s3", **s3_bucket.options()).find(f"{s3_bucket.name}/root")
+    assert any(k.endswith("/index.json") for k in keys), keys
+    assert any(k.endswith(".parquet") for k in keys), keys
+    assert list(cwd.iterdir()) == []
+    with _serve_cli(store, log, env={**env, "VECSTORE_QUERY_CACHE_DIR": str(tmp_path / "c2")},
+                    cwd=cwd) as (pc, proc):
+        after = _reads(pc, tables)
+        _assert_queryable(pc.Index(host=pc.describe_index("docs").host), tables)
+    assert after == before
+    assert list(cwd.iterdir()) == []
+    assert "Traceback" not in log.read_text(errors="replace")
+
+
+def _scheduler_state(address: str) -> tuple[dict[str, int], set[str]]:
+    """The tasks the scheduler has run so far, by prefix, and its clients
+    other than this one, its workers' own and ``fire-and-forget``."""
+    from distributed import Client
+
+    def state(dask_scheduler: Any) -> tuple[dict[str, int], list[str]]:
+        prefixes = {name: sum(p.state_counts.values())
+                    for name, p in dask_scheduler.task_prefixes.items()}
+        return prefixes, list(dask_scheduler.clients)
+
+    with Client(address, set_as_default=False, timeout=30) as c:
+        prefixes, clients = c.run_on_scheduler(state)
+        others = {i for i in clients if i not in (c.id, "fire-and-forget")
+                  and not i.startswith("Client-worker-")}
+    return prefixes, others
+
+
+@pytest.mark.slow  # ~15 s with the scheduler fixture
+def test_serve_runs_imports_on_an_external_scheduler(
+    external_scheduler: str, tmp_path: Path
+) -> None:
+    """``vecstore serve --scheduler tcp://...`` (a `dask scheduler` and two
+    `dask worker` processes): start_import over the SDK completes and is
+    queryable; its tasks ran on that scheduler (its counts of import tasks
+    grow; the server is its one client while it runs, gone after) and the
+    server started no cluster of its own (no child process)."""
+    tables = write_dense_import(tmp_path / "src", {"a": 3000, "b": 800}, DIM)
+    tasks_before, clients_before = _scheduler_state(external_scheduler)
+    with _serve_cli(str(tmp_path / "store"), tmp_path / "server.log",
+                    "--scheduler", external_scheduler) as (pc, proc):
+        _import_checked(pc, tmp_path / "src", tables)
+        tasks_after, clients = _scheduler_state(external_scheduler)
+        assert len(clients - clients_before) == 1, clients  # the server's import runner
+        assert psutil.Process(proc.pid).children(recursive=True) == []
+    grown = {k: n - tasks_before.get(k, 0) for k, n in tasks_after.items()
+             if n > tasks_before.get(k, 0)}
+    print("tasks run on the external scheduler:", grown)
+    assert grown.keys() & {"fold", "pack", "inspect_many", "scan_unit"}, grown
+    wait_until(lambda: _scheduler_state(external_scheduler)[1] == clients_before, timeout=10,
+               what="the server's client to leave the scheduler")

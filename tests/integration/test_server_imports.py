@@ -1,19 +1,25 @@
 """Bulk imports over the pinecone SDK 10.2: start (local path, default
-error mode), describe, list, list_paginated, cancel, and the errors."""
+error mode), describe, list, list_paginated, cancel (of a finished import,
+and of one in progress: an S3 source the test slows down with a proxy),
+imports from several clients at once, and the errors."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
-from datagen import dense_table, vectors, write
+from cloudgen import counting_proxy, matrix_of, new_place, seed_import
+from datagen import NOTHING_LEFT, dense_table, leftovers, vectors, wait_until, write
 from pinecone import NotFoundError, ServerlessSpec
 from pinecone.errors import ApiError
-from serverutil import serve, wait_import, write_dense_import
+from serverutil import Served, serve, wait_import, write_dense_import
 
 pytestmark = pytest.mark.dask
 
@@ -73,15 +79,127 @@ def test_import_lifecycle(env: dict[str, Any]) -> None:
     assert {j.id for j in [*page, *page2]} == {j.id for j in listed}
 
 
-def test_cancel(env: dict[str, Any]) -> None:
+def test_cancel_finished_import_is_a_noop(env: dict[str, Any]) -> None:
     base: Path = env["base"]
     idx = env["index"]
-    write_dense_import(base / "big", {f"n{i}": 2000 for i in range(4)}, DIM, seed=9)
-    op = idx.start_import(uri=str(base / "big"))
-    idx.cancel_import(id=op.id)
+    write_dense_import(base / "small", {"done": 30}, DIM, seed=9)
+    op = idx.start_import(uri=str(base / "small"))
     job = wait_import(idx, op.id)
-    assert job.status in ("Cancelled", "Completed")  # it may finish before the cancel lands
-    idx.cancel_import(id=op.id)  # cancelling a finished import is a no-op
+    assert job.status == "Completed", job.error
+    idx.cancel_import(id=op.id)
+    after = idx.describe_import(id=op.id)
+    assert (after.status, after.records_imported, after.finished_at) == (
+        "Completed", 30, job.finished_at)
+    assert idx.describe_index_stats().namespaces["done"].vector_count == 30
+
+
+def _namespaces(idx: Any) -> dict[str, int]:
+    """list_namespaces over the SDK (it yields pages): {name: record count}."""
+    return {ns.name: int(ns.record_count) for page in idx.list_namespaces() for ns in page.namespaces}
+
+
+def _stored_job(store: Path, index: str, job_id: str) -> dict[str, Any]:
+    """The job record as its runner last wrote it (no cancel-marker overlay)."""
+    from vecstore import layout
+
+    return cast(dict[str, Any], json.loads((store / layout.job_key(index, job_id)).read_text()))
+
+
+@pytest.mark.slow  # ~10 s: the server's first import starts its Dask cluster
+@pytest.mark.s3
+def test_cancel_in_progress_import_through_the_server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """An S3 source behind a proxy that holds each request 0.5 s cannot
+    finish quickly: cancelled over the SDK while InProgress with its Dask
+    tasks reading, it ends Cancelled; none of its namespaces is visible
+    (list_namespaces, stats, queries), and it leaves no manifest, data file,
+    staging file or commit marker, also a while later."""
+    place = new_place("s3", request, tmp_path)
+    assert place.server is not None
+    uri, tables, _ = seed_import(place, tmp_path, {f"n{i}": 400 for i in range(4)},
+                                 dim=DIM, files=8)
+    store = tmp_path / "store"
+    with counting_proxy(place.server) as proxy:
+        slow = place.server.options_via(proxy.endpoint)
+        slow.pop("skip_instance_cache", None)
+        cfg = tmp_path / "cfg.json"
+        cfg.write_text(json.dumps({"integrations": {"slow": slow}}))
+        with serve(store, config=cfg, log_level="info") as s:
+            pc = s.client()
+            m = pc.create_index(name="slow", dimension=DIM, metric="euclidean",
+                                spec=ServerlessSpec(cloud="aws", region="us-east-1"))
+            idx = pc.Index(host=m.host)
+            proxy.latency = 0.5
+            op = idx.start_import(uri=uri, integration_id="slow")
+            # past discovery, its tasks reading the source's files
+            wait_until(lambda: _stored_job(store, "slow", op.id)["phase"] not in
+                       ("pending", "discover") and len(proxy.since()) >= 3,
+                       timeout=60, interval=0.02, what="the import's tasks to read")
+            assert idx.describe_import(id=op.id).status == "InProgress"
+            idx.cancel_import(id=op.id)
+            # the driver saw the cancel (its own record says so) before the
+            # source speeds up again: the import cannot complete in between
+            wait_until(lambda: (j := _stored_job(store, "slow", op.id))["cancel_requested"]
+                       or j["status"] != "InProgress", timeout=30, what="the driver to see it")
+            proxy.latency = 0.0
+            job = wait_import(idx, op.id, timeout=60)
+            assert job.status == "Cancelled", job
+            assert job.error is None and job.finished_at is not None
+            assert job.percent_complete < 100
+            assert _namespaces(idx) == {}
+            stats = idx.describe_index_stats()
+            assert (stats.total_vector_count, dict(stats.namespaces)) == (0, {})
+            for ns, t in tables.items():
+                res = idx.query(vector=matrix_of(t)[0].tolist(), top_k=3, namespace=ns)
+                assert res.matches == [], ns
+            assert leftovers(store, "slow", op.id) == NOTHING_LEFT
+            time.sleep(1.5)  # a task that ignored the cancel would have written by now
+            assert leftovers(store, "slow", op.id) == NOTHING_LEFT
+            idx.cancel_import(id=op.id)  # a no-op now
+            assert idx.describe_import(id=op.id).status == "Cancelled"
+            assert [(j.id, j.status) for j in idx.list_imports()] == [(op.id, "Cancelled")]
+            assert _namespaces(idx) == {}
+            assert "Traceback" not in s.log_text()
+
+
+def test_concurrent_imports_from_several_clients(env: dict[str, Any]) -> None:
+    """Four threads, each with its own SDK client, start an import into its
+    own namespace of one index at the same moment: the four run at once and
+    all complete, with exact counts per namespace, and each namespace
+    answers with its own records."""
+    base: Path = env["base"]
+    server: Served = env["server"]
+    host = env["pc"].create_index(name="multi", dimension=DIM, metric="euclidean",
+                                  spec=ServerlessSpec(cloud="aws", region="us-east-1")).host
+    rows = {f"c{i}": 1500 + 37 * i for i in range(4)}
+    tables = {ns: write_dense_import(base / f"multi-{ns}", {ns: n}, DIM, seed=20 + i)[ns]
+              for i, (ns, n) in enumerate(rows.items())}
+    start = threading.Barrier(len(rows))
+
+    def run(ns: str) -> Any:
+        idx = server.client().Index(host=host)  # a client of its own
+        start.wait(timeout=30)
+        return wait_import(idx, idx.start_import(uri=str(base / f"multi-{ns}")).id)
+
+    with ThreadPoolExecutor(len(rows)) as pool:
+        done = dict(zip(rows, pool.map(run, rows), strict=True))
+    assert {ns: (job.status, job.error, job.records_imported) for ns, job in done.items()} == {
+        ns: ("Completed", None, n) for ns, n in rows.items()}
+    jobs = list(done.values())
+    assert len({job.id for job in jobs}) == len(rows)
+    # all four were in flight together (the last started before the first ended)
+    assert max(job.created_at for job in jobs) < min(job.finished_at for job in jobs), jobs
+    idx = env["pc"].Index(host=host)
+    stats = idx.describe_index_stats()
+    assert {ns: v.vector_count for ns, v in stats.namespaces.items()} == rows
+    assert stats.total_vector_count == sum(rows.values())
+    assert _namespaces(idx) == rows
+    for ns, t in tables.items():
+        x = matrix_of(t)
+        res = idx.query(vector=x[-1].tolist(), top_k=1, namespace=ns, include_metadata=True)
+        assert res.matches[0].id == t.column("id")[t.num_rows - 1].as_py()
+    assert {j.id for j in idx.list_imports()} == {job.id for job in jobs}
 
 
 def test_errors(env: dict[str, Any]) -> None:

@@ -148,7 +148,6 @@ class SourceFile(_Fields):
     version: str = ""
 
 
-
 @dataclass(frozen=True, slots=True)
 class Discovery:
     """What an import will read: namespace -> its data files, both sorted.

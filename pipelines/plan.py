@@ -113,7 +113,10 @@ class Shipped(Generic[T]):
     in the driver process (100,000 small files: seconds of the scheduler's
     CPU). Shipped, the scheduler moves one bytes object; the task calls
     :func:`unship`. Tasks whose results are lists of small objects return
-    them the same way (``tasks._shipped``)."""
+    them the same way (``inspect_many``, ``fold``, ``pack``): Dask's comms
+    walk a list of 1,024 small objects on both sides (100,000 files: the
+    driver's event loop spent 8.6 s waiting on the inspection results'
+    gathers, 0.7 s shipped; its CPU 5.0 -> 2.6 s)."""
 
     __slots__ = ("data",)
 

@@ -43,7 +43,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -76,8 +76,6 @@ from vecstore.writer import (
     write_cluster,
     write_id_file,
 )
-
-T = TypeVar("T")
 
 SCRATCH_SUFFIX = ".arrow"
 FLUSH_BYTES = 64 * 1024 * 1024
@@ -249,22 +247,14 @@ def inspect_many(
 ) -> P.Shipped[list[FileInfo]]:
     """Footers of several files (one task for many small files), in order;
     the small ones' rows decoded to staging (:mod:`.decoded`). The result
-    comes back :class:`~.plan.Shipped` (see :func:`_shipped`)."""
+    comes back :class:`~.plan.Shipped` (see there)."""
     files = P.unship(shipped)
     whole = [f.key for f in files if 0 < f.size <= FOOTER_BYTES]  # discover._read_footer
     opened: dict[str, pq.ParquetFile] = {}
     with _reading_ahead(ctx, whole) as mine:
         infos = _inspect_each(mine, files, opened)
     # the small ones decoded now, once: sample, scan and pack slice them
-    return _shipped(decoded.keep(ctx, infos, opened))
-
-
-def _shipped(result: T) -> P.Shipped[T]:
-    """A task's result for the driver pickled once, here, into one bytes
-    object: Dask's comms walk a list of 1,024 small objects on both sides
-    (100,000 files: the driver's event loop spent 8.6 s waiting on the
-    inspection results' gathers, 0.7 s shipped; its CPU 5.0 -> 2.6 s)."""
-    return P.Shipped.of(result)
+    return P.Shipped.of(decoded.keep(ctx, infos, opened))
 
 
 def _inspect_each(
@@ -1201,7 +1191,7 @@ def pack(
     """
     plans = P.unship(shipped)
     with _reading_ahead(ctx, _read_once_keys(ctx, plans)) as ahead:
-        return _shipped(_pack(ctx, ahead.source, plans))
+        return P.Shipped.of(_pack(ctx, ahead.source, plans))
 
 
 @dataclass(frozen=True)
@@ -1234,7 +1224,7 @@ def fold(ctx: P.Context, shipped: P.ShippedOr[P.FoldGroup]) -> P.Shipped[FoldRes
             for ns, files in g.namespaces
         ]
         packable = [p for p in plans if p.packable_under(g.max_rows)]
-        return _shipped(FoldResult(plans, _pack(ctx, cache, packable) if packable else []))
+        return P.Shipped.of(FoldResult(plans, _pack(ctx, cache, packable) if packable else []))
 
 
 def _read_once_keys(ctx: P.Context, plans: Sequence[P.NamespacePlan]) -> list[str]:
